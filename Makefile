@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   bring the suite up and run the main job on the embedded default
+#   make test   run every test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench setup redis-server sim-paper protos clean
+
+$(STAMP): pyproject.toml setup.py
+	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.10+ (apt-get install python3 python3-venv)"; exit 2; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[executor,sim,dev]'
+	@touch $@
+
+setup: $(STAMP) redis-server
+
+# The tests start their own redis-server on a free port; install it when we can.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null); \
+	  fi; }
+	@command -v redis-server >/dev/null || { echo "redis-server is missing: install it (apt-get install redis-server) and re-run"; exit 2; }
+
+demo: setup
+	$(VENV)/bin/modipick demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks
+
+sim-paper: setup
+	$(VENV)/bin/modipick sim paper --out out/paper
+
+protos: $(STAMP)
+	$(PY) protos/generate.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

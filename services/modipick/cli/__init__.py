@@ -1,0 +1,43 @@
+"""`modipick` command: one entry point, each subcommand imported only when used (so the
+Selector and Profiler never import TensorFlow, and `modipick sim` never imports gRPC)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "sim": ("modipick.sim.cli", "main", "simulate policies on model/network profiles (paper reproduction)"),
+    "demo": ("modipick.cli.demo", "main", "bring the suite up and send labelled digits through it"),
+    "up": ("modipick.cli.up", "main", "start Profiler, Executor and Selector on this machine"),
+    "selector": ("modipick.selector.__main__", "main", "run a Selector"),
+    "profiler": ("modipick.profiler.__main__", "main", "run a Profiler"),
+    "executor": ("modipick.executor.__main__", "main", "run an Executor"),
+    "zoo": ("modipick.zoo.cli", "main", "build model pools as SavedModels in TF Serving layout"),
+    "infer": ("modipick.client.cli", "main", "send one image through a Selector"),
+    "loadgen": ("modipick.loadgen.cli", "main", "replay network traces as load against the suite"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: modipick COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"modipick: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, func, _ = COMMANDS[name]
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The time a request has left for inference, as a value object.
+
+Paper eq. 1: T_budget = T_sla - 2 * T_input. The return leg is an *estimate*: by default the
+paper's assumption that it equals the upload leg, but callers may pass their own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Hindsight:
+    """What only a simulator knows: the real return leg and every model's real execution time."""
+
+    return_ms: float
+    exec_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    sla_ms: float
+    upload_ms: float = 0.0
+    return_estimate_ms: float | None = None  # None: the paper's assumption, equal to upload
+    hindsight: Hindsight | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sla_ms) and self.sla_ms > 0):
+            raise ValueError(f"SLA must be a positive number of ms, got {self.sla_ms!r}")
+        if not (math.isfinite(self.upload_ms) and self.upload_ms >= 0):
+            raise ValueError(f"upload time must be >= 0 ms, got {self.upload_ms!r}")
+
+    @property
+    def return_ms(self) -> float:
+        return self.upload_ms if self.return_estimate_ms is None else self.return_estimate_ms
+
+    @property
+    def execution_ms(self) -> float:
+        """T_U: the hard limit for server-side time (may be negative: nothing can fit)."""
+        return self.sla_ms - self.upload_ms - self.return_ms

@@ -1,0 +1,65 @@
+"""The one interface every selection policy implements, and what a decision reports."""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from modipick.core.budget import Budget
+from modipick.core.profiles import Candidate
+
+
+class Reason(str, enum.Enum):
+    BASE = "base"          # the stage-1 (or greedy) choice
+    EXPLORED = "explored"  # drawn from the exploration set, not the base model
+    FALLBACK = "fallback"  # nothing fits the budget: the fastest model, best effort
+    ORACLE = "oracle"      # hindsight (simulation only)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    model: Candidate
+    reason: Reason
+    base: Candidate | None = None
+    explored: int = 0        # size of the exploration set M_E (0 where the policy has none)
+    probability: float = 1.0  # probability with which `model` was drawn
+
+    @property
+    def fits(self) -> bool:
+        return self.reason is not Reason.FALLBACK
+
+
+class Policy(Protocol):
+    name: str
+
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+        """Pick one of `models` (never empty) for a request with `budget`."""
+        ...
+
+
+def fastest(models: Sequence[Candidate]) -> Candidate:
+    """Lowest mean; ties by higher accuracy, then name, so the choice is stable."""
+    best = models[0]
+    for m in models:
+        if m.mean_ms < best.mean_ms or (m.mean_ms == best.mean_ms and
+                                         (m.accuracy, best.name) > (best.accuracy, m.name)):
+            best = m
+    return best
+
+
+def better(a: Candidate, b: Candidate | None) -> bool:
+    """Is `a` a better pick than `b` on accuracy, ties broken by speed then name?"""
+    if b is None:
+        return True
+    if a.accuracy != b.accuracy:
+        return a.accuracy > b.accuracy
+    if a.mean_ms != b.mean_ms:
+        return a.mean_ms < b.mean_ms
+    return a.name < b.name
+
+
+def require_models(models: Sequence[Candidate]) -> None:
+    if not models:
+        raise ValueError("no models to choose from")

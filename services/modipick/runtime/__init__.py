@@ -1,1 +1,1 @@
-"""runtime."""
+"""Plumbing every service shares: logging, config from flags/env, gRPC server lifecycle."""

@@ -1,0 +1,26 @@
+"""Outgoing gRPC channels with the project's TLS and message-size settings."""
+
+from __future__ import annotations
+
+import grpc
+
+from modipick.runtime.tls import TlsConfig
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                    extra: list[tuple[str, object]] | None = None) -> list[tuple[str, object]]:
+    return [("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.enable_retries", 0),
+            *(extra or [])]
+
+
+def aio_channel(target: str, *, tls: TlsConfig | None = None,
+                max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                extra_options: list[tuple[str, object]] | None = None) -> grpc.aio.Channel:
+    options = channel_options(max_message_bytes, extra_options)
+    if tls is not None and tls.enabled:
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options + tls.channel_options())
+    return grpc.aio.insecure_channel(target, options)

@@ -1,0 +1,70 @@
+"""Flags with `MODIPICK_*` environment defaults. Read only inside main(): `environ` is passed in,
+never read at import time."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable, Mapping
+
+ENV_PREFIX = "MODIPICK_"
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class EnvArgumentParser(argparse.ArgumentParser):
+    """argparse where every option's default may come from MODIPICK_<OPTION>; bad values exit 2
+    with a message naming the flag and its environment variable."""
+
+    def __init__(self, *args: Any, environ: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._environ = os.environ if environ is None else environ
+
+    def add_option(self, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
+                   help: str = "", secret: bool = False, **kwargs: Any) -> None:
+        name = env_name(flag)
+        raw = self._environ.get(name)
+        if raw is not None and kwargs.get("action") is None:
+            try:
+                default = type(raw)
+            except (TypeError, ValueError) as exc:
+                self.error(f"{name}={'***' if secret else raw!r}: {exc}")
+        elif raw is not None and kwargs.get("action") == "store_true":
+            default = raw.strip().lower() in ("1", "true", "yes", "on")
+        shown = "(set)" if secret and default else default
+        help_text = f"{help} [env {name}; default {shown}]"
+        if kwargs.get("action") == "store_true":
+            self.add_argument(flag, default=default, help=help_text, **kwargs)
+        else:
+            self.add_argument(flag, default=default, type=type, help=help_text, **kwargs)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def read_secret(value: str | None) -> str | None:
+    """A secret given directly, or as `file:/path` (Kubernetes secret volumes)."""
+    if value and value.startswith("file:"):
+        with open(value[5:], encoding="utf-8") as fh:
+            return fh.read().strip()
+    return value or None

@@ -1,0 +1,116 @@
+"""grpc.aio server lifecycle shared by the Selector, Profiler and Executor.
+
+Every server carries grpc.health.v1 health and reflection. Shutdown is graceful: health turns
+NOT_SERVING first (load balancers stop sending), then the server stops accepting RPCs and lets
+in-flight ones finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
+from modipick.runtime.tls import TlsConfig
+
+log = structlog.get_logger("modipick.server")
+
+Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    address: str = "127.0.0.1:0"
+    tls: TlsConfig | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grace_s: float = 5.0
+    drain_delay_s: float = 0.0  # time between NOT_SERVING and stop, for load balancers to notice
+    max_concurrent_rpcs: int | None = None
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    service_names: tuple[str, ...]
+    options: ServerOptions
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def target(self) -> str:
+        host = self.options.address.rsplit(":", 1)[0] or "127.0.0.1"
+        host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
+        return f"{host}:{self.port}"
+
+    async def set_serving(self, serving: bool, service: str | None = None) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ((service,) if service is not None else ("", *self.service_names)):
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.health.enter_graceful_shutdown()
+        if self.options.drain_delay_s:
+            await asyncio.sleep(self.options.drain_delay_s)
+        await self.server.stop(self.options.grace_s if grace_s is None else grace_s)
+
+
+async def start_server(registrations: Sequence[Registration], service_names: Sequence[str],
+                       options: ServerOptions = ServerOptions(), *,
+                       interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+                       serving: bool = True) -> RunningServer:
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[("grpc.max_send_message_length", options.max_message_bytes),
+                 ("grpc.max_receive_message_length", options.max_message_bytes),
+                 ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=options.max_concurrent_rpcs)
+    for add, servicer in registrations:
+        add(servicer, server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = tuple(service_names)
+    reflection.enable_server_reflection(
+        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    if options.tls is not None and options.tls.enabled:
+        port = server.add_secure_port(options.address, options.tls.server_credentials())
+    else:
+        port = server.add_insecure_port(options.address)
+    if port == 0:
+        raise OSError(f"cannot listen on {options.address}")
+    await server.start()
+    running = RunningServer(server, port, health, names, options)
+    await running.set_serving(serving)
+    return running
+
+
+async def run_until_signal(running: RunningServer, *,
+                           on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving", target=running.target, services=list(running.service_names))
+    await stop.wait()
+    log.info("shutting down", grace_s=running.options.grace_s)
+    await running.stop()
+    if on_shutdown is not None:
+        await on_shutdown()
+    log.info("stopped")
+
+
+def service_name(pb2_module: Any, service: str) -> str:
+    return pb2_module.DESCRIPTOR.services_by_name[service].full_name

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from modipick.core.returnleg import ReturnLegEstimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,10 @@ class Hindsight:
     return_ms: float
     exec_ms: Mapping[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.return_ms) and self.return_ms >= 0):
+            raise ValueError(f"real return time must be >= 0 ms, got {self.return_ms!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Budget:
@@ -25,12 +32,16 @@ class Budget:
     upload_ms: float = 0.0
     return_estimate_ms: float | None = None  # None: the paper's assumption, equal to upload
     hindsight: Hindsight | None = None
+    return_leg: "ReturnLegEstimate | None" = None  # a learned distribution (risk_aware); None: use return_ms
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sla_ms) and self.sla_ms > 0):
             raise ValueError(f"SLA must be a positive number of ms, got {self.sla_ms!r}")
         if not (math.isfinite(self.upload_ms) and self.upload_ms >= 0):
             raise ValueError(f"upload time must be >= 0 ms, got {self.upload_ms!r}")
+        r = self.return_estimate_ms
+        if r is not None and not (math.isfinite(r) and r >= 0):
+            raise ValueError(f"return estimate must be >= 0 ms, got {r!r}")
 
     @property
     def return_ms(self) -> float:
@@ -39,4 +50,13 @@ class Budget:
     @property
     def execution_ms(self) -> float:
         """T_U: the hard limit for server-side time (may be negative: nothing can fit)."""
-        return self.sla_ms - self.upload_ms - self.return_ms
+        r = self.return_estimate_ms  # inlined `return_ms`: this runs once per decision
+        return self.sla_ms - self.upload_ms - (self.upload_ms if r is None else r)
+
+    def real_e2e_ms(self, exec_ms: float) -> float:
+        """Hindsight end-to-end time of a request whose model ran `exec_ms`: upload + exec + real
+        return. Simulators score SLA attainment with this, and the oracle decides with it, so both
+        round the same way and the oracle's bound holds exactly."""
+        if self.hindsight is None:
+            raise ValueError("real end-to-end time needs hindsight (simulation only)")
+        return self.upload_ms + exec_ms + self.hindsight.return_ms

@@ -8,6 +8,7 @@ from modipick.core.policies.base import Decision, Policy, Reason, fastest
 from modipick.core.policies.baselines import Oracle, PureRandom, RelatedAccurate, RelatedRandom
 from modipick.core.policies.greedy import DynamicGreedy, StaticGreedy
 from modipick.core.policies.modipick import ModiPick
+from modipick.core.policies.risk_aware import RiskAware
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {
     StaticGreedy.name: StaticGreedy,
@@ -17,6 +18,7 @@ _REGISTRY: dict[str, Callable[..., Policy]] = {
     RelatedRandom.name: RelatedRandom,
     RelatedAccurate.name: RelatedAccurate,
     Oracle.name: Oracle,
+    RiskAware.name: RiskAware,
 }
 
 # Policies a live Selector may run (the oracle needs hindsight a server never has).
@@ -44,4 +46,4 @@ def make_policy(name: str, **params: Any) -> Policy:
 
 __all__ = ["Decision", "Policy", "Reason", "fastest", "make_policy", "policy_names", "register_policy",
            "LIVE_POLICIES", "ModiPick", "StaticGreedy", "DynamicGreedy", "PureRandom", "RelatedRandom",
-           "RelatedAccurate", "Oracle"]
+           "RelatedAccurate", "Oracle", "RiskAware"]

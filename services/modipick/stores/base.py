@@ -1,0 +1,72 @@
+"""The profile-store contract every backend implements, and the argument checks they share.
+
+Writes on an unknown (name, version) never create it: observations and outcomes for a model that
+is not registered (or was deregistered meanwhile) are rejected and reported through the return value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from modipick.core import ModelProfile
+
+STATES = frozenset({"loading", "warming", "eligible", "failing"})
+
+Observation = tuple[str, int, float]  # (model name, version, latency in ms)
+
+
+@runtime_checkable
+class ProfileStore(Protocol):
+    def load_all(self) -> list[ModelProfile]:
+        """Every registered profile, sorted by (name, version), read in one round trip."""
+
+    def register(self, profile: ModelProfile) -> bool:
+        """Create the profile, or update declared accuracy and state keeping learned stats.
+        Returns True when it was created."""
+
+    def deregister(self, name: str, version: int) -> bool:
+        """Remove the profile; True if it existed."""
+
+    def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                     now: float | None = None) -> int:
+        """Apply latency observations in order (EWMA, modipick.core.ewma_step), atomically as one
+        batch; returns how many were accepted (those for unknown models are rejected)."""
+
+    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        """Count one served request with known ground truth; False if the model is unknown."""
+
+    def set_state(self, name: str, version: int, state: str) -> bool:
+        """Set the lifecycle state; False if the model is unknown."""
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+
+def check_alpha(alpha: float) -> float:
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def check_state(state: str) -> str:
+    if state not in STATES:
+        raise ValueError(f"unknown model state {state!r}; expected one of {sorted(STATES)}")
+    return state
+
+
+def check_observations(observations: Iterable[Observation]) -> list[tuple[str, int, float]]:
+    """Validate a whole batch before any of it is applied, so a bad item never half-applies a batch."""
+    checked = []
+    for index, (name, version, ms) in enumerate(observations):
+        ms = float(ms)
+        if not math.isfinite(ms) or ms < 0:
+            raise ValueError(f"observation {index} ({name}:{version}): latency must be a finite "
+                             f"number of ms >= 0, got {ms!r}")
+        checked.append((name, int(version), ms))
+    return checked
+
+
+def sorted_profiles(profiles: Sequence[ModelProfile]) -> list[ModelProfile]:
+    return sorted(profiles, key=lambda p: (p.name, p.version))

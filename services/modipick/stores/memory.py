@@ -1,0 +1,73 @@
+"""In-memory profile store: one process (any number of threads), nothing survives a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from modipick.core import ModelProfile
+from modipick.core.profiles import ewma_update, record_outcome
+from modipick.stores.base import Observation, check_alpha, check_observations, check_state, sorted_profiles
+
+
+class InMemoryProfileStore:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._profiles: dict[tuple[str, int], ModelProfile] = {}
+
+    def __repr__(self) -> str:
+        return f"InMemoryProfileStore(models={len(self._profiles)})"
+
+    def load_all(self) -> list[ModelProfile]:
+        with self._lock:
+            return sorted_profiles(list(self._profiles.values()))
+
+    def register(self, profile: ModelProfile) -> bool:
+        check_state(profile.state)
+        key = (profile.name, profile.version)
+        with self._lock:
+            known = self._profiles.get(key)
+            if known is None:
+                self._profiles[key] = profile
+                return True
+            self._profiles[key] = replace(known, declared_accuracy=profile.declared_accuracy, state=profile.state)
+            return False
+
+    def deregister(self, name: str, version: int) -> bool:
+        with self._lock:
+            return self._profiles.pop((name, int(version)), None) is not None
+
+    def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                     now: float | None = None) -> int:
+        alpha = check_alpha(alpha)
+        batch = check_observations(observations)
+        now = self._clock() if now is None else float(now)
+        accepted = 0
+        with self._lock:
+            for name, version, ms in batch:
+                known = self._profiles.get((name, version))
+                if known is not None:
+                    self._profiles[(name, version)] = ewma_update(known, ms, alpha=alpha, now=now)
+                    accepted += 1
+        return accepted
+
+    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        return self._update((name, int(version)), lambda p: record_outcome(p, bool(correct)))
+
+    def set_state(self, name: str, version: int, state: str) -> bool:
+        check_state(state)
+        return self._update((name, int(version)), lambda p: replace(p, state=state))
+
+    def close(self) -> None:
+        pass
+
+    def _update(self, key: tuple[str, int], change: Callable[[ModelProfile], ModelProfile]) -> bool:
+        with self._lock:
+            known = self._profiles.get(key)
+            if known is None:
+                return False
+            self._profiles[key] = change(known)
+            return True

@@ -52,6 +52,13 @@ class ModelProfile:
                 raise ValueError(f"{self.name}: {label} must be a finite number >= 0, got {value!r}")
         if self.declared_accuracy > 100:
             raise ValueError(f"{self.name}: declared_accuracy is a percentage, got {self.declared_accuracy!r}")
+        for label, count in (("samples", self.samples), ("correct", self.correct), ("served", self.served)):
+            if count < 0:
+                raise ValueError(f"{self.name}: {label} must be >= 0, got {count!r}")
+        if self.correct > self.served:
+            raise ValueError(f"{self.name}: correct ({self.correct}) exceeds served ({self.served})")
+        if not math.isfinite(self.updated_at):
+            raise ValueError(f"{self.name}: updated_at must be finite, got {self.updated_at!r}")
 
     @property
     def key(self) -> str:

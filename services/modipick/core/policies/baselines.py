@@ -80,12 +80,13 @@ class Oracle:
         h = budget.hindsight
         if h is None:
             raise ValueError("the oracle needs hindsight (simulation only)")
-        left = budget.sla_ms - budget.upload_ms - h.return_ms
+        sla, upload, back = budget.sla_ms, budget.upload_ms, h.return_ms
         best = None
         quickest, quickest_ms = None, float("inf")
         for m in models:
             t = h.exec_ms.get(m.name, m.mean_ms)
-            if t <= left and better(m, best):
+            # Same expression as Budget.real_e2e_ms, so "fits" agrees with how requests are scored.
+            if upload + t + back <= sla and better(m, best):
                 best = m
             if t < quickest_ms:
                 quickest, quickest_ms = m, t

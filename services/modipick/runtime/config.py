@@ -68,3 +68,30 @@ def read_secret(value: str | None) -> str | None:
         with open(value[5:], encoding="utf-8") as fh:
             return fh.read().strip()
     return value or None
+
+
+def add_tls_options(parser: "EnvArgumentParser") -> None:
+    """Server TLS (cert/key; a client CA turns on mutual TLS) and the TLS used for outgoing calls."""
+    parser.add_option("--tls-cert", help="server certificate (PEM); enables TLS")
+    parser.add_option("--tls-key", help="server private key (PEM)")
+    parser.add_option("--tls-client-ca", help="CA for client certificates; enables mutual TLS")
+    parser.add_option("--upstream-ca", help="CA that signs the servers this one calls")
+    parser.add_option("--upstream-cert", help="client certificate presented to servers this one calls (mTLS)")
+    parser.add_option("--upstream-key", help="client key for --upstream-cert")
+    parser.add_option("--upstream-server-name", help="TLS name to expect from the servers this one calls")
+
+
+def tls_configs(args: argparse.Namespace):
+    """(server TlsConfig | None, client TlsConfig | None) from add_tls_options' flags."""
+    from modipick.runtime.tls import TlsConfig
+
+    server = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise SystemExit("modipick: --tls-cert and --tls-key go together")
+        server = TlsConfig(cert_file=args.tls_cert, key_file=args.tls_key, ca_file=args.tls_client_ca)
+    client = None
+    if args.upstream_ca or args.upstream_cert:
+        client = TlsConfig(cert_file=args.upstream_cert, key_file=args.upstream_key, ca_file=args.upstream_ca,
+                           server_name_override=args.upstream_server_name)
+    return server, client

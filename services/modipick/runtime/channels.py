@@ -14,6 +14,8 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     return [("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.enable_retries", 0),
+            # dns:/// targets resolve to every replica (headless Services): spread calls over all.
+            ("grpc.lb_policy_name", "round_robin"),
             *(extra or [])]
 
 

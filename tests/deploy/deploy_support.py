@@ -1,0 +1,75 @@
+"""Shared paths, the metric contract and rendered manifests for the deployment tests (offline: no
+cluster, no Docker). A plain module, not a conftest, so its name cannot clash with other test folders."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from kustomize_tree import kustomize_command, raw_resources, render
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE_DIR = DEPLOY / "compose"
+DOCKER_DIR = DEPLOY / "docker"
+KUSTOMIZE_DIRS = {
+    "base": K8S / "base",
+    "dev": K8S / "overlays" / "dev",
+    "prod": K8S / "overlays" / "prod",
+    "gpu": K8S / "overlays" / "gpu",
+}
+ROLES = {"selector": 50051, "executor": 50052, "profiler": 50053}
+
+# The metrics the services export (issue 6, part 5): name -> (type, labels).
+METRICS: dict[str, tuple[str, frozenset[str]]] = {
+    "modipick_requests_total": ("counter", frozenset({"policy", "disposition"})),
+    "modipick_sla_met_total": ("counter", frozenset({"policy"})),
+    "modipick_budget_ms": ("histogram", frozenset()),
+    "modipick_e2e_ms": ("histogram", frozenset()),
+    "modipick_selections_total": ("counter", frozenset({"model", "reason"})),
+    "modipick_profile_staleness_seconds": ("gauge", frozenset()),
+    "modipick_executor_queue_ms": ("histogram", frozenset({"model"})),
+    "modipick_executor_execution_ms": ("histogram", frozenset({"model"})),
+    "modipick_redis_errors_total": ("counter", frozenset()),
+    "modipick_observations_total": ("counter", frozenset({"result"})),
+}
+# Labels Prometheus itself attaches to every series (scrape target, histogram bucket).
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "le"})
+
+
+def venv_tool(name: str) -> str:
+    """A console script installed next to this interpreter (the dev extra), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[dev]' (it is in the dev extra)")
+    return found
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+
+
+@functools.cache
+def rendered(directory: Path) -> list[dict]:
+    """The resources a kustomization renders to (real Kustomize); without a renderer on the machine,
+    every resource file as written (issue 6, part 4's fallback)."""
+    command = kustomize_command()
+    if command is None:
+        return raw_resources(directory)
+    return render(directory, command)
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def pod_specs(docs: list[dict]) -> dict[str, dict]:
+    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
+            for d in docs if d["kind"] in WORKLOAD_KINDS}

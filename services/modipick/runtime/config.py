@@ -22,6 +22,9 @@ class EnvArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._environ = os.environ if environ is None else environ
 
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
     def add_option(self, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
                    help: str = "", secret: bool = False, **kwargs: Any) -> None:
         name = env_name(flag)
@@ -29,7 +32,7 @@ class EnvArgumentParser(argparse.ArgumentParser):
         if raw is not None and kwargs.get("action") is None:
             try:
                 default = type(raw)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
                 self.error(f"{name}={'***' if secret else raw!r}: {exc}")
         elif raw is not None and kwargs.get("action") == "store_true":
             default = raw.strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,113 @@
+"""`modipick executor`: run models (embedded TensorFlow or TensorFlow Serving) under deadlines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any, Callable, Mapping, NoReturn
+
+from modipick.runtime.config import EnvArgumentParser
+from modipick.runtime.logging import configure_logging
+from modipick.runtime.server import run_until_signal
+from modipick.runtime.tls import TlsConfig
+
+
+class _BadValue(argparse.ArgumentTypeError, ValueError):
+    """Readable from a flag (argparse) and from a MODIPICK_* variable (which catches ValueError)."""
+
+
+class _Parser(EnvArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (no usage dump)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _number(kind: Callable[[str], Any], lowest: float, inclusive: bool) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise _BadValue(f"not a number: {text!r}") from None
+        if value != value or value == float("inf") or value < lowest or (not inclusive and value == lowest):
+            raise _BadValue(f"must be {'>=' if inclusive else '>'} {lowest:g}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number(int, 0, inclusive=False)
+_non_negative_int = _number(int, 0, inclusive=True)
+_positive_float = _number(float, 0.0, inclusive=False)
+_non_negative_float = _number(float, 0.0, inclusive=True)
+
+
+def _backend(text: str) -> str:
+    from modipick.executor.backends.base import BACKENDS
+
+    if text not in BACKENDS:
+        raise _BadValue(f"must be one of {', '.join(BACKENDS)}, got {text!r}")
+    return text
+
+
+def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
+    from modipick.executor.app import ExecutorSettings
+
+    p = _Parser(prog="modipick executor", description=__doc__, environ=environ)
+    p.add_option("--listen", default="0.0.0.0:50052", help="address to serve on")
+    p.add_option("--backend", default="embedded", type=_backend, help="embedded | tfserving")
+    p.add_option("--model-base", default="", help="TF Serving base path of the pool (<base>/<model>/<version>/); "
+                 "the tfserving backend reads model names and declared accuracies from it")
+    p.add_option("--tfserving-target", default="127.0.0.1:8500", help="TensorFlow Serving gRPC address")
+    p.add_option("--profiler-target", default="", help="Profiler to report observations to (empty: none)")
+    p.add_option("--max-concurrency", default=2, type=_positive_int, help="executions running at once")
+    p.add_option("--max-queue", default=32, type=_non_negative_int,
+                 help="requests waiting for a slot; beyond it RESOURCE_EXHAUSTED")
+    p.add_option("--default-timeout-s", default=30.0, type=_positive_float, help="deadline of calls without one")
+    p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=_positive_int, help="gRPC message limit")
+    p.add_option("--grace-s", default=5.0, type=_non_negative_float, help="shutdown grace period")
+    p.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
+    p.add_option("--tls-key", default="", help="server key", secret=True)
+    p.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
+    p.add_option("--downstream-ca", default="", help="CA to trust for the Profiler (enables TLS to it)")
+    p.add_option("--downstream-cert", default="", help="client certificate for the Profiler (mTLS)")
+    p.add_option("--downstream-key", default="", help="client key for the Profiler (mTLS)", secret=True)
+    p.add_option("--log-level", default="info", help="debug|info|warning|error")
+    p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
+    args = p.parse_args(argv)
+    if args.backend == "embedded" and not args.model_base:
+        p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
+                "build a pool with `modipick zoo build --pool digits`")
+    server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
+    downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
+    settings = ExecutorSettings(
+        address=args.listen, backend=args.backend, model_base=args.model_base or None,
+        tfserving_target=args.tfserving_target, profiler_target=args.profiler_target,
+        max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
+        server_tls=server_tls if server_tls.enabled else None,
+        downstream_tls=downstream if downstream.enabled else None,
+        max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
+    return settings, args
+
+
+async def serve(settings) -> None:
+    from modipick.executor.app import start_executor
+
+    app = await start_executor(settings)
+    await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
+    configure_logging(json=True if args.log_json else None, level=args.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except (OSError, ValueError) as exc:
+        print(f"modipick executor: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, (FileNotFoundError, ValueError)) else 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Deadlines, the bounded queue and observations, on a real embedded backend made slow on purpose."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from executor_helpers import execute_request, start_app, tensor_input
+
+from modipick.executor.app import ExecutorSettings
+from modipick.executor.backends.embedded import EmbeddedBackend
+from modipick.v1 import executor_pb2
+
+pytestmark = pytest.mark.tf
+
+
+class SlowBackend:
+    """The real embedded backend, with `delay_s` of extra work before each run."""
+
+    def __init__(self, inner: EmbeddedBackend, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+        self.name = "slow-embedded"
+        self.finished = 0
+
+    async def start(self):
+        await self.inner.start()
+
+    async def wait_ready(self, timeout_s=None):
+        await self.inner.wait_ready(timeout_s)
+
+    async def models(self):
+        return await self.inner.models()
+
+    async def resolve(self, ref, *, timeout_s=None):
+        return await self.inner.resolve(ref, timeout_s=timeout_s)
+
+    async def predict(self, model, batch, **kwargs):
+        import asyncio
+
+        await asyncio.sleep(self.delay_s)
+        try:
+            return await self.inner.predict(model, batch, **kwargs)
+        finally:
+            self.finished += 1
+
+    async def close(self):
+        await self.inner.close()
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.observations = []
+
+    def submit(self, observation) -> None:
+        self.observations.append(observation)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def slow_executor(loop_thread, digits_pool):
+    apps = []
+
+    def make(delay_s: float, *, max_concurrency: int = 1, max_queue: int = 4):
+        backend = SlowBackend(EmbeddedBackend(digits_pool, models=["cnn-small"]), delay_s)
+        sink = RecordingSink()
+        app = start_app(loop_thread, ExecutorSettings(model_base=str(digits_pool), max_concurrency=max_concurrency,
+                                                      max_queue=max_queue, grace_s=0.2),
+                        backend=backend, sink=sink)
+        apps.append(app)
+        return app, backend, sink
+
+    yield make
+    for app in apps:
+        loop_thread.run(app.stop(0))
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_a_run_past_the_deadline_ends_at_the_deadline(slow_executor, stub_for, held_out):
+    app, backend, sink = slow_executor(delay_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        stub_for(app).Execute(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert 0.25 <= elapsed < 1.5
+    wait_for(lambda: sink.observations)
+    assert sink.observations[0].failed and sink.observations[0].name == "cnn-small"
+    # the abandoned run keeps its slot until the backend really finishes: the CPU bound holds
+    assert app.service.admission.running == 1
+    wait_for(lambda: backend.finished == 1, timeout_s=10)
+    wait_for(lambda: app.service.admission.running == 0)
+
+
+def test_waiting_past_the_deadline_for_a_slot(slow_executor, stub_for, held_out):
+    app, _, _ = slow_executor(delay_s=2.0, max_concurrency=1, max_queue=4)
+    stub = stub_for(app)
+    first = stub.Execute.future(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=10)
+    wait_for(lambda: app.service.admission.running == 1)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][1])), timeout=0.3)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 1.5
+    assert first.result().prediction.label == held_out[1][0]
+
+
+def test_a_full_queue_sheds_with_resource_exhausted(slow_executor, stub_for, held_out):
+    app, _, sink = slow_executor(delay_s=1.5, max_concurrency=1, max_queue=1)
+    stub = stub_for(app)
+    running = stub.Execute.future(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=10)
+    wait_for(lambda: app.service.admission.running == 1)
+    queued = stub.Execute.future(execute_request("cnn-small", tensor_input(held_out[0][1])), timeout=10)
+    wait_for(lambda: app.service.admission.waiting == 1)
+    listed = stub.ListModels(executor_pb2.ListModelsRequest(), timeout=5)
+    assert [m.queue_depth for m in listed.models] == [2]
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][2])), timeout=10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--max-queue 1" in err.value.details()
+    assert time.monotonic() - started < 0.75  # shed at once, not after waiting
+    first, second = running.result(), queued.result()
+    assert first.queue_ms < 500
+    assert second.queue_ms > 1000  # it waited for the first run (1.5 s)
+    assert app.service.admission.shed == 1
+    assert [round(o.queue_ms, 6) for o in sink.observations] == [round(first.queue_ms, 6),
+                                                                   round(second.queue_ms, 6)]
+
+
+def test_user_executions_are_observed_and_probes_are_not(slow_executor, stub_for, held_out):
+    app, _, sink = slow_executor(delay_s=0.0)
+    stub = stub_for(app)
+    reply = stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][0]), request_id="user-1"), timeout=5)
+    stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][0]), probe=True, request_id="probe-1"),
+                 timeout=5)
+    assert len(sink.observations) == 1
+    observed = sink.observations[0]
+    assert (observed.name, observed.version, observed.request_id, observed.failed) == ("cnn-small", 1, "user-1",
+                                                                                       False)
+    assert observed.queue_ms == pytest.approx(reply.queue_ms)
+    assert observed.execution_ms == pytest.approx(reply.execution_ms)
+    assert abs(observed.observed_at - time.time()) < 5
+
+
+def test_request_id_comes_from_metadata_when_the_message_has_none(slow_executor, stub_for, held_out):
+    app, _, sink = slow_executor(delay_s=0.0)
+    reply = stub_for(app).Execute(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=5,
+                                  metadata=(("x-request-id", "from-metadata"),))
+    assert reply.request_id == "from-metadata"
+    assert sink.observations[-1].request_id == "from-metadata"

@@ -78,13 +78,25 @@ def read_network(path: Path, name: str) -> tuple[float, float]:
 
 
 def draw_budgets(n: int, rng: random.Random, mean_ms: float, std_ms: float, sla_min: float,
-                 sla_max: float) -> list[Budget]:
+                 sla_max: float, return_leg: str = "mirror") -> list[Budget]:
+    def leg() -> float:
+        x = rng.gauss(mean_ms, std_ms)
+        while x <= 0:
+            x = rng.gauss(mean_ms, std_ms)
+        return x
+
+    learned = None
+    if return_leg == "learned":  # risk_aware's input: a return leg learned from independent legs
+        from modipick.core.returnleg import ReturnLegModel
+
+        learned = ReturnLegModel()
+        for _ in range(2000):
+            learned.observe(leg(), leg())
     budgets = []
     for _ in range(n):
-        upload = rng.gauss(mean_ms, std_ms)
-        while upload <= 0:
-            upload = rng.gauss(mean_ms, std_ms)
-        budgets.append(Budget(sla_ms=rng.uniform(sla_min, sla_max), upload_ms=upload))
+        upload = leg()
+        estimate = learned.estimate(upload) if learned is not None else None
+        budgets.append(Budget(sla_ms=rng.uniform(sla_min, sla_max), upload_ms=upload, return_leg=estimate))
     return budgets
 
 
@@ -150,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the median p50/p99 is shown")
     ap.add_argument("--threshold-ms", type=float, default=20.0, help="ModiPick's T_threshold")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--return-leg", choices=("mirror", "learned"), default="mirror",
+                    help="learned: budgets carry a learned return-leg distribution (what risk_aware uses live)")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = ap.parse_args(argv)
     if args.decisions <= 0 or args.warmup < 0 or args.repeat <= 0:
@@ -174,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     done = 0
     for table, models in tables:
         budgets = draw_budgets(args.warmup + args.decisions, random.Random(args.seed), net_mean, net_std,
-                               args.sla_min, args.sla_max)
+                               args.sla_min, args.sla_max, args.return_leg)
         for name in args.policies:
             p50s, p99s, means = [], [], []
             fallbacks = 0

@@ -73,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--payload-bytes", type=_positive_int, default=330_000, help="payload for bwtrace: (330000)")
     run.add_argument("--return-leg", default="mirror", choices=("mirror", "independent", "paired"),
                      help="mirror = upload leg (the authors' simulator), independent draw, or paired trace column")
-    run.add_argument("--return-model", default="none", choices=("none", "learned"),
+    run.add_argument("--return-model", default="none", choices=("none", "learned", "uploads", "known"),
                      help="give policies an online-learned return-leg distribution (none)")
+    run.add_argument("--report-lag", type=int, default=0,
+                     help="with a learned return model: requests decided before a return leg is reported (0)")
     run.add_argument("--sla", default="50:300:10", help="SLA points: START:STOP:STEP or a list (50:300:10)")
     run.add_argument("--policies", default=DEFAULT_RUN_POLICIES,
                      help=f"comma-separated, NAME or NAME(key=value,...) ({DEFAULT_RUN_POLICIES})")
@@ -82,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--alpha", type=float, default=0.1, help="EWMA alpha with --learn (0.1)")
     run.add_argument("--reprobe-every", type=int, default=0,
                      help="with --learn: observe every model every N requests, off the request path (0: never)")
+    run.add_argument("--detect-run", type=int, default=0,
+                     help="with --learn: re-seed a profile after N consecutive outliers, the change "
+                          "detector the Profiler should run (modipick.sim.changes; 0: plain EWMA)")
     run.add_argument("--drift", action="append", default=[], metavar="MODEL:FACTOR:START:END",
                      help="MODEL runs FACTOR times slower for requests START..END-1 (repeatable)")
     run.add_argument("--cold", action="append", default=[], metavar="MODEL[:MEAN:STD]",
@@ -98,11 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("--only", help="comma-separated scenario names (default: all; see --list)")
     scen.add_argument("--list", action="store_true", help="print the scenarios and exit")
     scen.add_argument("--policies", default=None, help="policies to run (default modipick,dynamic_greedy,oracle)")
-    scen.add_argument("--return-model", default="none", choices=("none", "learned"),
+    scen.add_argument("--return-model", default="none", choices=("none", "learned", "uploads", "known"),
                       help="give policies an online-learned return-leg distribution (none)")
     scen.add_argument("--traces-dir", type=Path, default=None,
                       help="folder of the real network traces (default: $MODIPICK_TRACES_DIR, "
                            "else ../shared/traces beside the checkout)")
+    rep = sub.add_parser("policy-report", help="issue 7: the candidate default policy vs ModiPick, dynamic "
+                         "greedy and the oracle on every scenario; targets checked, plots drawn")
+    _common(rep, requests=10_000)
+    rep.add_argument("--policy", default="risk_aware", help="the candidate, NAME or NAME(key=value,...) (risk_aware)")
+    rep.add_argument("--only", help="comma-separated scenario names (default: the report's set)")
+    rep.add_argument("--figures-dir", type=Path, help="write the policy_*.png here instead of --out")
+    rep.add_argument("--traces-dir", type=Path, default=None, help="folder of the real network traces")
     return parser
 
 
@@ -142,15 +154,17 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     models = select_models(load_models(args.models), first=args.first, exclude=tuple(args.exclude))
     network = parse_network(args.network, networks_csv=args.networks_csv, payload_bytes=args.payload_bytes)
     defaults: dict[str, Any] = {} if args.threshold_ms is None else {"threshold_ms": args.threshold_ms}
-    learning = Learning(args.alpha, args.reprobe_every) if args.learn else None
-    if not args.learn and (args.reprobe_every or args.alpha != 0.1):
-        raise SimInputError("--alpha/--reprobe-every need --learn")
+    learning = Learning(args.alpha, args.reprobe_every, args.detect_run) if args.learn else None
+    if not args.learn and (args.reprobe_every or args.alpha != 0.1 or args.detect_run):
+        raise SimInputError("--alpha/--reprobe-every/--detect-run need --learn")
     if args.reprobe_every < 0:
         raise SimInputError(f"--reprobe-every {args.reprobe_every}: must be >= 0")
+    if args.detect_run < 0:
+        raise SimInputError(f"--detect-run {args.detect_run}: must be >= 0")
     return Scenario(args.scenario, models, network, args.return_leg, parse_sla(args.sla), args.requests,
                     parse_seeds(args.seeds), parse_policies(args.policies, defaults), learning=learning,
                     drifts=tuple(_drift(d) for d in args.drift), cold=tuple(_cold(c) for c in args.cold),
-                    return_model=args.return_model)
+                    return_model=args.return_model, report_lag=args.report_lag)
 
 
 def execute(scenarios: Sequence[Scenario], args: argparse.Namespace, label: str) -> list[PointResult]:
@@ -219,7 +233,35 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios}
+def cmd_policy_report(args: argparse.Namespace) -> int:
+    from modipick.sim import policyplots, policyreport
+    from modipick.sim import scenarios as recipes
+    from modipick.sim.policytargets import evaluate
+    from modipick.sim.scenario import parse_policies, parse_seeds
+
+    try:
+        candidate = parse_policies(args.policy)
+    except SimInputError as e:
+        raise SimInputError(str(e).replace("--policies", "--policy", 1)) from None
+    if len(candidate) != 1 or candidate[0].is_oracle:
+        raise SimInputError(f"--policy {args.policy!r}: name one live policy")
+    label = candidate[0].label
+    opts = recipes.Options(requests=args.requests, seeds=parse_seeds(args.seeds), threshold_ms=args.threshold_ms,
+                           traces_dir=args.traces_dir or default_traces_dir())
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    scenarios = policyreport.build_scenarios(label, opts, names)
+    results = execute(scenarios, args, "policy-report")
+    checks = evaluate(results, label)
+    report = args.out / "report.md"
+    report.write_text(policyreport.report_markdown(results, label, checks, scenarios), encoding="utf-8")
+    print(f"wrote {report}")
+    for path in policyplots.draw_all(results, label, args.figures_dir or args.out):
+        print(f"wrote {path}")
+    print(policyreport.targets_table(checks))
+    return 0 if all(c.met for c in checks) else 1
+
+
+COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios, "policy-report": cmd_policy_report}
 
 
 def main(argv: list[str] | None = None) -> int:

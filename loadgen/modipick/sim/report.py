@@ -49,6 +49,11 @@ def write_outputs(results: Sequence[PointResult], out: Path) -> list[Path]:
         written.append(_write(out / "timeline.csv", list(timeline[0]),
                               ({k: fmt(v) if isinstance(v, float) else v for k, v in row.items()}
                                for row in timeline)))
+    drift = [row for r in results for row in r.drift]
+    if drift:
+        written.append(_write(out / "drift.csv", list(drift[0]),
+                              ({k: fmt(v) if isinstance(v, float) else ("" if v is None else v)
+                                for k, v in row.items()} for row in drift)))
     return written
 
 

@@ -7,13 +7,16 @@ chosen model; effective accuracy counts a miss as 0.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 from modipick.core import Budget, Hindsight, ModelProfile, Reason, ewma_update
+from modipick.core.returnleg import ReturnLegEstimate
 from modipick.sim.draws import Draws, make_draws
+from modipick.sim.driftstats import drift_metrics
 from modipick.sim.scenario import PolicySpec, Scenario
 
 REASONS = tuple(r.value for r in Reason)  # base, explored, fallback, oracle
@@ -40,6 +43,7 @@ class PointResult:
     usage: np.ndarray        # (K,) requests per model
     reasons: np.ndarray      # (K, len(REASONS)) requests per model and reason
     timeline: list[dict] = field(default_factory=list)  # drift scenarios only
+    drift: list[dict] = field(default_factory=list)     # per seed and drift: driftstats.drift_metrics
 
     def share_pct(self, model: str) -> float:
         return 100.0 * float(self.usage[self.models.index(model)]) / self.requests
@@ -51,6 +55,44 @@ def initial_profiles(scenario: Scenario) -> list[ModelProfile]:
             ModelProfile.from_stats(m.name, m.accuracy, m.mean_ms, m.std_ms) for m in scenario.models]
 
 
+class _ReturnInfo:
+    """What the budgets of one policy's run know about the return leg (PolicySpec.return_model)."""
+
+    def __init__(self, mode: str, scenario: Scenario, draws: Draws) -> None:
+        self.mode = mode
+        self.model = self.known = None
+        self.lag = scenario.report_lag
+        self.pending: deque[tuple[float, float, float | None]] = deque()
+        self.basis: float | None = None
+        if mode in ("learned", "uploads"):
+            from modipick.core.returnleg import ReturnLegModel
+
+            self.model = ReturnLegModel(prior="uploads" if mode == "uploads" else "mirror")
+        elif mode == "known" and scenario.return_leg != "mirror":
+            # The true distribution: the return legs of this very run, as a distribution (not per request).
+            self.known = ReturnLegEstimate(tuple(sorted(draws.return_ms.tolist())), 0.0)
+
+    def budget(self, sla_ms: float, upload: float) -> Budget:
+        if self.model is not None:
+            estimate = self.model.estimate(upload)
+            self.basis = estimate.basis_ms
+            return Budget(sla_ms, upload, return_leg=estimate)
+        if self.mode == "known":
+            return Budget(sla_ms, upload, return_leg=self.known or ReturnLegEstimate.exact(upload))
+        return Budget(sla_ms, upload)
+
+    def observe(self, upload: float, return_ms: float) -> None:
+        """Request i's return leg, known `report_lag` requests later (0: before the next decision)."""
+        if self.model is None:
+            return
+        if self.mode == "uploads":  # no outcome reports: only the uploads are known
+            self.model.observe_upload(upload)
+            return
+        self.pending.append((upload, return_ms, self.basis))
+        if len(self.pending) > self.lag:
+            self.model.observe(*self.pending.popleft())
+
+
 def decide(spec: PolicySpec, scenario: Scenario, draws: Draws, sla_ms: float,
            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The model index and reason code the policy picks for every request."""
@@ -60,29 +102,25 @@ def decide(spec: PolicySpec, scenario: Scenario, draws: Draws, sla_ms: float,
     names = [m.name for m in scenario.models]
     index = {name: k for k, name in enumerate(names)}
     profiles = initial_profiles(scenario)
-    candidates = [p.candidate() for p in profiles]
+    # One tuple per profile refresh, as the Selector's profile cache hands it to the policy.
+    candidates = tuple(p.candidate() for p in profiles)
     uploads = draws.upload_ms.tolist()
     returns = draws.return_ms.tolist()
     learning, oracle = scenario.learning, spec.is_oracle
     exec_rows = draws.exec_ms.tolist() if (learning or oracle) else None
     alpha = learning.alpha if learning else 0.0
     reprobe = learning.reprobe_every if learning else 0
-    return_model = None
-    if scenario.return_model == "learned":
-        from modipick.core.returnleg import ReturnLegModel
-
-        return_model = ReturnLegModel()
+    detector = learning.detector() if learning else None
+    info = _ReturnInfo(spec.return_model or scenario.return_model, scenario, draws)
     choices: list[int] = []
     reasons: list[int] = []
     code = _REASON_CODE
     for i, upload in enumerate(uploads):
         if oracle:
             budget = Budget(sla_ms, upload, hindsight=Hindsight(returns[i], dict(zip(names, exec_rows[i]))))
-        elif return_model is not None:
-            budget = Budget(sla_ms, upload, return_leg=return_model.estimate(upload))
-            return_model.observe(upload, returns[i])  # known once this request's reply arrived
         else:
-            budget = Budget(sla_ms, upload)
+            budget = info.budget(sla_ms, upload)
+            info.observe(upload, returns[i])
         decision = choose(candidates, budget, rng)
         k = index[decision.model.name]
         choices.append(k)
@@ -91,8 +129,11 @@ def decide(spec: PolicySpec, scenario: Scenario, draws: Draws, sla_ms: float,
             row = exec_rows[i]
             observed = [k] if not (reprobe and i % reprobe == reprobe - 1) else range(len(names))
             for j in observed:
-                profiles[j] = ewma_update(profiles[j], row[j], alpha=alpha, now=float(i))
-                candidates[j] = profiles[j].candidate()
+                if detector is not None:
+                    profiles[j] = detector.update(profiles[j], row[j], now=float(i))
+                else:
+                    profiles[j] = ewma_update(profiles[j], row[j], alpha=alpha, now=float(i))
+            candidates = tuple(p.candidate() for p in profiles)
     return np.asarray(choices, dtype=np.intp), np.asarray(reasons, dtype=np.int8)
 
 
@@ -104,7 +145,7 @@ def cached_draws(scenario: Scenario, seed: int) -> Draws:
 def run_point(scenario: Scenario, spec: PolicySpec, sla_ms: float) -> PointResult:
     accuracy = np.array([m.accuracy for m in scenario.models])
     k_models = len(scenario.models)
-    e2e_parts, acc_parts, timeline = [], [], []
+    e2e_parts, acc_parts, timeline, drift = [], [], [], []
     usage = np.zeros(k_models, dtype=np.int64)
     reason_counts = np.zeros((k_models, len(REASONS)), dtype=np.int64)
     for seed in scenario.seeds:
@@ -118,6 +159,11 @@ def run_point(scenario: Scenario, spec: PolicySpec, sla_ms: float) -> PointResul
         np.add.at(reason_counts, (choices, reasons), 1)
         if scenario.drifts:
             timeline += drift_timeline(scenario, spec, sla_ms, seed, choices, e2e <= sla_ms)
+            column = {m.name: k for k, m in enumerate(scenario.models)}
+            for d in scenario.drifts:
+                drift.append({"scenario": scenario.name, "policy": spec.label, "sla_ms": sla_ms, "seed": seed,
+                              "drift_model": d.model,
+                              **drift_metrics(choices, e2e <= sla_ms, column[d.model], d.start, d.end)})
     e2e = np.concatenate(e2e_parts)
     acc = np.concatenate(acc_parts)
     met = e2e <= sla_ms
@@ -127,7 +173,7 @@ def run_point(scenario: Scenario, spec: PolicySpec, sla_ms: float) -> PointResul
         effective_accuracy_pct=float(np.where(met, acc, 0.0).mean()), mean_e2e_ms=float(e2e.mean()),
         p95_e2e_ms=float(np.percentile(e2e, 95)), e2e_std_ms=float(e2e.std()),
         accuracy_std_pct=float(acc.std()), models=tuple(m.name for m in scenario.models),
-        usage=usage, reasons=reason_counts, timeline=timeline)
+        usage=usage, reasons=reason_counts, timeline=timeline, drift=drift)
 
 
 def drift_timeline(scenario: Scenario, spec: PolicySpec, sla_ms: float, seed: int, choices: np.ndarray,

@@ -15,6 +15,8 @@ from modipick.sim.errors import SimInputError
 from modipick.sim.models import ModelSpec
 from modipick.sim.networks import RETURN_LEGS, Network
 
+RETURN_MODELS = ("none", "learned", "uploads", "known")
+
 
 @dataclass(frozen=True)
 class PolicySpec:
@@ -23,6 +25,12 @@ class PolicySpec:
     label: str
     name: str
     params: tuple[tuple[str, Any], ...] = ()
+    # Which return-leg information this policy's budgets carry; None: the scenario's. A simulator
+    # knob, not a policy parameter: "none" (paper, 2*T_input), "learned" (online, from past
+    # requests' reported return legs), "uploads" (no reports: the return leg is taken to be
+    # distributed like the recent uploads), "known" (the true distribution of this scenario's
+    # return leg: the best any policy without hindsight can know; for the mirror leg, the upload).
+    return_model: str | None = None
 
     def build(self) -> Policy:
         return make_policy(self.name, **dict(self.params))
@@ -69,9 +77,16 @@ def parse_policy(item: str, defaults: dict[str, Any]) -> PolicySpec:
         raise SimInputError(f"--policies: unknown policy {name!r} (known: {', '.join(policy_names())})")
     accepted = inspect.signature(type(make_policy(name))).parameters
     params = {k: v for k, v in defaults.items() if k in accepted}
+    return_model = None
     for pair in filter(None, (a.strip() for a in args.split(","))):
         key, sep, raw = pair.partition("=")
         key = key.strip()
+        if key == "return_model" and sep:
+            return_model = raw.strip()
+            if return_model not in RETURN_MODELS:
+                raise SimInputError(f"--policies {item!r}: return_model {return_model!r}: expected one of "
+                                    f"{', '.join(RETURN_MODELS)}")
+            continue
         if not sep or key not in accepted:
             raise SimInputError(f"--policies {item!r}: unknown parameter {key!r} "
                                 f"(accepted: {', '.join(accepted) or 'none'})")
@@ -83,7 +98,7 @@ def parse_policy(item: str, defaults: dict[str, Any]) -> PolicySpec:
         make_policy(name, **params)
     except (ValueError, TypeError) as e:
         raise SimInputError(f"--policies {item!r}: {e}") from None
-    return PolicySpec(item.replace(" ", ""), name, tuple(sorted(params.items())))
+    return PolicySpec(item.replace(" ", ""), name, tuple(sorted(params.items())), return_model)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,15 @@ class Learning:
 
     alpha: float = 0.1
     reprobe_every: int = 0
+    # Re-seed a profile after `detect_run` consecutive outliers (modipick.sim.changes); 0: plain EWMA.
+    detect_run: int = 0
+
+    def detector(self):
+        if not self.detect_run:
+            return None
+        from modipick.sim.changes import ChangeDetector
+
+        return ChangeDetector(alpha=self.alpha, run=self.detect_run)
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,9 @@ class Scenario:
     # "learned": every budget carries the return-leg distribution learned online from past
     # requests (modipick.core.returnleg), for policies that use it; "none": the paper's 2*T_input.
     return_model: str = "none"
+    # With a learned return model: how many later requests are decided before a request's return
+    # leg is reported (live: outcome reports arrive late, clients pipeline). 0: before the next one.
+    report_lag: int = 0
     meta: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. {"cv": 0.5} for plots
 
     def __post_init__(self) -> None:
@@ -158,8 +185,10 @@ class Scenario:
         for c in self.cold:
             if c.model not in names:
                 raise SimInputError(f"--cold {c.model!r}: no such model")
-        if self.return_model not in ("none", "learned"):
-            raise SimInputError(f"--return-model {self.return_model!r}: expected none or learned")
+        if self.report_lag < 0:
+            raise SimInputError(f"--report-lag {self.report_lag}: must be >= 0")
+        if self.return_model not in RETURN_MODELS:
+            raise SimInputError(f"--return-model {self.return_model!r}: expected one of {', '.join(RETURN_MODELS)}")
         if self.learning and not 0 < self.learning.alpha <= 1:
             raise SimInputError(f"--alpha {self.learning.alpha}: must be in (0, 1]")
 

@@ -59,6 +59,12 @@ def _scenario(opts: Options, name: str, models, network: str, leg: str, sla: str
                     return_model=opts.return_model, **knobs)
 
 
+def _drift_3x(o: Options) -> Drift:
+    """NasNet Large 3x slower for the middle 30 % of the run (3000..5999 of 10,000)."""
+    start = int(0.3 * o.requests)
+    return Drift("NasNet Large", 3.0, start, max(int(0.6 * o.requests), start + 1))
+
+
 # SLA ranges follow each network's round trip (2 x mean) and the pool's slowest useful model.
 RECIPES: list[Recipe] = [
     Recipe("paper_campus_table2", "the paper's own setup: return leg = upload leg, campus WiFi, 11 models",
@@ -89,9 +95,17 @@ RECIPES: list[Recipe] = [
     Recipe("drift_campus_table2", "NasNet Large runs 3x slower for requests 3000..5999 (of 10,000), then "
            "recovers; profiles learn by EWMA (alpha 0.1); independent return leg; writes timeline.csv",
            lambda o: _scenario(o, "drift_campus_table2", _table2_11(), "campus_wifi", "independent",
-                               "200,250,300", learning=Learning(alpha=0.1),
-                               drifts=(Drift("NasNet Large", 3.0, int(0.3 * o.requests),
-                                             max(int(0.6 * o.requests), int(0.3 * o.requests) + 1)),))),
+                               "200,250,300", learning=Learning(alpha=0.1), drifts=(_drift_3x(o),))),
+    Recipe("drift_probes_campus_table2", "as drift_campus_table2, with the Profiler re-probing every model "
+           "every 50 requests (plain EWMA, alpha 0.1)",
+           lambda o: _scenario(o, "drift_probes_campus_table2", _table2_11(), "campus_wifi", "independent",
+                               "200,250,300", learning=Learning(alpha=0.1, reprobe_every=50),
+                               drifts=(_drift_3x(o),))),
+    Recipe("drift_detect_campus_table2", "as drift_probes_campus_table2, plus the Profiler's change "
+           "detector (re-seed a profile after 3 consecutive outliers, modipick.sim.changes)",
+           lambda o: _scenario(o, "drift_detect_campus_table2", _table2_11(), "campus_wifi", "independent",
+                               "200,250,300", learning=Learning(alpha=0.1, reprobe_every=50, detect_run=3),
+                               drifts=(_drift_3x(o),))),
     Recipe("cold_none_campus_table2", "NasNet Large starts with no profile (first observation sets it); "
            "profiles learn by EWMA (alpha 0.1)",
            lambda o: _scenario(o, "cold_none_campus_table2", _table2_11(), "campus_wifi", "independent",
@@ -100,6 +114,11 @@ RECIPES: list[Recipe] = [
            "learning on, no re-probes: only exploration on user requests can discover it",
            lambda o: _scenario(o, "cold_poor_campus_table2", _table2_11(), "campus_wifi", "independent",
                                "150:300:50", learning=Learning(alpha=0.1),
+                               cold=(ColdStart("NasNet Large", 5 * 112.61, 50.0),))),
+    Recipe("cold_probed_campus_table2", "as cold_poor_campus_table2, with the Profiler re-probing every "
+           "model every 50 requests and its change detector",
+           lambda o: _scenario(o, "cold_probed_campus_table2", _table2_11(), "campus_wifi", "independent",
+                               "150:300:50", learning=Learning(alpha=0.1, reprobe_every=50, detect_run=3),
                                cold=(ColdStart("NasNet Large", 5 * 112.61, 50.0),))),
     Recipe("trace_sbu_wifi_table2", "heavy-tailed real network: SBU campus WiFi walking traces (path 11, "
            "indoor) as 330 KB transfer times, independent return leg, 11 models",

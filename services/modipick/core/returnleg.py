@@ -1,17 +1,38 @@
 """Learning the return leg instead of assuming it equals the upload (paper eq. 1's 2*T_input).
 
-`ReturnLegModel` fits R = a + b*U online (exponentially weighted moments, so it follows drift)
-and keeps the recent residuals R - (a + b*U) as an empirical distribution. That one model covers
-both worlds: where the reply really mirrors the upload (the paper's simulator) it learns b = 1 with
-residuals near 0; where the legs are independent it learns b ~ 0 and the residuals carry the whole
-network distribution. Until `min_samples` legs were seen it answers with the paper's assumption.
+`ReturnLegModel` fits, online,
+
+    log R_i = a + b * log U_i + c * log R_last + e_i      (in ms instead with log_scale=False)
+
+with exponentially weighted moments (so it follows drift), and keeps the recent residuals e as an
+empirical distribution. The two regressors cover the worlds the Selector meets:
+  * the reply really mirrors the upload (the paper's simulator): b = 1, c = 0, residuals ~ 0;
+  * independent legs (a reply is its own draw from the network): b ~ 0, c ~ 0, and the residuals
+    carry the whole network distribution;
+  * a network whose state persists from one request to the next (real traces: a bad spell lasts
+    seconds): c near 1, so the last return leg the client reported re-centres the distribution and
+    the residuals shrink to the request-to-request change.
+Logs, because network times are heavy-tailed and multiplicative (a fit in ms is dominated by the
+rare multi-second spells). b and c are shrunk toward 0 by their standard error (positive-part
+James-Stein), so independent legs get the plain marginal rather than a noisy regression; c is kept
+in [0, 1]. R_last is the leg the *decision* knew (`ReturnLegEstimate.basis_ms`, handed back to
+`observe`), so late reports fit c on the staleness predictions really have.
+Until `min_samples` legs were seen it answers with its `prior`: "mirror" (the
+paper's R = T_input) or "uploads" (R drawn like the recent uploads, fed by `observe_upload`, which
+needs no outcome reports: right for independent legs, wrong where the reply mirrors the upload).
+
+One model per client (or network class): the Selector feeds it from ReportOutcome (the client's
+measured round trip minus what the server accounts for, see docs/policy.md) and the upload it
+derived from the request's deadline.
 
 `ReturnLegEstimate` is what one request's decision receives: the distribution of R given this
-request's upload, as sorted quantile points with an O(log n) CDF.
+request's upload (and the last reported return leg), as sorted offsets around a centre, with an
+O(log n) CDF.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Sequence
@@ -19,8 +40,12 @@ from typing import Sequence
 
 @dataclass(frozen=True, slots=True)
 class ReturnLegEstimate:
+    """R = centre + offset (offset drawn from `offsets`), or with `log_scale`, log R = centre + offset."""
+
     offsets: tuple[float, ...]  # sorted residual sample points
-    centre: float               # a + b * upload
+    centre: float               # a + b * upload + c * last return (their logs with log_scale)
+    basis_ms: float | None = None  # the last reported return leg this estimate used (give it back to observe)
+    log_scale: bool = False
 
     @classmethod
     def exact(cls, value_ms: float) -> "ReturnLegEstimate":
@@ -28,56 +53,133 @@ class ReturnLegEstimate:
 
     def cdf(self, x_ms: float) -> float:
         """P(R <= x)."""
-        n = len(self.offsets)
-        return bisect_right(self.offsets, x_ms - self.centre) / n
+        if self.log_scale:
+            if x_ms <= 0.0:
+                return 0.0
+            x_ms = math.log(x_ms)
+        return bisect_right(self.offsets, x_ms - self.centre) / len(self.offsets)
 
     def quantile(self, q: float) -> float:
         n = len(self.offsets)
-        return self.centre + self.offsets[min(n - 1, max(0, int(q * n)))]
+        value = self.centre + self.offsets[min(n - 1, max(0, int(q * n)))]
+        return math.exp(value) if self.log_scale else value
 
     @property
     def mean(self) -> float:
+        if self.log_scale:
+            return sum(math.exp(self.centre + o) for o in self.offsets) / len(self.offsets)
         return self.centre + sum(self.offsets) / len(self.offsets)
 
 
 class ReturnLegModel:
-    def __init__(self, *, alpha: float = 0.02, window: int = 256, min_samples: int = 20,
-                 resort_every: int = 16) -> None:
+    def __init__(self, *, alpha: float = 0.01, window: int = 256, min_samples: int = 20,
+                 resort_every: int = 16, autoregressive: bool = True, log_scale: bool = True,
+                 shrink: bool = True, prior: str = "mirror") -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+        if window < 1 or min_samples < 1 or resort_every < 1:
+            raise ValueError("window, min_samples and resort_every must be >= 1")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        self.prior = prior
         self.alpha = alpha
         self.window = window
         self.min_samples = min_samples
         self.resort_every = resort_every
+        self.autoregressive = autoregressive
+        self.log_scale = log_scale
+        self.shrink = shrink
+        self._n_eff = 2.0 / alpha - 1.0  # effective sample size of the EW moments
+        self._s_ee = 0.0  # EW mean squared residual
         self.samples = 0
-        self._mu_u = self._mu_r = self._var_u = self._cov = 0.0
+        self.last_return_ms: float | None = None
+        # EW means of U, P (= previous R), R and the (co)variances the regression needs.
+        self._mu_u = self._mu_p = self._mu_r = 0.0
+        self._s_uu = self._s_pp = self._s_up = self._s_ur = self._s_pr = 0.0
+        self._a, self._b, self._c = 0.0, 1.0, 0.0
         self._residuals: list[float] = []
         self._next = 0
         self._sorted: tuple[float, ...] = (0.0,)
         self._dirty = 0
+        self._uploads: list[float] = []
+        self._next_upload = 0
+        self._uploads_sorted: tuple[float, ...] = ()
+        self._uploads_dirty = 0
 
     @property
     def slope(self) -> float:
-        if self.samples < 2 or self._var_u <= 1e-9:
-            return 1.0 if self.samples < self.min_samples else 0.0
-        return self._cov / self._var_u
+        """b: how much of the upload's deviation shows up in the reply."""
+        return self._b
+
+    @property
+    def persistence(self) -> float:
+        """c: how much of the last return leg carries over to the next."""
+        return self._c
 
     @property
     def intercept(self) -> float:
-        return self._mu_r - self.slope * self._mu_u
+        return self._a
 
-    def observe(self, upload_ms: float, return_ms: float) -> None:
-        a = self.alpha if self.samples >= int(1 / self.alpha) else 1.0 / (self.samples + 1)
-        if self.samples == 0:
-            self._mu_u, self._mu_r = upload_ms, return_ms
+    def _fit(self) -> None:
+        s_uu, s_pp, s_up, s_ur, s_pr = self._s_uu, self._s_pp, self._s_up, self._s_ur, self._s_pr
+        b = c = 0.0
+        det = s_uu * s_pp - s_up * s_up
+        var_b = var_c = 0.0  # squared standard errors, for the shrinkage below
+        noise = self._s_ee / self._n_eff
+        if self.autoregressive and det > 1e-9 * (s_uu * s_pp + 1e-12):
+            b = (s_ur * s_pp - s_pr * s_up) / det
+            c = (s_pr * s_uu - s_ur * s_up) / det
+            var_b, var_c = noise * s_pp / det, noise * s_uu / det
+            if not 0.0 <= c <= 1.0:
+                c = min(1.0, max(0.0, c))
+                b = (s_ur - c * s_up) / s_uu
+        elif s_uu > 1e-9:
+            b = s_ur / s_uu
+            var_b = noise / s_uu
+        elif self.autoregressive and s_pp > 1e-9:
+            c = min(1.0, max(0.0, s_pr / s_pp))
+            var_c = noise / s_pp
+        if self.shrink:
+            # positive-part James-Stein: a coefficient within its noise of 0 is 0 (independent legs
+            # then get exactly the marginal distribution); a clear one (b = 1 for mirrored legs,
+            # c ~ 1 for persistent networks) is kept.
+            b *= max(0.0, 1.0 - var_b / (b * b)) if b else 0.0
+            c *= max(0.0, 1.0 - var_c / (c * c)) if c else 0.0
+        self._b, self._c = b, c
+        self._a = self._mu_r - b * self._mu_u - c * self._mu_p
+
+    def observe(self, upload_ms: float, return_ms: float, basis_ms: float | None = None) -> None:
+        """One request's legs. `basis_ms`: the `basis_ms` of the estimate its decision used, so c is
+        fitted on the staleness the predictions really have (reports arrive late, clients pipeline);
+        None: the last leg observed before this one (strictly sequential requests)."""
+        if basis_ms is not None:
+            prev = basis_ms
+        elif self.last_return_ms is not None:
+            prev = self.last_return_ms
         else:
-            du, dr = upload_ms - self._mu_u, return_ms - self._mu_r
+            prev = return_ms
+        self.last_return_ms = return_ms
+        if self.log_scale:
+            upload_ms, return_ms, prev = _log(upload_ms), _log(return_ms), _log(prev)
+        n = self.samples
+        a = self.alpha if n >= int(1 / self.alpha) else 1.0 / (n + 1)
+        if n == 0:
+            self._mu_u, self._mu_p, self._mu_r = upload_ms, prev, return_ms
+        else:
+            du, dp, dr = upload_ms - self._mu_u, prev - self._mu_p, return_ms - self._mu_r
             self._mu_u += a * du
+            self._mu_p += a * dp
             self._mu_r += a * dr
-            self._var_u = (1 - a) * (self._var_u + a * du * du)
-            self._cov = (1 - a) * (self._cov + a * du * dr)
-        self.samples += 1
-        residual = return_ms - (self.intercept + self.slope * upload_ms)
+            k = 1.0 - a
+            self._s_uu = k * (self._s_uu + a * du * du)
+            self._s_pp = k * (self._s_pp + a * dp * dp)
+            self._s_up = k * (self._s_up + a * du * dp)
+            self._s_ur = k * (self._s_ur + a * du * dr)
+            self._s_pr = k * (self._s_pr + a * dp * dr)
+        self.samples = n + 1
+        self._fit()
+        residual = return_ms - (self._a + self._b * upload_ms + self._c * prev)
+        self._s_ee += a * (residual * residual - self._s_ee)
         if len(self._residuals) < self.window:
             self._residuals.append(residual)
         else:
@@ -88,10 +190,38 @@ class ReturnLegModel:
             self._sorted = tuple(sorted(self._residuals))
             self._dirty = 0
 
+    def observe_upload(self, upload_ms: float) -> None:
+        """Every request's upload leg (known at once, no report needed), for the "uploads" prior."""
+        if self.prior != "uploads":
+            return
+        if len(self._uploads) < self.window:
+            self._uploads.append(upload_ms)
+        else:
+            self._uploads[self._next_upload] = upload_ms
+            self._next_upload = (self._next_upload + 1) % self.window
+        self._uploads_dirty += 1
+        if self._uploads_dirty >= self.resort_every or len(self._uploads) <= self.min_samples:
+            self._uploads_sorted = tuple(sorted(self._uploads))
+            self._uploads_dirty = 0
+
     def estimate(self, upload_ms: float) -> ReturnLegEstimate:
         if self.samples < self.min_samples:
+            if self.prior == "uploads" and len(self._uploads_sorted) >= self.min_samples:
+                return ReturnLegEstimate(self._uploads_sorted, 0.0)
             return ReturnLegEstimate.exact(upload_ms)  # the paper's assumption
-        return ReturnLegEstimate(self._sorted, self.intercept + self.slope * upload_ms)
+        last = self.last_return_ms
+        t = _log if self.log_scale else float
+        prev = self._mu_p if last is None else t(last)
+        return ReturnLegEstimate(self._sorted, self._a + self._b * t(upload_ms) + self._c * prev, last,
+                                 self.log_scale)
+
+
+PRIORS = ("mirror", "uploads")
+LOG_FLOOR_MS = 0.01  # log-scale fits take log(max(x, this)): a 0 ms leg is not -inf
+
+
+def _log(x_ms: float) -> float:
+    return math.log(x_ms if x_ms > LOG_FLOOR_MS else LOG_FLOOR_MS)
 
 
 def empirical(values: Sequence[float]) -> ReturnLegEstimate:

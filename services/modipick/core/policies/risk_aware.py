@@ -1,73 +1,152 @@
-"""`risk_aware`: modipick's default policy, beyond the paper (issue 7).
+"""`risk_aware`: the policy beyond the paper (issue 7); see docs/policy.md.
 
-Per request it knows the time left after the upload, L = T_sla - T_input (from the gRPC deadline
-where the client's clock is not trusted), and a distribution for the return leg R (learned online,
-`modipick.core.returnleg`). For each model m with execution time E_m ~ N(mu, sigma) it computes
+Per request it knows the time left after the upload, L = T_sla - T_input (live: the remaining
+gRPC deadline, which needs no trust in the client's clock), and a distribution for the return leg
+R (`Budget.return_leg`, learned online by `modipick.core.returnleg`; without one, the paper's
+R = T_input). For each model m with execution time E_m ~ N(mu, sigma) it computes
 
     P_m = P(E_m + R <= L)      (3-point Gauss-Hermite over E_m, empirical CDF of R)
 
-and chooses the most accurate model whose miss probability 1 - P_m is at most `miss_target`;
-ties and the case where no model meets the target go to the best expected effective accuracy
-A(m) * P_m. No exploration on user requests: uncertain and cold models are kept measured by the
-Profiler's probes and warm-ups, off the request path. A model with few samples is treated as
-slower and more variable (`cold_samples`), so it is not trusted before it was measured.
+and then, by `objective`:
+  "expected"     (default) the model with the best expected effective accuracy A(m) * P_m (a miss
+                 scores 0, so this is the per-request Bayes decision for effective accuracy);
+  "constrained"  the most accurate model whose miss probability 1 - P_m is at most `miss_target`,
+                 and where none is, the best A(m) * P_m.
+Ties: higher value, then the faster model, then higher accuracy, then name. When no model can meet
+the SLA at all (every P_m = 0) it falls back to the fastest model, as ModiPick does.
+
+No exploration on user requests: uncertain, cold and drifted models are kept measured by the
+Profiler's probes and warm-ups, off the request path (a Selector offers only "eligible" models).
+
+`choose` is a hot path. For a *tuple* of candidates (the Selector's profile cache passes the same
+tuple between refreshes) the models sorted by accuracy are kept until a different tuple arrives.
+Models are visited from the most accurate down and the scan stops once A(m) is below the best
+A * P found (A * P <= A), so a typical decision evaluates only a few models.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from bisect import bisect_right
+from typing import NamedTuple, Sequence
 
 from modipick.core.budget import Budget
 from modipick.core.policies.base import Decision, Reason, fastest, require_models
 from modipick.core.profiles import Candidate
 from modipick.core.returnleg import ReturnLegEstimate
 
-# Gauss-Hermite (probabilists') 3-point rule: nodes 0, +-sqrt(3); weights 2/3, 1/6, 1/6.
-_NODES = (0.0, math.sqrt(3.0), -math.sqrt(3.0))
-_WEIGHTS = (2.0 / 3.0, 1.0 / 6.0, 1.0 / 6.0)
+# Gauss-Hermite (probabilists') 3-point rule: nodes 0, +-sqrt(3) sigma; weights 2/3, 1/6, 1/6
+# (hence P = (4 F(x) + F(x - spread) + F(x + spread)) / 6 below).
+_SQRT3 = math.sqrt(3.0)
+_log = math.log
+_BASE = Reason.BASE
+_FALLBACK = Reason.FALLBACK
+OBJECTIVES = ("constrained", "expected")
+
+
+class _Prepared(NamedTuple):
+    models: Sequence[Candidate]
+    rows: tuple[tuple[Candidate, float, float, float], ...]  # (m, A, mu, sqrt(3)*sigma), best A first
+    fastest: Candidate
+
+
+def _prepare(models: Sequence[Candidate]) -> _Prepared:
+    require_models(models)
+    order = sorted(models, key=lambda m: (-m.accuracy, m.mean_ms, m.name))
+    return _Prepared(models, tuple((m, m.accuracy, m.mean_ms, _SQRT3 * m.std_ms) for m in order),
+                     fastest(models))
+
+
+def meet_probability(offsets: Sequence[float], x: float, spread: float, centre: float = 0.0,
+                     log_scale: bool = False) -> float:
+    """P(E + R <= L) for E ~ N(mu, sigma) and R = centre + an offset drawn from `offsets` (sorted;
+    with `log_scale`, log R = centre + offset), where x = L - mu and spread = sqrt(3) * sigma
+    (3-point Gauss-Hermite over E)."""
+    n = len(offsets)
+    if log_scale:
+        hi_x = x + spread
+        if hi_x <= 0.0:
+            return 0.0
+        hi = bisect_right(offsets, _log(hi_x) - centre)
+        if hi == 0:
+            return 0.0
+        lo_x = x - spread
+        lo = bisect_right(offsets, _log(lo_x) - centre) if lo_x > 0.0 else 0
+        if lo == hi:  # all three nodes in one step of the empirical CDF
+            return lo / n
+        mid = bisect_right(offsets, _log(x) - centre) if x > 0.0 else 0
+        return (4 * mid + lo + hi) / (6.0 * n)
+    x -= centre
+    hi = bisect_right(offsets, x + spread)
+    if hi == 0:
+        return 0.0
+    lo = bisect_right(offsets, x - spread)
+    if lo == hi:
+        return lo / n
+    return (4 * bisect_right(offsets, x) + lo + hi) / (6.0 * n)
 
 
 class RiskAware:
     name = "risk_aware"
+    _prepared: _Prepared | None = None
 
-    def __init__(self, miss_target: float = 0.05, objective: str = "constrained") -> None:
+    def __init__(self, miss_target: float = 0.05, objective: str = "expected") -> None:
         if not 0.0 <= miss_target < 1.0:
             raise ValueError(f"miss_target must be in [0, 1), got {miss_target!r}")
-        if objective not in ("constrained", "expected"):
+        if objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'constrained' or 'expected', got {objective!r}")
-        self.miss_target = miss_target
+        self.miss_target = float(miss_target)
         self.objective = objective
 
     def meet_probability(self, m: Candidate, left_ms: float, ret: ReturnLegEstimate) -> float:
-        if m.std_ms <= 0:
-            return ret.cdf(left_ms - m.mean_ms)
-        p = 0.0
-        for node, weight in zip(_NODES, _WEIGHTS):
-            p += weight * ret.cdf(left_ms - m.mean_ms - m.std_ms * node)
-        return p
+        """P_m for a request with `left_ms` after the upload and return-leg estimate `ret`."""
+        return meet_probability(ret.offsets, left_ms - m.mean_ms, _SQRT3 * m.std_ms, ret.centre, ret.log_scale)
 
     def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
-        require_models(models)
+        prep = self._prepared
+        if prep is None or prep.models is not models:
+            prep = _prepare(models)
+            if type(models) is tuple:
+                self._prepared = prep
         left = budget.sla_ms - budget.upload_ms
-        ret = budget.return_leg or ReturnLegEstimate.exact(budget.return_ms)
-        need = 1.0 - self.miss_target
-        best_c = best_e = None
-        best_c_key = best_e_key = None
-        for m in models:
-            p = self.meet_probability(m, left, ret)
-            expected = m.accuracy * p
-            e_key = (expected, -m.mean_ms)
-            if best_e_key is None or e_key > best_e_key:
-                best_e, best_e_key = m, e_key
-            if self.objective == "constrained" and p >= need:
-                c_key = (m.accuracy, p, -m.mean_ms)
-                if best_c_key is None or c_key > best_c_key:
-                    best_c, best_c_key = m, c_key
-        assert best_e is not None and best_e_key is not None
-        if best_c is not None:
-            return Decision(best_c, Reason.BASE, base=best_c)
-        if best_e_key[0] <= 0.0:
-            return Decision(fastest(models), Reason.FALLBACK)
-        return Decision(best_e, Reason.BASE, base=best_e)
+        ret = budget.return_leg
+        if ret is None:
+            offsets: Sequence[float] = (0.0,)
+            centre, log_scale = budget.return_ms, False
+        else:
+            offsets, centre, log_scale = ret.offsets, ret.centre, ret.log_scale
+        n = len(offsets)
+        if not log_scale:  # the common case inlined below: R = centre + offset
+            left -= centre
+        need = 1.0 - self.miss_target if self.objective == "constrained" else 2.0  # 2: never
+        best = None
+        best_e = best_mu = -1.0
+        chosen = None
+        chosen_acc = chosen_p = chosen_mu = 0.0
+        for m, acc, mu, spread in prep.rows:
+            if chosen is not None and acc < chosen_acc:
+                break
+            if acc < best_e and chosen is None and need > 1.0:
+                break  # expected objective: A * P <= A cannot beat the best any more
+            x = left - mu
+            if log_scale:
+                p = meet_probability(offsets, x, spread, centre, True)
+                if p <= 0.0:
+                    continue
+            else:
+                hi = bisect_right(offsets, x + spread)
+                if hi == 0:
+                    continue
+                lo = bisect_right(offsets, x - spread)
+                p = lo / n if lo == hi else (4 * bisect_right(offsets, x) + lo + hi) / (6.0 * n)
+            e = acc * p
+            if e > best_e or (e == best_e and mu < best_mu):
+                best, best_e, best_mu = m, e, mu
+            if p >= need and (chosen is None or p > chosen_p or (p == chosen_p and mu < chosen_mu)):
+                chosen, chosen_acc, chosen_p, chosen_mu = m, acc, p, mu
+        if chosen is not None:
+            return Decision(chosen, _BASE, base=chosen)
+        if best is None or best_e <= 0.0:
+            return Decision(prep.fastest, _FALLBACK)
+        return Decision(best, _BASE, base=best)

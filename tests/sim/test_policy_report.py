@@ -10,7 +10,7 @@ import pytest
 from conftest import read_csv
 from modipick.core import ModelProfile
 from modipick.sim import scenarios as recipes
-from modipick.sim.changes import ChangeDetector
+from modipick.core.changes import ChangeDetector
 from modipick.sim.driftstats import drift_metrics
 from modipick.sim.engine import run_scenarios
 from modipick.sim.errors import SimInputError

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --learn: observe every model every N requests, off the request path (0: never)")
     run.add_argument("--detect-run", type=int, default=0,
                      help="with --learn: re-seed a profile after N consecutive outliers, the change "
-                          "detector the Profiler should run (modipick.sim.changes; 0: plain EWMA)")
+                          "detector the Profiler should run (modipick.core.changes; 0: plain EWMA)")
     run.add_argument("--drift", action="append", default=[], metavar="MODEL:FACTOR:START:END",
                      help="MODEL runs FACTOR times slower for requests START..END-1 (repeatable)")
     run.add_argument("--cold", action="append", default=[], metavar="MODEL[:MEAN:STD]",

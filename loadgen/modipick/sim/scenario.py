@@ -134,13 +134,13 @@ class Learning:
 
     alpha: float = 0.1
     reprobe_every: int = 0
-    # Re-seed a profile after `detect_run` consecutive outliers (modipick.sim.changes); 0: plain EWMA.
+    # Re-seed a profile after `detect_run` consecutive outliers (modipick.core.changes); 0: plain EWMA.
     detect_run: int = 0
 
     def detector(self):
         if not self.detect_run:
             return None
-        from modipick.sim.changes import ChangeDetector
+        from modipick.core.changes import ChangeDetector
 
         return ChangeDetector(alpha=self.alpha, run=self.detect_run)
 

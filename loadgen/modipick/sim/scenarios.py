@@ -102,7 +102,7 @@ RECIPES: list[Recipe] = [
                                "200,250,300", learning=Learning(alpha=0.1, reprobe_every=50),
                                drifts=(_drift_3x(o),))),
     Recipe("drift_detect_campus_table2", "as drift_probes_campus_table2, plus the Profiler's change "
-           "detector (re-seed a profile after 3 consecutive outliers, modipick.sim.changes)",
+           "detector (re-seed a profile after 3 consecutive outliers, modipick.core.changes)",
            lambda o: _scenario(o, "drift_detect_campus_table2", _table2_11(), "campus_wifi", "independent",
                                "200,250,300", learning=Learning(alpha=0.1, reprobe_every=50, detect_run=3),
                                drifts=(_drift_3x(o),))),

@@ -1,1 +1,1 @@
-pytest_plugins = ["fixtures_redis"]
+pytest_plugins = ["fixtures_redis", "fixtures_zoo", "fixtures_suite"]

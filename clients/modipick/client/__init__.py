@@ -1,0 +1,11 @@
+"""modipick client SDK: sync and asyncio clients for the Selector, typed errors, and the
+`modipick infer` CLI. Imports neither the services nor TensorFlow."""
+
+from modipick.client.aio import AsyncModiPickClient
+from modipick.client.errors import InvalidRequest, ModiPickError, Overloaded, SlaExpired, Unavailable
+from modipick.client.options import ClientOptions, ClientTls
+from modipick.client.result import InferResult, Timings
+from modipick.client.sync import ModiPickClient
+
+__all__ = ["AsyncModiPickClient", "ClientOptions", "ClientTls", "InferResult", "InvalidRequest",
+           "ModiPickClient", "ModiPickError", "Overloaded", "SlaExpired", "Timings", "Unavailable"]

@@ -1,0 +1,166 @@
+"""Selector overhead: (client -> Selector -> Executor) - (client -> Executor), digits pool, 200 req/s.
+
+    python -m benchmarks.selector_overhead [--rate 200] [--seconds 20] [--sla 1000]
+
+Brings the suite up as `modipick up` does (Executor with embedded TensorFlow on the digits pool,
+Profiler, Selector: separate processes, on a redis-server of its own), waits until every model is
+eligible, then paces requests at --rate per second in total (open loop), alternating the two paths:
+a held-out digit through the Selector (AsyncModiPickClient, policy modipick, SLA --sla), then the
+next straight to the Executor (ExecutorService.Execute) for the model the Selector chose last, so
+both paths run the same model mix under the same load, side by side. Overhead = the difference of
+the two paths' latency quantiles; also the Selector's own time around the Executor call
+(server_ms - queue_ms - execution_ms, from the reply's timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET_P50_MS, TARGET_P99_MS = 1.0, 3.0
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen, str]:
+    from modipick.cli.suite import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is missing: install it (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+async def measure(suite, args) -> dict:
+    import grpc
+    import numpy as np
+
+    from modipick.cli.demo import wait_eligible
+    from modipick.client import AsyncModiPickClient, ModiPickError
+    from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+    from modipick.zoo.digits import held_out_digits
+    from modipick.zoo.manifest import read_manifest
+
+    await wait_eligible(suite.profiler_target, len(read_manifest(suite.model_base).models), 300)
+    images, _ = held_out_digits()
+    tensors = [common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1],
+                                                         content=np.ascontiguousarray(im, np.float32).tobytes()))
+               for im in images]
+    via_selector: list[float] = []
+    direct: list[float] = []
+    inside: list[float] = []
+    errors = {"selector": 0, "direct": 0}
+    last_model = [common_pb2.ModelRef()]
+    rng = random.Random(0)
+    async with AsyncModiPickClient(suite.selector_target) as client, \
+            grpc.aio.insecure_channel(suite.executor_target) as channel:
+        executor = executor_pb2_grpc.ExecutorServiceStub(channel)
+        await client.wait_ready()
+        await channel.channel_ready()
+        last_model[0] = (await client.infer(images[0], args.sla)).model
+
+        async def through_selector(index: int, record: bool) -> None:
+            t0 = time.perf_counter()
+            try:
+                r = await client.infer(images[index], args.sla)
+            except ModiPickError:
+                errors["selector"] += record
+                return
+            elapsed = (time.perf_counter() - t0) * 1000
+            if r.run_on_device:
+                return
+            last_model[0] = r.model
+            if record:
+                via_selector.append(elapsed)
+                inside.append(r.timings.server_ms - r.timings.queue_ms - r.timings.execution_ms)
+
+        async def straight(index: int, record: bool) -> None:
+            t0 = time.perf_counter()
+            try:
+                await executor.Execute(executor_pb2.ExecuteRequest(
+                    request_id=f"direct-{index}", model=common_pb2.ModelRef(name=last_model[0]),
+                    input=tensors[index]), timeout=args.sla / 1000)
+            except grpc.aio.AioRpcError:
+                errors["direct"] += record
+                return
+            if record:
+                direct.append((time.perf_counter() - t0) * 1000)
+
+        tasks = []
+        interval = 1.0 / args.rate
+        total = int(args.rate * (args.warmup + args.seconds))
+        start = time.perf_counter()
+        for k in range(total):
+            delay = start + k * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            path = through_selector if k % 2 == 0 else straight
+            tasks.append(asyncio.create_task(path(rng.randrange(len(images)), k >= args.rate * args.warmup)))
+            if k % args.rate == 0:
+                print(f"\r{k / args.rate:.0f}/{args.warmup + args.seconds:g} s", end="", file=sys.stderr, flush=True)
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - start)
+        print(file=sys.stderr)
+    return dict(via_selector=via_selector, direct=direct, inside=inside, errors=errors, achieved=achieved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=200, help="requests per second, both paths together")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--sla", type=float, default=1000.0)
+    args = parser.parse_args(argv)
+    from modipick.cli.suite import Suite, SuiteSettings
+    from modipick.runtime.logging import configure_logging
+
+    configure_logging(level="warning")
+    with tempfile.TemporaryDirectory() as workdir, open(os.path.join(workdir, "services.log"), "w") as log:
+        redis, url = start_redis(workdir)
+        try:
+            settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=url,
+                                     threshold_ms=1.0, log_level="warning", child_output=log)
+
+            async def run() -> dict:
+                async with Suite(settings) as suite:
+                    return await measure(suite, args)
+
+            result = asyncio.run(run())
+        finally:
+            redis.kill()
+            redis.wait()
+    sel, dire, inside = result["via_selector"], result["direct"], result["inside"]
+    print(f"measured {len(sel)} via the Selector + {len(dire)} direct, {result['achieved']:.0f} req/s offered "
+          f"(target {args.rate}/s); errors {result['errors']}")
+    print(f"{'':>22} {'p50':>7} {'p90':>7} {'p99':>7}  (ms)")
+    for label, values in (("client->Selector->Exec", sel), ("client->Executor", dire)):
+        print(f"{label:>22} {quantile(values, .5):7.2f} {quantile(values, .9):7.2f} {quantile(values, .99):7.2f}")
+    p50 = quantile(sel, .5) - quantile(dire, .5)
+    p99 = quantile(sel, .99) - quantile(dire, .99)
+    print(f"{'overhead (difference)':>22} {p50:7.2f} {quantile(sel, .9) - quantile(dire, .9):7.2f} {p99:7.2f}")
+    print(f"{'inside the Selector':>22} {quantile(inside, .5):7.2f} {quantile(inside, .9):7.2f} "
+          f"{quantile(inside, .99):7.2f}  (server_ms - queue - execution)")
+    ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
+    print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
+    print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "
+          f"{statistics.mean(sel):.2f} ms, direct {statistics.mean(dire):.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

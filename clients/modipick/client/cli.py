@@ -1,0 +1,109 @@
+"""`modipick infer IMAGE --sla 150 [--target HOST:PORT] [--label N] [--policy NAME] [--json]`
+
+IMAGE is a PNG or JPEG file (sent as is), or a .npy array holding one image.
+Exit codes: 0 served or run-on-device answer, 1 the call failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Mapping
+
+from modipick.client.errors import InvalidRequest, ModiPickError
+from modipick.client.inputs import image_kind
+from modipick.client.options import DEFAULT_TARGET, ClientOptions, ClientTls, check_sla
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"modipick infer: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser(environ: Mapping[str, str]) -> _Parser:
+    p = _Parser(prog="modipick infer", description="Send one image through a modipick Selector.")
+    p.add_argument("image", help="PNG/JPEG file, or .npy array of one image")
+    p.add_argument("--sla", type=float, default=float(environ.get("MODIPICK_SLA_MS", 150)),
+                   help="SLA in ms [env MODIPICK_SLA_MS; default 150]")
+    p.add_argument("--target", default=environ.get("MODIPICK_SELECTOR_TARGET", DEFAULT_TARGET),
+                   help=f"Selector address [env MODIPICK_SELECTOR_TARGET; default {DEFAULT_TARGET}]")
+    p.add_argument("--label", type=int, default=None, help="true label: report the outcome")
+    p.add_argument("--policy", default="", help="override the Selector's policy for this request")
+    p.add_argument("--tls-ca", default=environ.get("MODIPICK_TLS_CA"), help="CA file to trust (enables TLS)")
+    p.add_argument("--tls-cert", default=environ.get("MODIPICK_TLS_CERT"), help="client certificate (mTLS)")
+    p.add_argument("--tls-key", default=environ.get("MODIPICK_TLS_KEY"), help="client key (mTLS)")
+    p.add_argument("--connect-timeout", type=float, default=10.0,
+                   help="seconds to wait for the connection (not counted against the SLA)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def load_image(path: str) -> Any:
+    """Bytes of a PNG/JPEG file or the array in a .npy file; ValueError naming the file otherwise."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if file.suffix.lower() == ".npy":
+        import io
+
+        import numpy as np
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a valid .npy array ({exc})") from None
+    if not data:
+        raise ValueError(f"{path}: file is empty")
+    if image_kind(data) is None:
+        raise ValueError(f"{path}: not a PNG or JPEG image")
+    return data
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser(os.environ if environ is None else environ).parse_args(argv)
+    try:
+        check_sla(args.sla)
+        image = load_image(args.image)
+    except InvalidRequest as exc:
+        print(f"modipick infer: --sla: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"modipick infer: {exc}", file=sys.stderr)
+        return 2
+    tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None
+    from modipick.client.sync import ModiPickClient
+
+    with ModiPickClient(options=ClientOptions(target=args.target, tls=tls)) as client:
+        try:
+            client.wait_ready(args.connect_timeout)
+            result = client.infer(image, args.sla, policy=args.policy or None, label=args.label)
+        except InvalidRequest as exc:
+            print(f"modipick infer: {exc}", file=sys.stderr)
+            return 2
+        except ModiPickError as exc:
+            print(f"modipick infer: {args.target}: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        doc = asdict(result)
+        doc["met_sla"] = result.met_sla
+        print(json.dumps(doc))
+    elif result.run_on_device:
+        print(f"run on device: no model fits {args.sla:g} ms (budget {result.timings.budget_ms:.1f} ms), "
+              f"e2e {result.e2e_ms:.1f} ms")
+    else:
+        name = f" ({result.label_name})" if result.label_name and result.label_name != str(result.label) else ""
+        print(f"prediction {result.label}{name} score {result.score:.3f} | model {result.model}:{result.version} "
+              f"[{result.reason}] | e2e {result.e2e_ms:.1f} ms of SLA {args.sla:g} ms "
+              f"(budget {result.timings.budget_ms:.1f}, queue {result.timings.queue_ms:.1f}, "
+              f"run {result.timings.execution_ms:.1f}, server {result.timings.server_ms:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""What one inference returned, as the client saw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modipick.v1 import selector_pb2
+
+_REASONS = {0: "unspecified", 1: "base", 2: "explored", 3: "fallback"}
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Server-side milliseconds (see modipick.v1.Timings)."""
+
+    upload_ms: float = 0.0
+    budget_ms: float = 0.0
+    selection_ms: float = 0.0
+    queue_ms: float = 0.0
+    execution_ms: float = 0.0
+    server_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    request_id: str
+    sla_ms: float
+    e2e_ms: float                 # measured here: send stamp to reply (plus any emulated return leg)
+    run_on_device: bool           # the server declined: nothing fits, run the on-device model
+    model: str = ""
+    version: int = 0
+    reason: str = "unspecified"   # base | explored | fallback
+    label: int | None = None      # predicted class; None when run_on_device
+    label_name: str = ""
+    score: float = 0.0
+    scores: tuple[float, ...] = ()
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def met_sla(self) -> bool:
+        return not self.run_on_device and self.e2e_ms <= self.sla_ms
+
+    @property
+    def disposition(self) -> str:
+        return "run_on_device" if self.run_on_device else "served"
+
+    @property
+    def prediction(self) -> int | None:
+        return self.label
+
+
+def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms: float,
+                  e2e_ms: float) -> InferResult:
+    on_device = reply.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
+    t = reply.timings
+    timings = Timings(t.upload_ms, t.budget_ms, t.selection_ms, t.queue_ms, t.execution_ms, t.server_ms)
+    p = reply.prediction
+    return InferResult(
+        request_id=reply.request_id or request_id, sla_ms=sla_ms, e2e_ms=e2e_ms, run_on_device=on_device,
+        model=reply.model.name, version=reply.model.version, reason=_REASONS.get(reply.reason, "unspecified"),
+        label=None if on_device else p.label, label_name=p.label_name, score=p.score,
+        scores=tuple(p.scores), timings=timings)

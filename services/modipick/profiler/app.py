@@ -1,0 +1,100 @@
+"""Wiring one Profiler: store, observation sink, Executor channel, life cycle, gRPC server."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import grpc
+import structlog
+
+from modipick.profiler.ingest import ObservationSink
+from modipick.profiler.lifecycle import LifecycleSettings, ModelLifecycle
+from modipick.profiler.probe import Prober
+from modipick.profiler.service import ProfilerService
+from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
+from modipick.runtime.metrics import ProfilerMetrics
+from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
+from modipick.runtime.tls import TlsConfig
+from modipick.stores import ProfileStore, make_store
+from modipick.v1 import executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
+
+log = structlog.get_logger("modipick.profiler")
+SERVICE_NAME = service_name(profiler_pb2, "ProfilerService")
+
+
+@dataclass(frozen=True)
+class ProfilerSettings:
+    address: str = "127.0.0.1:0"
+    store_url: str = "memory"
+    executor_target: str = "127.0.0.1:50052"
+    alpha: float = 0.1
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    discover: bool = True              # follow the Executor's model list
+    probe_timeout_s: float = 30.0
+    buffer_capacity: int = 100_000
+    batch_size: int = 2_000
+    server_tls: TlsConfig | None = None
+    downstream_tls: TlsConfig | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grace_s: float = 5.0
+    seed: int = 0
+    store_options: dict[str, Any] = field(default_factory=dict)
+
+
+class ProfilerApp:
+    def __init__(self, settings: ProfilerSettings, server: RunningServer, service: ProfilerService,
+                 sink: ObservationSink, lifecycle: ModelLifecycle, channel: grpc.aio.Channel,
+                 store: ProfileStore, owns_store: bool, metrics: ProfilerMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else ProfilerMetrics()
+        self.server = server
+        self.service = service
+        self.sink = sink
+        self.lifecycle = lifecycle
+        self._channel = channel
+        self.store = store
+        self._owns_store = owns_store
+
+    @property
+    def target(self) -> str:
+        return self.server.target
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.server.stop(grace_s)
+        await self.lifecycle.stop()
+        await self.sink.stop()
+        await self._channel.close()
+        if self._owns_store:
+            self.store.close()
+
+
+async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | None = None,
+                         clock: Callable[[], float] = time.time,
+                         rng: random.Random | None = None, metrics: ProfilerMetrics | None = None) -> ProfilerApp:
+    metrics = metrics if metrics is not None else ProfilerMetrics()
+    owns_store = store is None
+    store = store if store is not None else make_store(settings.store_url, **settings.store_options)
+    store = metrics.count_store_errors(store)
+    sink = ObservationSink(store, alpha=settings.alpha, capacity=settings.buffer_capacity,
+                           batch_size=settings.batch_size, clock=clock)
+    sink.start()
+    channel = aio_channel(settings.executor_target, tls=settings.downstream_tls,
+                          max_message_bytes=settings.max_message_bytes)
+    executor = executor_pb2_grpc.ExecutorServiceStub(channel)
+    prober = Prober(executor, sink, timeout_s=settings.probe_timeout_s, clock=clock)
+    lifecycle = ModelLifecycle(store, prober, executor, settings.lifecycle, clock=clock,
+                               rng=rng or random.Random(settings.seed))
+    service = ProfilerService(store, sink, lifecycle, prober)
+    metrics.watch(sink, service)
+    server = await start_server(
+        [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
+        ServerOptions(address=settings.address, tls=settings.server_tls,
+                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s))
+    if settings.discover:
+        lifecycle.start()
+    log.info("profiler started", target=server.target, executor=settings.executor_target, alpha=settings.alpha,
+             store=repr(store))
+    return ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)

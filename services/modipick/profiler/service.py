@@ -1,0 +1,157 @@
+"""ProfilerService: observations in, profiles out, the model registry and probes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import AsyncIterator
+
+import grpc
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from modipick.core import ModelProfile
+from modipick.profiler.ingest import Item, ObservationSink
+from modipick.profiler.lifecycle import ModelLifecycle
+from modipick.profiler.probe import ProbeFailed, Prober
+from modipick.runtime.metadata import request_id_from
+from modipick.stores import ProfileStore, StoreError, StoreUnavailable
+from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
+
+log = structlog.get_logger("modipick.profiler")
+
+MAX_PROBE_RUNS = 1000
+_STATES = {"loading": common_pb2.MODEL_STATE_LOADING, "warming": common_pb2.MODEL_STATE_WARMING,
+           "eligible": common_pb2.MODEL_STATE_ELIGIBLE, "failing": common_pb2.MODEL_STATE_FAILING}
+
+
+def profile_message(p: ModelProfile) -> common_pb2.Profile:
+    return common_pb2.Profile(
+        model=common_pb2.ModelRef(name=p.name, version=p.version), mean_ms=p.mean_ms, std_ms=p.std_ms,
+        samples=p.samples, updated_at_unix=p.updated_at, declared_accuracy=p.declared_accuracy,
+        measured_accuracy=p.measured_accuracy or 0.0, correct=p.correct, served=p.served,
+        state=_STATES.get(p.state, common_pb2.MODEL_STATE_UNSPECIFIED))
+
+
+def observation_item(o: profiler_pb2.Observation) -> Item | None:
+    """(name, version, queue + execution ms), or None for what cannot feed a profile."""
+    ms = o.queue_ms + o.execution_ms
+    if (not o.model.name or o.model.version <= 0 or o.failed or not math.isfinite(ms)
+            or o.queue_ms < 0 or o.execution_ms < 0):
+        return None
+    return o.model.name, o.model.version, ms
+
+
+class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
+    def __init__(self, store: ProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
+                 prober: Prober) -> None:
+        self._store = store
+        self._sink = sink
+        self._lifecycle = lifecycle
+        self._prober = prober
+        self.failed_observations = 0
+        self.rejected_observations = 0  # failed executions and malformed observations
+
+    async def _store_call(self, context: grpc.aio.ServicerContext, fn, *args):
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
+        except StoreError as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, f"profile store failed: {exc}")
+
+    async def RecordObservations(self, request_iterator: AsyncIterator[profiler_pb2.RecordObservationsRequest],
+                                 context: grpc.aio.ServicerContext):
+        accepted = rejected = 0
+        async for batch in request_iterator:
+            items = []
+            for o in batch.observations:
+                item = observation_item(o)
+                if item is None:
+                    rejected += 1
+                    self.failed_observations += o.failed
+                else:
+                    items.append(item)
+            accepted += await self._sink.submit(items)
+        self.rejected_observations += rejected
+        return profiler_pb2.RecordObservationsResponse(accepted=accepted, rejected=rejected)
+
+    async def RecordOutcome(self, request: profiler_pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext):
+        rid = request.request_id or request_id_from(context.invocation_metadata())
+        with bound_contextvars(request_id=rid):
+            if not request.model.name or request.model.version <= 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "model: name and a resolved version (>= 1) are required")
+            if not request.HasField("true_label"):
+                return profiler_pb2.RecordOutcomeResponse()  # nothing to learn accuracy from
+            correct = request.predicted_label == request.true_label
+            known = await self._store_call(context, self._store.record_outcome, request.model.name,
+                                           request.model.version, correct)
+            if not known:
+                await context.abort(grpc.StatusCode.NOT_FOUND,
+                                    f"model {request.model.name}:{request.model.version} is not registered")
+            log.debug("outcome recorded", model=request.model.name, correct=correct)
+            return profiler_pb2.RecordOutcomeResponse()
+
+    async def ListProfiles(self, request, context: grpc.aio.ServicerContext):
+        profiles = await self._store_call(context, self._store.load_all)
+        return profiler_pb2.ListProfilesResponse(profiles=[profile_message(p) for p in profiles])
+
+    async def ListRegisteredModels(self, request, context: grpc.aio.ServicerContext):
+        profiles = await self._store_call(context, self._store.load_all)
+        return profiler_pb2.ListRegisteredModelsResponse(models=[profile_message(p) for p in profiles])
+
+    async def RegisterModel(self, request: profiler_pb2.RegisterModelRequest, context: grpc.aio.ServicerContext):
+        ref = request.model
+        if not ref.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model.name: required")
+        if ref.version <= 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"model.version: must be >= 1, got {ref.version}")
+        acc = request.declared_accuracy
+        if not (math.isfinite(acc) and 0 <= acc <= 100):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"declared_accuracy: a percentage in [0, 100], got {acc!r}")
+        try:
+            profile = await self._lifecycle.register(ref.name, ref.version, acc, eligible=request.skip_warmup)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
+        return profiler_pb2.RegisterModelResponse(profile=profile_message(profile))
+
+    async def DeregisterModel(self, request: profiler_pb2.DeregisterModelRequest, context: grpc.aio.ServicerContext):
+        ref = request.model
+        if not ref.name or ref.version <= 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name and version (>= 1) are required")
+        try:
+            existed = await self._lifecycle.deregister(ref.name, ref.version)
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
+        if not existed:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"model {ref.name}:{ref.version} is not registered")
+        return profiler_pb2.DeregisterModelResponse()
+
+    async def ProbeModel(self, request: profiler_pb2.ProbeModelRequest, context: grpc.aio.ServicerContext):
+        ref = request.model
+        if not ref.name or ref.version <= 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name and version (>= 1) are required")
+        runs = request.runs or self._lifecycle.settings.probe_runs
+        if not 0 < runs <= MAX_PROBE_RUNS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"runs: must be in 1..{MAX_PROBE_RUNS}, got {runs}")
+        profile = await self._store_call(context, _find, self._store, ref.name, ref.version)
+        if profile is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"model {ref.name}:{ref.version} is not registered")
+        try:
+            observations = await self._prober.run(ref.name, ref.version, runs, record=True)
+        except ProbeFailed as exc:
+            code = exc.code if exc.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                            grpc.StatusCode.UNAVAILABLE) else grpc.StatusCode.INTERNAL
+            await context.abort(code, str(exc))
+        profile = await self._store_call(context, _find, self._store, ref.name, ref.version)
+        return profiler_pb2.ProbeModelResponse(observations=observations,
+                                               profile=profile_message(profile) if profile else None)
+
+
+def _find(store: ProfileStore, name: str, version: int) -> ModelProfile | None:
+    for p in store.load_all():
+        if p.name == name and p.version == version:
+            return p
+    return None

@@ -1,0 +1,103 @@
+"""`modipick selector`: run one Selector (any number of replicas may share one Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Mapping
+
+from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
+from modipick.runtime.logging import configure_logging
+from modipick.runtime.metrics import SelectorMetrics, add_metrics_option, serve_metrics
+from modipick.runtime.server import run_until_signal
+from modipick.runtime.tls import TlsConfig
+from modipick.runtime.tracing import add_tracing_option, configure_tracing
+from modipick.selector.budget import BudgetRules, parse_overhead, parse_return_leg
+
+
+def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
+    from modipick.core.policies import LIVE_POLICIES
+    from modipick.selector.app import SelectorSettings
+
+    p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
+    p.add_option("--listen", default="0.0.0.0:50051", help="address to serve on")
+    p.add_option("--redis-url", default="redis://127.0.0.1:6379/0",
+                 help="profile store: redis:// or rediss:// URL ('memory' serves nothing useful alone)",
+                 secret=True)
+    p.add_option("--executor-target", default="127.0.0.1:50052", help="Executor address")
+    p.add_option("--profiler-target", default="127.0.0.1:50053",
+                 help="Profiler address for outcome reports ('' to drop them)")
+    p.add_option("--policy", default="modipick", choices=LIVE_POLICIES, help="default selection policy")
+    p.add_option("--threshold-ms", default=20.0, type=non_negative_float, help="ModiPick T_threshold")
+    p.add_option("--seed", default=0, type=int,
+                 help="RNG seed: replicas with the same seed and profiles choose alike per request id")
+    p.add_option("--profile-refresh-ms", default=500.0, type=positive_float,
+                 help="reload profiles from the store this often (the staleness bound)")
+    p.add_option("--max-clock-skew-ms", default=1000.0, type=non_negative_float,
+                 help="tolerated client clock skew for client_send_time")
+    p.add_option("--return-leg", default="mirror", help="return-leg estimate: 'mirror' (= upload) or ms")
+    p.add_option("--serving-overhead-ms", default="0",
+                 help="time the Selector adds around a model's run, taken off the budget: ms, or 'auto' (learned)")
+    p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=positive_int, help="gRPC message limit")
+    p.add_option("--grace-s", default=5.0, type=non_negative_float, help="shutdown grace period")
+    p.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
+    p.add_option("--tls-key", default="", help="server key", secret=True)
+    p.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
+    p.add_option("--downstream-ca", default="", help="CA to trust for Executor/Profiler (enables TLS to them)")
+    p.add_option("--downstream-cert", default="", help="client certificate for Executor/Profiler (mTLS)")
+    p.add_option("--downstream-key", default="", help="client key for Executor/Profiler (mTLS)", secret=True)
+    p.add_option("--log-level", default="info", help="debug|info|warning|error")
+    p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
+    add_metrics_option(p)
+    add_tracing_option(p)
+    args = p.parse_args(argv)
+    try:
+        return_leg = parse_return_leg(args.return_leg)
+    except ValueError as exc:
+        p.error(f"--return-leg: {exc}")
+    try:
+        overhead = parse_overhead(args.serving_overhead_ms)
+    except ValueError as exc:
+        p.error(f"--serving-overhead-ms: {exc}")
+    server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
+    downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
+    settings = SelectorSettings(
+        address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
+        profiler_target=args.profiler_target, policy=args.policy,
+        policy_params={"threshold_ms": args.threshold_ms}, seed=args.seed, refresh_ms=args.profile_refresh_ms,
+        rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg),
+        serving_overhead_ms=overhead,
+        server_tls=server_tls if server_tls.enabled else None,
+        downstream_tls=downstream if downstream.enabled else None,
+        max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
+    return settings, args
+
+
+async def serve(settings, metrics_port: int = 0) -> None:
+    from modipick.selector.app import start_selector
+
+    metrics = SelectorMetrics()
+    serve_metrics(metrics_port, metrics.registry)
+    app = await start_selector(settings, metrics=metrics)
+    await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
+    configure_logging(json=True if args.log_json else None, level=args.log_level)
+    configure_tracing(args.tracing, service_name="modipick-selector")
+    from modipick.stores import StoreConfigError
+
+    try:
+        asyncio.run(serve(settings, args.metrics_port))
+    except StoreConfigError as exc:
+        print(f"modipick selector: --redis-url: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"modipick selector: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

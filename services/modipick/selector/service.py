@@ -1,0 +1,231 @@
+"""SelectorService: per request, a budget, a policy decision on the cached profiles, one Executor
+call under the remaining budget as its deadline, and the timings of all of it."""
+
+from __future__ import annotations
+
+import collections
+import math
+import random
+import time
+from typing import Callable
+
+import grpc
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from modipick.core import Budget, Decision, Reason
+from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from
+from modipick.runtime.metrics import SelectorMetrics
+from modipick.runtime.tracing import annotate
+from modipick.selector.budget import BudgetRules, RequestInvalid, ServingOverhead, request_budget
+from modipick.selector.cache import ProfileCache
+from modipick.selector.outcomes import OutcomeForwarder
+from modipick.selector.policies import PolicyBook
+from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
+                         selector_pb2_grpc)
+
+log = structlog.get_logger("modipick.selector")
+
+_REASONS = {Reason.BASE: common_pb2.SELECTION_REASON_BASE, Reason.EXPLORED: common_pb2.SELECTION_REASON_EXPLORED,
+            Reason.FALLBACK: common_pb2.SELECTION_REASON_FALLBACK}
+_TENSOR_ITEMSIZE = {"float32": 4, "uint8": 1}
+# What the Selector answers when the Executor fails, by the Executor's status.
+_EXECUTOR_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED: grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.NOT_FOUND: grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.FAILED_PRECONDITION: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
+    def __init__(self, cache: ProfileCache, executor: executor_pb2_grpc.ExecutorServiceStub,
+                 policies: PolicyBook, outcomes: OutcomeForwarder, *, rng_for: Callable[[str], random.Random],
+                 rules: BudgetRules = BudgetRules(), overhead: ServingOverhead | None = None,
+                 wall_ns: Callable[[], int] = time.time_ns, perf: Callable[[], float] = time.perf_counter,
+                 metrics: SelectorMetrics | None = None) -> None:
+        self.metrics = metrics if metrics is not None else SelectorMetrics()
+        self._cache = cache
+        self._executor = executor
+        self._policies = policies
+        self._outcomes = outcomes
+        self._rng_for = rng_for
+        self._rules = rules
+        self.overhead = overhead or ServingOverhead(0.0)
+        self._wall_ns = wall_ns
+        self._perf = perf
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    # -- the decision, shared by Infer and Select ------------------------------------------------
+    def _decide(self, sla_ms: float, send_time, policy_name: str, request_id: str,
+                receive_ns: int) -> tuple[Budget, Decision]:
+        budget = request_budget(sla_ms, send_time, receive_ns, self._rules, self.overhead.value_ms)
+        policy = self._policies.get(policy_name)
+        candidates = self._cache.snapshot.candidates
+        if not candidates:
+            raise _NoModels(self._cache)
+        return budget, policy.choose(candidates, budget, self._rng_for(request_id))
+
+    @staticmethod
+    def _on_device(budget: Budget, decision: Decision) -> bool:
+        return decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms
+
+    # -- RPCs -------------------------------------------------------------------------------------
+    async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
+        started = self._perf()
+        receive_ns = self._wall_ns()
+        rid = request.request_id or request_id_from(context.invocation_metadata())
+        policy_label = self.metrics.policy_label(request.policy, self._policies.default_name)
+        with bound_contextvars(request_id=rid):
+            try:
+                _check_input(request)
+                budget, decision = self._decide(
+                    request.sla_ms, request.client_send_time if request.HasField("client_send_time") else None,
+                    request.policy, rid, receive_ns)
+            except RequestInvalid as exc:
+                self.counts["invalid"] += 1
+                self.metrics.request(policy_label, "error")
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except _NoModels as exc:
+                self.counts["no_models"] += 1
+                self.metrics.request(policy_label, "error")
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            decided = self._perf()
+            timings = common_pb2.Timings(upload_ms=budget.upload_ms, budget_ms=budget.execution_ms,
+                                         selection_ms=(decided - started) * 1000.0)
+            chosen = decision.model
+            ref = common_pb2.ModelRef(name=chosen.name, version=chosen.version)
+            self.metrics.selection(chosen.name, decision.reason.value, budget.execution_ms)
+            annotate(**{"modipick.model": chosen.key, "modipick.reason": decision.reason.value,
+                        "modipick.budget_ms": budget.execution_ms, "modipick.policy": policy_label})
+            # the Executor call may use the budget plus the overhead set aside for its round trip
+            timeout_s = (budget.execution_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+            left = context.time_remaining()
+            if left is not None and left < timeout_s:
+                timeout_s = left
+            if self._on_device(budget, decision) or timeout_s <= 0:
+                self.counts["run_on_device"] += 1
+                self.metrics.request(policy_label, "run_on_device")
+                timings.server_ms = (self._perf() - started) * 1000.0
+                log.debug("run on device", budget_ms=budget.execution_ms, fastest_ms=chosen.mean_ms)
+                return selector_pb2.InferResponse(
+                    request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE, model=ref,
+                    reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings)
+            try:
+                reply = await self._executor.Execute(
+                    executor_pb2.ExecuteRequest(request_id=rid, model=ref, input=request.input),
+                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),))
+            except grpc.aio.AioRpcError as exc:
+                code = _EXECUTOR_STATUS.get(exc.code(), grpc.StatusCode.INTERNAL)
+                self.counts[f"executor_{exc.code().name.lower()}"] += 1
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    message = (f"model {chosen.key} did not answer within the remaining budget of "
+                               f"{timeout_s * 1000.0:.1f} ms (SLA {budget.sla_ms:g} ms)")
+                else:
+                    message = f"executor: {exc.code().name}: {exc.details()}"
+                log.info("execution failed", model=chosen.key, code=exc.code().name, details=exc.details())
+                self.metrics.request(policy_label, "error")
+                await context.abort(code, message)
+            self.counts["served"] += 1
+            timings.queue_ms = reply.queue_ms
+            timings.execution_ms = reply.execution_ms
+            timings.server_ms = (self._perf() - started) * 1000.0
+            self.overhead.observe(timings.server_ms - reply.queue_ms - reply.execution_ms)
+            # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
+            self.metrics.request(policy_label, "served",
+                                 sla_met=timings.server_ms <= budget.execution_ms + self.overhead.value_ms)
+            if reply.HasField("model") and reply.model.name:
+                ref = reply.model
+            return selector_pb2.InferResponse(
+                request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
+                reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
+                prediction=reply.prediction, timings=timings)
+
+    async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
+        receive_ns = self._wall_ns()
+        rid = request.request_id or request_id_from(context.invocation_metadata())
+        with bound_contextvars(request_id=rid):
+            try:
+                budget, decision = self._decide(
+                    request.sla_ms, request.client_send_time if request.HasField("client_send_time") else None,
+                    request.policy, rid, receive_ns)
+            except RequestInvalid as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except _NoModels as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            chosen, base = decision.model, decision.base
+            on_device = self._on_device(budget, decision)
+            return selector_pb2.SelectResponse(
+                request_id=rid,
+                disposition=(selector_pb2.DISPOSITION_RUN_ON_DEVICE if on_device
+                             else selector_pb2.DISPOSITION_SERVED),
+                model=common_pb2.ModelRef(name=chosen.name, version=chosen.version),
+                reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
+                budget_ms=budget.execution_ms, probability=decision.probability,
+                exploration_set_size=decision.explored,
+                base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None))
+
+    async def ReportOutcome(self, request: selector_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext):
+        rid = request.request_id or request_id_from(context.invocation_metadata())
+        with bound_contextvars(request_id=rid):
+            problem = _check_outcome(request)
+            if problem:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            self.metrics.outcome(request.e2e_ms)
+            report = profiler_pb2.RecordOutcomeRequest(
+                request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
+                predicted_label=request.predicted_label, client_id=request.client_id)
+            if request.HasField("true_label"):
+                report.true_label = request.true_label
+            if not self._outcomes.submit(report):
+                self.counts["outcomes_dropped"] += 1
+            return selector_pb2.ReportOutcomeResponse()
+
+
+class _NoModels(Exception):
+    def __init__(self, cache: ProfileCache) -> None:
+        states = collections.Counter(p.state for p in cache.snapshot.profiles)
+        if cache.snapshot.generation == 0:
+            why = f"profiles not loaded yet ({cache.last_error or 'store not reached'})"
+        elif not states:
+            why = "no model registered (is the Profiler running?)"
+        else:
+            why = "registered: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        super().__init__(f"no eligible model to serve with: {why}")
+
+
+def _check_input(request: selector_pb2.InferRequest) -> None:
+    kind = request.input.WhichOneof("kind")
+    if kind is None:
+        raise RequestInvalid("input", "missing: set input.encoded_image (PNG/JPEG bytes) or input.tensor")
+    if kind == "encoded_image":
+        if not request.input.encoded_image:
+            raise RequestInvalid("input.encoded_image", "is empty")
+        return
+    tensor = request.input.tensor
+    itemsize = _TENSOR_ITEMSIZE.get(tensor.dtype)
+    if itemsize is None:
+        raise RequestInvalid("input.tensor.dtype", f"{tensor.dtype!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
+    if not tensor.shape or any(d <= 0 for d in tensor.shape):
+        raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(tensor.shape)}")
+    expected = math.prod(tensor.shape) * itemsize
+    if len(tensor.content) != expected:
+        raise RequestInvalid("input.tensor.content", f"holds {len(tensor.content)} bytes; shape "
+                             f"{list(tensor.shape)} of {tensor.dtype} needs {expected}")
+
+
+def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:
+    if not request.model.name:
+        return "model.name: required (the model the reply named)"
+    if request.model.version < 0:
+        return f"model.version: must be >= 0, got {request.model.version}"
+    if not (math.isfinite(request.e2e_ms) and request.e2e_ms >= 0):
+        return f"e2e_ms: must be a finite number of ms >= 0, got {request.e2e_ms!r}"
+    if not (math.isfinite(request.sla_ms) and request.sla_ms >= 0):
+        return f"sla_ms: must be a finite number of ms >= 0, got {request.sla_ms!r}"
+    if request.HasField("true_label") and request.true_label < 0:
+        return f"true_label: must be >= 0, got {request.true_label}"
+    return ""

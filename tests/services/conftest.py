@@ -1,0 +1,39 @@
+"""Helpers shared by the live-suite tests (the suite itself: tests/fixtures_suite.py)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def stamp(ns: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(ns)
+    return ts
+
+
+def digit_tensor(image: np.ndarray):
+    from modipick.v1 import common_pb2
+
+    arr = np.asarray(image, np.float32).reshape(1, 8, 8, 1)
+    return common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1], content=arr.tobytes()))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from modipick.zoo.digits import held_out_digits
+
+    return held_out_digits()
+
+
+def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s:g} s")

@@ -15,7 +15,7 @@ COPY protos ./protos
 COPY services ./services
 COPY clients ./clients
 COPY loadgen ./loadgen
-RUN /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt ".[executor]"
+RUN /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt ".[executor,tracing]"
 
 FROM python:3.11.11-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

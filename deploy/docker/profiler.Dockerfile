@@ -14,7 +14,7 @@ COPY protos ./protos
 COPY services ./services
 COPY clients ./clients
 COPY loadgen ./loadgen
-RUN /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt . \
+RUN /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt ".[tracing]" \
  && if /opt/venv/bin/python -c "import tensorflow" 2>/dev/null; then echo "tensorflow leaked into the profiler image" >&2; exit 1; fi
 
 FROM python:3.11.11-slim-bookworm AS runtime

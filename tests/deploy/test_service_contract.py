@@ -11,8 +11,6 @@ import yaml
 from deploy_support import COMPOSE_DIR, K8S, KUSTOMIZE_DIRS, ROLES, by_kind, rendered
 from modipick.runtime import config as runtime_config
 
-# Contract names the deployment sets ahead of their flags (issue 6: the metrics endpoint port).
-AHEAD_OF_FLAGS = {"MODIPICK_METRICS_PORT"}
 PARSED_ROLES = ("selector", "profiler")
 
 
@@ -54,7 +52,8 @@ def test_compose_settings_parse(role: str, compose, monkeypatch) -> None:
     assert args.redis_url == "redis://redis:6379/0"
     assert args.executor_target == "executor:50052"
     assert args.log_json is True
-    unknown = set(environ) - known - AHEAD_OF_FLAGS - {"MODIPICK_PROFILER_TARGET", "MODIPICK_POLICY"}
+    assert (args.metrics_port, args.tracing) == (9090, "off")
+    unknown = set(environ) - known - {"MODIPICK_PROFILER_TARGET", "MODIPICK_POLICY"}
     assert unknown == set()
 
 
@@ -65,6 +64,7 @@ def test_kubernetes_settings_parse(role: str, monkeypatch) -> None:
     assert args.listen == f"0.0.0.0:{ROLES[role]}"
     assert args.executor_target == "dns:///executor-headless:50052"
     assert args.log_level == "info"
+    assert args.metrics_port == 9090
 
 
 def test_every_shared_setting_is_a_flag_of_some_service(compose, monkeypatch) -> None:
@@ -73,7 +73,7 @@ def test_every_shared_setting_is_a_flag_of_some_service(compose, monkeypatch) ->
         known |= parse_role(role, {}, monkeypatch)[1]
     executor_only = {"MODIPICK_BACKEND", "MODIPICK_TFSERVING_TARGET", "MODIPICK_MODEL_BASE"}
     shared = set(k8s_environment("selector")) | set(compose["x-modipick-env"])
-    assert shared - known - AHEAD_OF_FLAGS - executor_only == set()
+    assert shared - known - executor_only == set()
 
 
 def test_loadgen_arguments_parse(compose) -> None:

@@ -9,8 +9,10 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from modipick.runtime.config import EnvArgumentParser
 from modipick.runtime.logging import configure_logging
+from modipick.runtime.metrics import ExecutorMetrics, add_metrics_option, serve_metrics
 from modipick.runtime.server import run_until_signal
 from modipick.runtime.tls import TlsConfig
+from modipick.runtime.tracing import add_tracing_option, configure_tracing
 
 
 class _BadValue(argparse.ArgumentTypeError, ValueError):
@@ -73,6 +75,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--downstream-key", default="", help="client key for the Profiler (mTLS)", secret=True)
     p.add_option("--log-level", default="info", help="debug|info|warning|error")
     p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
+    add_metrics_option(p)
+    add_tracing_option(p)
     args = p.parse_args(argv)
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
@@ -89,18 +93,21 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     return settings, args
 
 
-async def serve(settings) -> None:
+async def serve(settings, metrics_port: int = 0) -> None:
     from modipick.executor.app import start_executor
 
-    app = await start_executor(settings)
+    metrics = ExecutorMetrics()
+    serve_metrics(metrics_port, metrics.registry)
+    app = await start_executor(settings, metrics=metrics)
     await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
 
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
     configure_logging(json=True if args.log_json else None, level=args.log_level)
+    configure_tracing(args.tracing, service_name="modipick-executor")
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, args.metrics_port))
     except (OSError, ValueError) as exc:
         print(f"modipick executor: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (FileNotFoundError, ValueError)) else 1

@@ -11,8 +11,10 @@ from modipick.executor.backends.base import Backend, make_backend
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
+from modipick.runtime.metrics import ExecutorMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
+from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.v1 import executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.executor")
@@ -39,8 +41,10 @@ class ExecutorSettings:
 
 class ExecutorApp:
     def __init__(self, settings: ExecutorSettings, server: RunningServer, service: ExecutorService,
-                 backend: Backend, sink: ObservationSink, channel: grpc.aio.Channel | None) -> None:
+                 backend: Backend, sink: ObservationSink, channel: grpc.aio.Channel | None,
+                 metrics: ExecutorMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else ExecutorMetrics()
         self.server = server
         self.service = service
         self.backend = backend
@@ -64,11 +68,15 @@ def build_backend(settings: ExecutorSettings) -> Backend:
         if not settings.model_base:
             raise ValueError("the embedded backend needs --model-base (a TF Serving base path)")
         return make_backend("embedded", model_base=settings.model_base, threads=settings.max_concurrency)
-    return make_backend(settings.backend, target=settings.tfserving_target, model_base=settings.model_base)
+    interceptors = client_interceptors()  # TF Serving calls join the request's trace
+    return make_backend(settings.backend, target=settings.tfserving_target, model_base=settings.model_base,
+                        channel_factory=(lambda target: aio_channel(target, interceptors=interceptors))
+                        if interceptors else None)
 
 
 async def start_executor(settings: ExecutorSettings, *, backend: Backend | None = None,
-                         sink: ObservationSink | None = None) -> ExecutorApp:
+                         sink: ObservationSink | None = None, metrics: ExecutorMetrics | None = None) -> ExecutorApp:
+    metrics = metrics if metrics is not None else ExecutorMetrics()
     backend = backend if backend is not None else build_backend(settings)
     await backend.start()
     channel = None
@@ -79,14 +87,15 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
                                     max_buffer=settings.report_buffer)
         reporter.start()
         sink = reporter
-    sink = sink if sink is not None else NullSink()
+    sink = metrics.metered_sink(sink if sink is not None else NullSink())
     service = ExecutorService(backend, sink=sink, max_concurrency=settings.max_concurrency,
                               max_queue=settings.max_queue, default_timeout_s=settings.default_timeout_s)
     server = await start_server(
         [(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
-                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s))
+                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s),
+        interceptors=server_interceptors(root_spans=False))
     log.info("executor started", target=server.target, backend=backend.name, model_base=settings.model_base,
              profiler=settings.profiler_target or None, max_concurrency=settings.max_concurrency,
              max_queue=settings.max_queue)
-    return ExecutorApp(settings, server, service, backend, sink, channel)
+    return ExecutorApp(settings, server, service, backend, sink, channel, metrics)

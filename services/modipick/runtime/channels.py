@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import grpc
 
 from modipick.runtime.tls import TlsConfig
@@ -21,8 +23,10 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 
 def aio_channel(target: str, *, tls: TlsConfig | None = None,
                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                extra_options: list[tuple[str, object]] | None = None) -> grpc.aio.Channel:
+                extra_options: list[tuple[str, object]] | None = None,
+                interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     options = channel_options(max_message_bytes, extra_options)
     if tls is not None and tls.enabled:
-        return grpc.aio.secure_channel(target, tls.channel_credentials(), options + tls.channel_options())
-    return grpc.aio.insecure_channel(target, options)
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options + tls.channel_options(),
+                                       interceptors=list(interceptors) or None)
+    return grpc.aio.insecure_channel(target, options, interceptors=list(interceptors) or None)

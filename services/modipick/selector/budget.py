@@ -1,10 +1,22 @@
-"""A request's time budget from what it carries: the SLA and the client's send time.
+"""A request's time budget, without trusting the client's clock where it can.
 
-upload_ms = receive time - client_send_time (clamped >= 0); the return leg is estimated as equal to
-the upload (the paper's 2 * T_input) unless a fixed estimate is configured. Client clocks drift: a
-send time up to `max_clock_skew_ms` in the future counts as "just sent"; further in the future, or
-further in the past than the SLA itself plus that tolerance (the client's own deadline would have
-fired), the clocks disagree and the request is refused, naming the field.
+Time left after the upload: the gRPC deadline the client set from its SLA at its send time
+(`context.time_remaining()`, which already excludes the upload), so upload_ms = sla_ms - left,
+measured on the server's clock alone. A client that waits past its SLA on purpose says so with
+metadata `x-modipick-deadline-slack-ms`, which is taken off `left`. A deadline that leaves more
+than the SLA (plus `deadline_tolerance_ms`) was not set from the SLA (e.g. a plain 5 s timeout) and
+is ignored.
+
+Fallback, for requests without such a deadline: upload_ms = receive time - client_send_time -
+the client's estimated clock offset (modipick.selector.clocks; 0 until known), clamped >= 0. A
+send time up to `max_clock_skew_ms` in the future counts as "just sent"; further in the future,
+or further in the past than the SLA itself plus that tolerance (the client's own deadline would
+have fired), the clocks disagree and the request is refused, naming the field.
+
+The return leg: the paper's estimate (equal to the upload, or a fixed one) for every policy, and,
+for policies that use a distribution (`risk_aware`), the one learned from this client's outcome
+reports (modipick.selector.returnlegs). The Selector's own serving overhead is counted as spent
+before the decision (`Budget.upload_ms` = upload + overhead), so every policy keeps it clear.
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""Return legs learned per client (modipick.core.returnleg.ReturnLegModel), for `risk_aware`.
+
+One model per `client_id` (bounded LRU: the least recently seen client is forgotten first) and one
+shared model per *network class*, fed by every report of its clients. The class of a client id is
+the part before its first "/" ("lte/device-42" -> "lte"); ids without one, and requests without a
+client id, belong to the class "default". A decision uses the client's own model once it has
+`min_samples` reported legs, before that its class's model if that has them, else the client's
+prior (`mirror`: the paper's R = T_input, or `uploads`).
+
+Each Selector replica learns from the reports that reach it (ReportOutcome is answered by whichever
+replica the client's channel picked): with several replicas each one learns from its share, which
+costs only a slower start (see docs/policy.md, "Live").
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+from modipick.core.returnleg import PRIORS, ReturnLegEstimate, ReturnLegModel
+
+DEFAULT_CLASS = "default"
+MODES = ("learned", "mirror", "fixed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnLegSettings:
+    mode: str = "learned"        # learned | mirror (R = upload for every policy) | fixed (R = fixed_ms)
+    fixed_ms: float | None = None
+    prior: str = "mirror"        # before min_samples reports: mirror | uploads
+    clients: int = 10_000        # per-client models kept (LRU)
+    classes: int = 64            # network classes kept (beyond: the default class)
+    alpha: float = 0.01
+    window: int = 256
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"return-leg mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "fixed" and not (self.fixed_ms is not None and math.isfinite(self.fixed_ms)
+                                         and self.fixed_ms >= 0):
+            raise ValueError(f"a fixed return leg needs fixed_ms >= 0, got {self.fixed_ms!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"return-leg prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.clients < 1 or self.classes < 1:
+            raise ValueError("return-leg model capacities must be >= 1")
+
+
+def parse_return_leg_mode(text: str) -> tuple[str, float | None]:
+    """`--return-leg learned` (default) | `mirror` | a fixed number of ms."""
+    word = text.strip().lower()
+    if word in ("learned", "learn", "auto"):
+        return "learned", None
+    if word in ("", "mirror", "upload"):
+        return "mirror", None
+    try:
+        value = float(word)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"return leg must be 'learned', 'mirror' or a number of ms >= 0, got {text!r}")
+    return "fixed", value
+
+
+def network_class(client_id: str) -> str:
+    head, sep, _ = client_id.partition("/")
+    return head if sep and head else DEFAULT_CLASS
+
+
+@dataclass(frozen=True, slots=True)
+class LegEstimate:
+    estimate: ReturnLegEstimate
+    owner: str  # "client" | "class": whose basis_ms the estimate carries
+
+
+class ReturnLegBook:
+    def __init__(self, settings: ReturnLegSettings = ReturnLegSettings()) -> None:
+        self.settings = settings
+        self._clients: collections.OrderedDict[str, ReturnLegModel] = collections.OrderedDict()
+        self._classes: dict[str, ReturnLegModel] = {}
+        self.evicted = 0
+
+    def _new(self) -> ReturnLegModel:
+        s = self.settings
+        return ReturnLegModel(alpha=s.alpha, window=s.window, min_samples=s.min_samples, prior=s.prior)
+
+    def client_model(self, client_id: str) -> ReturnLegModel | None:
+        """The client's own model (created on first sight; None for anonymous requests)."""
+        if not client_id:
+            return None
+        model = self._clients.get(client_id)
+        if model is None:
+            model = self._clients[client_id] = self._new()
+            if len(self._clients) > self.settings.clients:
+                self._clients.popitem(last=False)
+                self.evicted += 1
+        else:
+            self._clients.move_to_end(client_id)
+        return model
+
+    def class_model(self, client_id: str) -> ReturnLegModel:
+        name = network_class(client_id)
+        model = self._classes.get(name)
+        if model is None:
+            if len(self._classes) >= self.settings.classes and name != DEFAULT_CLASS:
+                return self.class_model("")
+            model = self._classes[name] = self._new()
+        return model
+
+    def estimate(self, client_id: str, upload_ms: float) -> LegEstimate:
+        """Also counts the upload for the `uploads` prior (a no-op with `mirror`)."""
+        own = self.client_model(client_id)
+        shared = self.class_model(client_id)
+        shared.observe_upload(upload_ms)
+        if own is not None:
+            own.observe_upload(upload_ms)
+            if own.samples >= own.min_samples or shared.samples < shared.min_samples:
+                return LegEstimate(own.estimate(upload_ms), "client")
+        return LegEstimate(shared.estimate(upload_ms), "class")
+
+    def observe(self, client_id: str, upload_ms: float, return_ms: float, basis_ms: float | None,
+                owner: str) -> None:
+        """One reported leg: into the client's model and its class's, each with the basis its own
+        estimate used (None, i.e. its own last leg, where the other model decided)."""
+        own = self._clients.get(client_id) if client_id else None
+        if own is not None:
+            own.observe(upload_ms, return_ms, basis_ms if owner == "client" else None)
+        self.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None)
+
+    def known_clients(self) -> int:
+        return len(self._clients)

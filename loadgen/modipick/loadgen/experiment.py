@@ -1,0 +1,151 @@
+"""A grid of open-loop runs: every network x every SLA x every policy, the same arrivals, legs and
+inputs for every policy of a (network, SLA) cell, so policies are compared on identical load."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import structlog
+
+from modipick.loadgen import arrivals
+from modipick.loadgen.datasets import DatasetSource
+from modipick.loadgen.errors import LoadgenInputError
+from modipick.loadgen.grpc_target import GrpcSelectorTarget
+from modipick.loadgen.link import LinkEmulator
+from modipick.loadgen.progress import NoProgress, Progress
+from modipick.loadgen.records import RequestRecord
+from modipick.loadgen.runner import RunSpec, run_open_loop
+from modipick.loadgen.target import Target
+from modipick.loadgen.traces.legs import LegModel, upload_stats
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Load:
+    arrivals: str = "poisson"    # poisson | constant | trace
+    rate: float = 50.0           # requests per second (poisson, constant)
+    count: int | None = 500
+    duration_s: float | None = None
+    seed: int = 0
+
+    def offsets(self, network: LegModel | None) -> np.ndarray:
+        if self.arrivals == "poisson":
+            return arrivals.poisson(self.rate, count=self.count, duration_s=self.duration_s, seed=self.seed)
+        if self.arrivals == "constant":
+            return arrivals.constant(self.rate, count=self.count, duration_s=self.duration_s)
+        if self.arrivals == "trace":
+            times = network.arrivals_s() if network is not None else None
+            if times is None:
+                name = network.name if network is not None else "direct mode"
+                raise LoadgenInputError(name, "--arrivals trace needs a per-request CSV with a send_time column")
+            return arrivals.from_trace(times, count=self.count, duration_s=self.duration_s)
+        raise ValueError(f"unknown arrivals {self.arrivals!r}; known: {', '.join(arrivals.ARRIVALS)}")
+
+
+@dataclass
+class Experiment:
+    address: str
+    networks: list[LegModel | None]       # None: direct (no network)
+    slas_ms: list[float]
+    policies: list[str]                   # "" = the Selector's configured policy
+    load: Load
+    dataset: DatasetSource
+    mode: str = "direct"
+    concurrency: int = 1024
+    deadline: bool = True
+    report_outcomes: bool = False
+    drain_s: float = 30.0
+    target_factory: Callable[[str], Target] | None = None
+
+
+def _label(policy: str, sla: float, network: LegModel | None) -> str:
+    return f"{policy or 'server'} sla={sla:g} net={network.name if network else 'none'}"
+
+
+async def _connect(factory: Callable[[str], Target], address: str) -> Target:
+    target = factory(address)
+    ready = getattr(target, "wait_ready", None)
+    if ready is not None:
+        await ready()
+    return target
+
+
+async def run_experiment(exp: Experiment, progress: Progress | None = None) -> list[RequestRecord]:
+    progress = progress or NoProgress()
+    factory = exp.target_factory or GrpcSelectorTarget
+    records: list[RequestRecord] = []
+    shared = None if exp.mode == "link" else await _connect(factory, exp.address)
+    try:
+        for network in exp.networks:
+            cv = upload_stats(network).cv if network is not None else None
+            for sla in exp.slas_ms:
+                offsets = exp.load.offsets(network)
+                for policy in exp.policies:
+                    spec = RunSpec(label=_label(policy, sla, network), policy=policy, sla_ms=sla, offsets_s=offsets,
+                                   network=network, mode=exp.mode, concurrency=exp.concurrency,
+                                   deadline=exp.deadline, report_outcomes=exp.report_outcomes,
+                                   drain_s=exp.drain_s, network_cv=cv)
+                    if shared is not None:
+                        records += await run_open_loop(shared, spec, exp.dataset, progress=progress)
+                    else:
+                        records += await _run_through_link(exp, factory, spec, network, progress)
+    finally:
+        if shared is not None:
+            await shared.close()
+    return records
+
+
+async def _run_through_link(exp: Experiment, factory: Callable[[str], Target], spec: RunSpec,
+                            network: LegModel | None, progress: Progress) -> list[RequestRecord]:
+    schedules = network.link() if network is not None else None
+    if schedules is None:
+        name = network.name if network is not None else "none"
+        raise LoadgenInputError(name, "link mode needs a link trace (Mahimahi .up/.down or a throughput series)")
+    host, _, port = exp.address.rpartition(":")
+    # A fresh link per run: empty queues and the trace restarted, so every policy crosses the same link.
+    link = LinkEmulator(*schedules, (host or "127.0.0.1", int(port)),
+                        one_way_delay_ms=network.sizes.base_rtt_ms / 2,
+                        offset_ms=getattr(network, "offset_s", 0.0) * 1000.0)
+    local_port = await link.start()
+    target = await _connect(factory, f"127.0.0.1:{local_port}")
+    try:
+        return await run_open_loop(target, spec, exp.dataset, progress=progress)
+    finally:
+        await target.close()
+        await link.close()
+
+
+async def fetch_declared(profiler_address: str, timeout_s: float = 5.0) -> dict[str, float]:
+    """model name -> declared accuracy, from ProfilerService.ListProfiles."""
+    import grpc
+
+    from modipick.v1 import profiler_pb2, profiler_pb2_grpc
+
+    async with grpc.aio.insecure_channel(profiler_address) as channel:
+        try:
+            reply = await profiler_pb2_grpc.ProfilerServiceStub(channel).ListProfiles(
+                profiler_pb2.ListProfilesRequest(), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise ConnectionError(f"profiler {profiler_address}: {exc.code().name}: {exc.details()}") from None
+    return {p.model.name: p.declared_accuracy for p in reply.profiles}
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, float]:
+    """model name -> declared accuracy, from a zoo pool manifest.json."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise LoadgenInputError(source, exc.strerror or str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise LoadgenInputError(source, f"not JSON: {exc.msg}", exc.lineno) from None
+    try:
+        return {m["name"]: float(m["declared_accuracy"]) for m in data["models"]}
+    except (KeyError, TypeError, ValueError):
+        raise LoadgenInputError(source, "expected {\"models\": [{\"name\", \"declared_accuracy\"}, ...]}") from None

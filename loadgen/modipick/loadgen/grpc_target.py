@@ -1,0 +1,83 @@
+"""A `Target` calling modipick.v1 SelectorService.Infer with the generated stubs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from modipick.loadgen.target import OK, OutgoingRequest, Reply
+from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+
+REQUEST_ID_KEY = "x-request-id"  # modipick.runtime.metadata.REQUEST_ID_KEY (the contract)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_DISPOSITIONS = {selector_pb2.DISPOSITION_SERVED: "served", selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
+_REASONS = {common_pb2.SELECTION_REASON_BASE: "base", common_pb2.SELECTION_REASON_EXPLORED: "explored",
+            common_pb2.SELECTION_REASON_FALLBACK: "fallback"}
+
+
+def _timestamp(unix_s: float) -> Timestamp:
+    ns = int(round(unix_s * 1e9))
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+
+
+def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
+    t = response.timings
+    served = response.disposition == selector_pb2.DISPOSITION_SERVED
+    return Reply(
+        status=OK,
+        disposition=_DISPOSITIONS.get(response.disposition, "unspecified"),
+        model=response.model.name,
+        version=response.model.version,
+        reason=_REASONS.get(response.reason, ""),
+        predicted=response.prediction.label if served and response.HasField("prediction") else None,
+        upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
+        queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,
+    )
+
+
+class GrpcSelectorTarget:
+    def __init__(self, address: str, *, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 channel: grpc.aio.Channel | None = None) -> None:
+        self.address = address
+        self._channel = channel or grpc.aio.insecure_channel(address, options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ])
+        self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
+
+    async def wait_ready(self, timeout_s: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ConnectionError(f"no Selector answering at {self.address} within {timeout_s:g} s") from None
+
+    async def send(self, request: OutgoingRequest) -> Reply:
+        message = selector_pb2.InferRequest(
+            request_id=request.request_id, input=request.input, sla_ms=request.sla_ms,
+            client_send_time=_timestamp(request.client_send_time), policy=request.policy,
+            client_id=request.client_id)
+        try:
+            response = await self._stub.Infer(message, timeout=request.timeout_s,
+                                              metadata=((REQUEST_ID_KEY, request.request_id),))
+        except grpc.aio.AioRpcError as exc:
+            return Reply(status=exc.code().name, error=exc.details() or "")
+        return reply_from_response(response)
+
+    async def report_outcome(self, request: OutgoingRequest, reply: Reply, e2e_ms: float,
+                             label: int | None) -> None:
+        message = selector_pb2.ReportOutcomeRequest(
+            request_id=request.request_id, model=common_pb2.ModelRef(name=reply.model, version=reply.version),
+            e2e_ms=e2e_ms, sla_ms=request.sla_ms, client_id=request.client_id,
+            predicted_label=reply.predicted if reply.predicted is not None else -1)
+        if label is not None:
+            message.true_label = label
+        try:
+            await self._stub.ReportOutcome(message, timeout=5.0, metadata=((REQUEST_ID_KEY, request.request_id),))
+        except grpc.aio.AioRpcError:
+            pass  # best effort: an outcome report never fails the run
+
+    async def close(self) -> None:
+        await self._channel.close()

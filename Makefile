@@ -14,7 +14,14 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[executor,sim,dev]'
 	@touch $@
 
-setup: $(STAMP) redis-server
+BUF := $(VENV)/buf/node_modules/.bin/buf
+
+setup: $(STAMP) redis-server $(BUF)
+
+# buf (protobuf lint) comes from the npm registry as a platform package.
+$(BUF):
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js/npm (apt-get install npm) for buf, the proto linter"; exit 2; }
+	mkdir -p $(VENV)/buf && npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@1.75.0
 
 # The tests start their own redis-server on a free port; install it when we can.
 redis-server:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 SUITE_DB = 7
+ADMIN_TOKEN = "suite-admin-token"  # the Profiler's admin RPCs (RegisterModel, ...) need it
 PROBE_RUNS = 10
 THRESHOLD_MS = 1.0
 
@@ -149,7 +150,7 @@ def live_suite(redis_server, digits_pool, request, tmp_path_factory):
     executor_target = f"127.0.0.1:{free_port()}"
     loop = LoopThread()
     profiler = loop.run(start_profiler(ProfilerSettings(
-        store_url=url, executor_target=executor_target, alpha=0.1,
+        store_url=url, executor_target=executor_target, alpha=0.1, admin_token=ADMIN_TOKEN,
         lifecycle=LifecycleSettings(warmup_runs=4, probe_runs=PROBE_RUNS, reprobe_after_s=3600,
                                     discovery_interval_s=0.3))))
     log = workdir / "executor.log"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import grpc
 import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -27,6 +28,27 @@ def digits():
     from modipick.zoo.digits import held_out_digits
 
     return held_out_digits()
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def _add(self, details):
+        return details._replace(metadata=(*(details.metadata or ()), *self._metadata))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._add(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return continuation(self._add(details), request_iterator)
+
+
+def admin_channel(target: str) -> grpc.Channel:
+    """A channel to the suite's Profiler whose calls carry its admin token."""
+    from fixtures_suite import ADMIN_TOKEN
+
+    return grpc.intercept_channel(grpc.insecure_channel(target), _Bearer(ADMIN_TOKEN))
 
 
 def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):

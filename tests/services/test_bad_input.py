@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import digit_tensor, stamp
+from conftest import admin_channel, digit_tensor, stamp
 from modipick.v1 import (common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2,
                          selector_pb2_grpc)
 
@@ -142,7 +142,7 @@ def _ref(name="", version=0):
      grpc.StatusCode.NOT_FOUND, "never-registered"),
 ])
 def test_profiler_refuses_bad_requests(live_suite, rpc, request_, code, named):
-    with grpc.insecure_channel(live_suite.profiler_target) as channel:
+    with admin_channel(live_suite.profiler_target) as channel:
         with pytest.raises(grpc.RpcError) as err:
             getattr(profiler_pb2_grpc.ProfilerServiceStub(channel), rpc)(request_, timeout=10)
     assert err.value.code() == code and named in err.value.details(), err.value.details()

@@ -12,7 +12,7 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
-from conftest import wait_until
+from conftest import admin_channel, wait_until
 from modipick.client import InvalidRequest, ModiPickClient
 from modipick.core.profiles import ewma_step
 from modipick.profiler.service import MAX_PROBE_RUNS
@@ -28,7 +28,7 @@ def _obs(name, ms, *, version=1, queue=0.0, failed=False):
 
 @pytest.fixture
 def profiler(live_suite):
-    with grpc.insecure_channel(live_suite.profiler_target) as channel:
+    with admin_channel(live_suite.profiler_target) as channel:
         yield profiler_pb2_grpc.ProfilerServiceStub(channel)
 
 

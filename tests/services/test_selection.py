@@ -76,7 +76,7 @@ def test_base_model_accuracy_grows_with_the_budget(live_suite):
     slas = [fastest.mean_ms * 0.5] + [fastest.mean_ms + step for step in (1.0, 2.0, 3.0, 5.0, 10.0, 50.0)]
     with grpc.insecure_channel(live_suite.selector_target) as channel:
         stub = selector_pb2_grpc.SelectorServiceStub(channel)
-        replies = [stub.Select(selector_pb2.SelectRequest(request_id=f"sweep-{i}", sla_ms=sla,
+        replies = [stub.Select(selector_pb2.SelectRequest(request_id=f"sweep-{i}", sla_ms=sla, policy="modipick",
                                                           client_send_time=stamp(time.time_ns())), timeout=5)
                    for i, sla in enumerate(slas)]
     assert replies[0].disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
@@ -124,7 +124,7 @@ def test_two_replicas_with_the_same_seed_choose_alike(live_suite):
             for i in range(120):
                 sla = 10.0 + fastest + 0.05 * (i % 60)  # T_U from the fastest mean up ~3 ms beyond
                 reply = stub.Select(selector_pb2.SelectRequest(
-                    request_id=f"replica-{i}", sla_ms=sla, client_send_time=sent), timeout=5)
+                    request_id=f"replica-{i}", sla_ms=sla, client_send_time=sent, policy="modipick"), timeout=5)
                 seq.append((reply.disposition, reply.model.name, reply.reason))
             choices.append(seq)
     assert choices[0] == choices[1]

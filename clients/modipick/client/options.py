@@ -18,6 +18,7 @@ from modipick.client.result import InferResult
 from modipick.v1 import common_pb2, selector_pb2
 
 REQUEST_ID_KEY = "x-request-id"  # same key as the services' modipick.runtime.metadata
+DEADLINE_SLACK_KEY = "x-modipick-deadline-slack-ms"  # same key as modipick.selector.budget
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_SLA_MS = 3_600_000.0
@@ -43,7 +44,10 @@ class ClientOptions:
     target: str = DEFAULT_TARGET
     tls: ClientTls | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    deadline_slack_ms: float = 0.0   # gRPC deadline = SLA + slack (measured from the send stamp)
+    # The gRPC deadline is the SLA minus the time spent since the send stamp (the Selector budgets
+    # from it, no clock shared), plus this slack: wait that much past the SLA for the answer. The
+    # slack travels in metadata so the Selector still budgets for the SLA.
+    deadline_slack_ms: float = 0.0
     policy: str = ""                 # default per-request policy override ("" = the server's)
     client_id: str = ""
     report_timeout_s: float = 5.0
@@ -51,7 +55,11 @@ class ClientOptions:
     def channel_options(self) -> list[tuple[str, Any]]:
         opts: list[tuple[str, Any]] = [("grpc.max_send_message_length", self.max_message_bytes),
                                        ("grpc.max_receive_message_length", self.max_message_bytes),
-                                       ("grpc.enable_retries", 0)]
+                                       ("grpc.enable_retries", 0),
+                                       # HPACK would otherwise resend a timeout sent earlier on the
+                                       # connection when the new one is up to 3 % shorter; the Selector
+                                       # budgets from the deadline, so send every timeout as it is.
+                                       ("grpc.http2.hpack_table_size.encoder", 0)]
         if self.tls is not None and self.tls.server_name_override:
             opts.append(("grpc.ssl_target_name_override", self.tls.server_name_override))
         return opts
@@ -81,7 +89,14 @@ def build_infer(image: Any, sla_ms: float, *, policy: str, client_id: str, reque
 
 
 def remaining_s(options: ClientOptions, sla_ms: float, started: float) -> float:
+    """The call's deadline: SLA + slack - time spent since `started` (perf_counter at the send stamp)."""
     return (sla_ms + options.deadline_slack_ms) / 1000.0 - (time.perf_counter() - started)
+
+
+def call_metadata(options: ClientOptions, request_id: str) -> tuple[tuple[str, str], ...]:
+    if options.deadline_slack_ms > 0:
+        return ((REQUEST_ID_KEY, request_id), (DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))))
+    return ((REQUEST_ID_KEY, request_id),)
 
 
 def build_outcome(result: InferResult, true_label: int | None,

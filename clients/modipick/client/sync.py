@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 
 from modipick.client.errors import ModiPickError, SlaExpired, Unavailable, from_rpc_error
-from modipick.client.options import (REQUEST_ID_KEY, ClientOptions, build_infer, build_outcome, check_sla,
-                                     new_request_id, remaining_s)
+from modipick.client.options import (REQUEST_ID_KEY, ClientOptions, build_infer, build_outcome, call_metadata,
+                                     check_sla, new_request_id, remaining_s)
 from modipick.client.result import InferResult, from_response
 from modipick.client.tracing import traced_channel
 from modipick.v1 import selector_pb2_grpc
@@ -44,16 +44,16 @@ class ModiPickClient:
         """
         sla = check_sla(sla_ms)
         rid = request_id or new_request_id()
-        started = time.perf_counter()
+        started, send_ns = time.perf_counter(), time.time_ns()  # the send stamp; the deadline counts from it
         request = build_infer(image, sla, policy=self.options.policy if policy is None else policy,
-                              client_id=self.options.client_id, request_id=rid, send_time_ns=time.time_ns())
+                              client_id=self.options.client_id, request_id=rid, send_time_ns=send_ns)
         if upload_delay_ms > 0:
             time.sleep(upload_delay_ms / 1000.0)
         timeout = remaining_s(self.options, sla, started)
         if timeout <= 0:
             raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent", request_id=rid)
         try:
-            reply = self._stub.Infer(request, timeout=timeout, metadata=((REQUEST_ID_KEY, rid),))
+            reply = self._stub.Infer(request, timeout=timeout, metadata=call_metadata(self.options, rid))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, rid) from None
         if return_delay_ms > 0:

@@ -68,6 +68,9 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate-unit", default="auto", help="throughput unit: auto, bps, kbps, mbps, Bps, KBps, MBps")
     g.add_argument("--anchor", default="auto", choices=["auto", "start", "end"],
                    help="throughput sample holds from its time (start) or until it (end)")
+    g.add_argument("--traces-dir", default=None, metavar="DIR",
+                   help="where relative trace paths are looked up when not found as given [env "
+                        "MODIPICK_TRACES_DIR, else ../shared/traces beside the checkout]")
     g.add_argument("--trace-offset-s", type=_non_negative, default=0.0, help="start this far into the trace")
     g.add_argument("--rescale-median-ms", type=_positive(float), default=None,
                    help="stretch the network so its median upload leg is this (shape kept)")
@@ -98,10 +101,16 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     run.add_argument("--duration", type=_positive(float), default=None, help="seconds per run")
     run.add_argument("--concurrency", type=_positive(int), default=1024, help="max requests in flight [1024]")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--dataset", default="digits", choices=["digits", "payload"],
-                     help="digits: labelled sklearn digits; payload: opaque --request-bytes image, no label")
+    run.add_argument("--dataset", default="digits", choices=["digits", "image", "payload"],
+                     help="digits: labelled sklearn digits; image: unlabelled PNG scenes (any model, e.g. "
+                          "imagenet-arch); payload: opaque --request-bytes image, no label")
+    run.add_argument("--image-size", type=_positive(int), default=224, help="side of --dataset image PNGs [224]")
     run.add_argument("--no-deadline", action="store_true", help="send without a gRPC deadline")
-    run.add_argument("--report-outcomes", action="store_true", help="send ReportOutcome (e2e, label) per reply")
+    run.add_argument("--report-outcomes", action=argparse.BooleanOptionalAction, default=True,
+                     help="send ReportOutcome (e2e time, true label) for every served reply [on]")
+    run.add_argument("--client-id", default=None,
+                     help="InferRequest.client_id (groups return-leg learning; 'CLASS/ID' names a network "
+                          "class) [a fresh one per run, so no run learns from another's reports]")
     run.add_argument("--drain-s", type=_positive(float), default=30.0, help="wait for replies after the last send")
     run.add_argument("--profiler", default=None, help="Profiler HOST:PORT for declared accuracies")
     run.add_argument("--manifest", default=None, help="zoo manifest.json for declared accuracies")

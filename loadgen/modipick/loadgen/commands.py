@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 from typing import Sequence
 
 from modipick.loadgen.clock import run as run_async
@@ -21,7 +22,15 @@ def _network_options(args: argparse.Namespace) -> NetworkOptions:
         raise LoadgenInputError("--request-bytes/--response-bytes", str(exc)) from None
     return NetworkOptions(sizes=sizes, seed=getattr(args, "seed", 0), trace_format=args.trace_format,
                           rate_unit=args.rate_unit, anchor=args.anchor, offset_s=args.trace_offset_s,
-                          rescale_median_ms=args.rescale_median_ms)
+                          rescale_median_ms=args.rescale_median_ms, traces_dir=_traces_dir(args))
+
+
+def _traces_dir(args: argparse.Namespace) -> Path:
+    if args.traces_dir:
+        return Path(args.traces_dir).expanduser()
+    from modipick.sim.paths import default_traces_dir
+
+    return default_traces_dir()
 
 
 def _networks(args: argparse.Namespace, specs: Sequence[str]) -> list[LegModel]:
@@ -82,14 +91,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _check_policies(policies)
     declared = _declared(args)
     try:
-        dataset = make_dataset(args.dataset, seed=args.seed, payload_bytes=args.request_bytes)
+        dataset = make_dataset(args.dataset, seed=args.seed, payload_bytes=args.request_bytes,
+                               image_size=args.image_size)
     except ValueError as exc:
         raise LoadgenInputError("--dataset", str(exc)) from None
     experiment = Experiment(
         address=args.target, networks=networks, slas_ms=args.sla, policies=policies,
         load=Load(args.arrivals, args.rate, args.count, args.duration, args.seed), dataset=dataset,
         mode=args.mode, concurrency=args.concurrency, deadline=not args.no_deadline,
-        report_outcomes=args.report_outcomes, drain_s=args.drain_s)
+        report_outcomes=args.report_outcomes, drain_s=args.drain_s, client_id=args.client_id)
     records = run_async(run_experiment(experiment, make_progress(args.progress)))
     summaries = summarize(records, declared)
     if args.records:
@@ -105,7 +115,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     f"seed {args.seed}, concurrency {args.concurrency}",
             "sizes": f"request {args.request_bytes} B, response {args.response_bytes} B, "
                      f"base RTT {args.base_rtt_ms:g} ms",
-            "dataset": args.dataset})
+            "dataset": args.dataset + (f" ({args.image_size} px PNG)" if args.dataset == "image" else ""),
+            "outcome reports": "on" if args.report_outcomes else "off",
+            "client id": args.client_id or "a fresh one per run"})
     print(summary_table(summaries))
     if len(policies) > 1:
         print()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -58,13 +59,20 @@ class Experiment:
     mode: str = "direct"
     concurrency: int = 1024
     deadline: bool = True
-    report_outcomes: bool = False
+    report_outcomes: bool = True           # ReportOutcome (e2e, label) for every served reply
     drain_s: float = 30.0
+    client_id: str | None = None          # None: a fresh id (and network class) per run
     target_factory: Callable[[str], Target] | None = None
 
 
 def _label(policy: str, sla: float, network: LegModel | None) -> str:
     return f"{policy or 'server'} sla={sla:g} net={network.name if network else 'none'}"
+
+
+def fresh_client_id() -> str:
+    """A client id of its own network class ("CLASS/ID"): a Selector that learns return legs per
+    client and class (risk_aware) starts this run from its prior, whatever ran before."""
+    return f"loadgen-{uuid.uuid4().hex[:10]}/client"
 
 
 async def _connect(factory: Callable[[str], Target], address: str) -> Target:
@@ -89,7 +97,8 @@ async def run_experiment(exp: Experiment, progress: Progress | None = None) -> l
                     spec = RunSpec(label=_label(policy, sla, network), policy=policy, sla_ms=sla, offsets_s=offsets,
                                    network=network, mode=exp.mode, concurrency=exp.concurrency,
                                    deadline=exp.deadline, report_outcomes=exp.report_outcomes,
-                                   drain_s=exp.drain_s, network_cv=cv)
+                                   drain_s=exp.drain_s, network_cv=cv,
+                                   client_id=exp.client_id or fresh_client_id())
                     if shared is not None:
                         records += await run_open_loop(shared, spec, exp.dataset, progress=progress)
                     else:

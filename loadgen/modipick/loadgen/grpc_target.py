@@ -45,6 +45,7 @@ class GrpcSelectorTarget:
         self._channel = channel or grpc.aio.insecure_channel(address, options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.http2.hpack_table_size.encoder", 0),  # exact timeouts: the Selector budgets from them
         ])
         self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
 

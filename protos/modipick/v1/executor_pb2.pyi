@@ -36,20 +36,22 @@ class ExecuteResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., queue_ms: _Optional[float] = ..., execution_ms: _Optional[float] = ...) -> None: ...
 
 class ModelStatus(_message.Message):
-    __slots__ = ("model", "state", "input_shape", "input_name", "declared_accuracy", "queue_depth")
+    __slots__ = ("model", "state", "input_shape", "input_name", "declared_accuracy", "queue_depth", "max_concurrency")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     INPUT_SHAPE_FIELD_NUMBER: _ClassVar[int]
     INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
     state: _common_pb2.ModelState
     input_shape: _containers.RepeatedScalarFieldContainer[int]
     input_name: str
     declared_accuracy: float
     queue_depth: int
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.ModelState, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., input_name: _Optional[str] = ..., declared_accuracy: _Optional[float] = ..., queue_depth: _Optional[int] = ...) -> None: ...
+    max_concurrency: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.ModelState, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., input_name: _Optional[str] = ..., declared_accuracy: _Optional[float] = ..., queue_depth: _Optional[int] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Observation(_message.Message):
-    __slots__ = ("model", "queue_ms", "execution_ms", "observed_at", "request_id", "probe", "failed")
+    __slots__ = ("model", "queue_ms", "execution_ms", "observed_at", "request_id", "probe", "failed", "error_code")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MS_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class Observation(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
     queue_ms: float
     execution_ms: float
@@ -26,7 +27,8 @@ class Observation(_message.Message):
     request_id: str
     probe: bool
     failed: bool
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., queue_ms: _Optional[float] = ..., execution_ms: _Optional[float] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., probe: _Optional[bool] = ..., failed: _Optional[bool] = ...) -> None: ...
+    error_code: str
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., queue_ms: _Optional[float] = ..., execution_ms: _Optional[float] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., probe: _Optional[bool] = ..., failed: _Optional[bool] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class RecordObservationsRequest(_message.Message):
     __slots__ = ("observations",)

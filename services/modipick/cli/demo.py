@@ -144,7 +144,9 @@ async def calibrate(target: str, images, network: tuple[float, float], rng: rand
         await client.wait_ready()
 
         async def one(image) -> None:
-            r = await client.infer(image, 5000, upload_delay_ms=max(0.0, rng.gauss(*network)))
+            # < 1 s: gRPC sends shorter timeouts exactly (longer ones rounded up to 10 ms), and the
+            # Selector measures the upload from the deadline
+            r = await client.infer(image, 999, upload_delay_ms=max(0.0, rng.gauss(*network)))
             uploads.append(r.timings.upload_ms)
             overheads.append(r.timings.server_ms - r.timings.execution_ms)
 
@@ -163,7 +165,7 @@ def parse(argv: list[str]):
     p.add_argument("--slas", default="", help="comma-separated SLAs in ms (default: placed from the profiles)")
     p.add_argument("--network", default="perfect", choices=sorted(NETWORKS), help="emulated one-way leg profile")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight")
-    p.add_argument("--policies", default="modipick,dynamic_greedy",
+    p.add_argument("--policies", default="risk_aware,modipick,dynamic_greedy",
                    help="comma-separated policies to compare (per-request override)")
     p.add_argument("--threshold-ms", type=float, default=1.0, help="ModiPick T_threshold")
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="Redis to use if reachable ('memory' to skip)")

@@ -61,7 +61,7 @@ class SuiteSettings:
     pool: str = "digits"
     model_base: Path | None = None
     build: bool = True
-    policy: str = "modipick"
+    policy: str = "risk_aware"
     threshold_ms: float = 20.0
     seed: int = 0
     profile_refresh_ms: float = 200.0

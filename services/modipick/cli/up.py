@@ -26,7 +26,7 @@ def parse(argv: list[str], environ: Mapping[str, str] | None = None):
                  secret=True)
     p.add_option("--model-base", default="", help="TF Serving base path (default: the zoo cache of --pool)")
     p.add_option("--pool", default="digits", help="pool to build when the base path holds none")
-    p.add_option("--policy", default="modipick", help="the Selector's default policy")
+    p.add_option("--policy", default="risk_aware", help="the Selector's default policy")
     p.add_option("--threshold-ms", default=1.0, type=non_negative_float,
                  help="ModiPick T_threshold (the digits models run in a few ms)")
     p.add_option("--seed", default=0, type=int, help="the Selector's RNG seed")

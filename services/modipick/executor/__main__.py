@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from typing import Any, Callable, Mapping, NoReturn
 
@@ -11,6 +12,7 @@ from modipick.runtime.config import EnvArgumentParser
 from modipick.runtime.logging import configure_logging
 from modipick.runtime.metrics import ExecutorMetrics, add_metrics_option, serve_metrics
 from modipick.runtime.server import run_until_signal
+from modipick.runtime.service_options import add_reliability_options, reliability_settings
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import add_tracing_option, configure_tracing
 
@@ -77,6 +79,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
     add_metrics_option(p)
     add_tracing_option(p)
+    add_reliability_options(p, redis=False)
     args = p.parse_args(argv)
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
@@ -90,6 +93,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         server_tls=server_tls if server_tls.enabled else None,
         downstream_tls=downstream if downstream.enabled else None,
         max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
+    settings = dataclasses.replace(settings, **reliability_settings(p, args))
     return settings, args
 
 

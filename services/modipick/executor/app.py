@@ -37,6 +37,7 @@ class ExecutorSettings:
     downstream_tls: TlsConfig | None = None  # to the Profiler
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
+    drain_delay_s: float = 0.0         # NOT_SERVING this long before refusing new calls on shutdown
 
 
 class ExecutorApp:
@@ -93,7 +94,8 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
     server = await start_server(
         [(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
-                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s),
+                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                      drain_delay_s=settings.drain_delay_s),
         interceptors=server_interceptors(root_spans=False))
     log.info("executor started", target=server.target, backend=backend.name, model_base=settings.model_base,
              profiler=settings.profiler_target or None, max_concurrency=settings.max_concurrency,

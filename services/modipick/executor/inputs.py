@@ -8,6 +8,7 @@ from 0..255 to the model's range (the digits models take 0..16).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from modipick.executor.errors import InvalidInput
 
 DTYPES = {"float32": np.float32, "uint8": np.uint8}
 MAX_IMAGE_PIXELS = 4096 * 4096  # decompression-bomb guard: a few KB of PNG can claim gigabytes
+MAX_DIMS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +54,12 @@ def tensor_batch(tensor, model: ModelInfo) -> np.ndarray:
     dtype = DTYPES.get(tensor.dtype)
     if dtype is None:
         raise InvalidInput(f"tensor dtype {tensor.dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+    if len(tensor.shape) > MAX_DIMS:
+        raise InvalidInput(f"tensor shape has {len(tensor.shape)} dimensions; at most {MAX_DIMS} are accepted")
     shape = tuple(int(d) for d in tensor.shape)
     if any(d <= 0 for d in shape):
         raise InvalidInput(f"tensor shape {list(shape)} has a dimension <= 0")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # Python ints: a fuzzed shape must not wrap around int64
     expected_bytes = count * np.dtype(dtype).itemsize
     if len(tensor.content) != expected_bytes:
         raise InvalidInput(f"tensor content is {len(tensor.content)} bytes; shape {list(shape)} of {tensor.dtype} "

@@ -32,13 +32,15 @@ class ExecutionObservation:
     observed_at: float  # unix seconds
     request_id: str = ""
     failed: bool = False
+    error_code: str = ""  # with `failed`: the gRPC status name the execution ended with
 
     def to_proto(self) -> profiler_pb2.Observation:
         stamp = Timestamp()
         stamp.FromNanoseconds(int(self.observed_at * 1e9))
         return profiler_pb2.Observation(
             model=common_pb2.ModelRef(name=self.name, version=self.version), queue_ms=self.queue_ms,
-            execution_ms=self.execution_ms, observed_at=stamp, request_id=self.request_id, failed=self.failed)
+            execution_ms=self.execution_ms, observed_at=stamp, request_id=self.request_id, failed=self.failed,
+            error_code=self.error_code)
 
 
 class ObservationSink(Protocol):

@@ -27,6 +27,7 @@ from modipick.runtime.metadata import request_id_from
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.executor")
+MAX_NAME_CHARS = 256  # names are echoed in error messages, which must stay small
 
 _STATES = {"AVAILABLE": common_pb2.MODEL_STATE_ELIGIBLE, "LOADING": common_pb2.MODEL_STATE_LOADING,
            "UNAVAILABLE": common_pb2.MODEL_STATE_UNAVAILABLE}
@@ -66,6 +67,8 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         budget_s = self.default_timeout_s if time_remaining_s is None else time_remaining_s
         deadline = started + budget_s
         ref = _model_ref(request.model)
+        if len(request.signature_name) > MAX_NAME_CHARS:
+            raise InvalidInput(f"signature_name is longer than {MAX_NAME_CHARS} characters")
         if budget_s <= 0:
             raise DeadlineExceeded(f"deadline already passed when {ref} arrived")
         model = await self.backend.resolve(ref, timeout_s=budget_s)
@@ -81,17 +84,19 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - self._clock()))
         except asyncio.CancelledError:  # gRPC gave up first (deadline or caller cancelled)
             self._observe(request, model.name, model.version, queue_ms, (self._clock() - slot_at) * 1000.0,
-                          request_id, failed=True)
+                          request_id, failed=True, error_code="CANCELLED")
             raise
         execution_ms = (self._clock() - slot_at) * 1000.0
         if not done or isinstance(run.exception(), DeadlineExceeded):
-            self._observe(request, model.name, model.version, queue_ms, execution_ms, request_id, failed=True)
+            self._observe(request, model.name, model.version, queue_ms, execution_ms, request_id, failed=True,
+                          error_code="DEADLINE_EXCEEDED")
             raise DeadlineExceeded(f"{model.name}:{model.version} did not finish within the deadline "
                                    f"({budget_s * 1000:.0f} ms budget, {queue_ms:.1f} ms queued)")
         if run.exception() is not None:
             error = run.exception()
             if not isinstance(error, InvalidInput):
-                self._observe(request, model.name, model.version, queue_ms, execution_ms, request_id, failed=True)
+                self._observe(request, model.name, model.version, queue_ms, execution_ms, request_id, failed=True,
+                              error_code=error.code.name if isinstance(error, ExecutorError) else "INTERNAL")
             raise error
         version, scores = run.result()
         self._observe(request, model.name, version, queue_ms, execution_ms, request_id, failed=False)
@@ -120,11 +125,11 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             run.exception()  # retrieved: an abandoned run's error is not "never retrieved"
 
     def _observe(self, request: executor_pb2.ExecuteRequest, name: str, version: int, queue_ms: float,
-                 execution_ms: float, request_id: str, *, failed: bool) -> None:
+                 execution_ms: float, request_id: str, *, failed: bool, error_code: str = "") -> None:
         if request.probe:
             return  # the Profiler records its own probes from the reply
         self.sink.submit(ExecutionObservation(name, version, queue_ms, execution_ms, self._wall(),
-                                              request_id, failed))
+                                              request_id, failed, error_code))
 
     async def ListModels(self, request: executor_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
                          ) -> executor_pb2.ListModelsResponse:
@@ -137,13 +142,16 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             executor_pb2.ModelStatus(
                 model=common_pb2.ModelRef(name=i.name, version=i.version),
                 state=_STATES.get(i.state, common_pb2.MODEL_STATE_UNAVAILABLE), input_shape=list(i.input_shape),
-                input_name=i.input_name, declared_accuracy=i.declared_accuracy, queue_depth=depth)
+                input_name=i.input_name, declared_accuracy=i.declared_accuracy, queue_depth=depth,
+                max_concurrency=self.admission.max_concurrency)
             for i in infos])
 
 
 def _model_ref(message: common_pb2.ModelRef) -> ModelRef:
     if not message.name:
         raise InvalidInput("model.name is empty")
+    if len(message.name) > MAX_NAME_CHARS or len(message.version_label) > MAX_NAME_CHARS:
+        raise InvalidInput(f"model.name and model.version_label are at most {MAX_NAME_CHARS} characters")
     if message.version < 0:
         raise InvalidInput(f"model.version must be >= 0 (0 = latest), got {message.version}")
     if message.version and message.version_label:

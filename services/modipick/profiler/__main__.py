@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from typing import Mapping
 
@@ -11,6 +12,7 @@ from modipick.runtime.config import EnvArgumentParser, non_negative_float, posit
 from modipick.runtime.logging import configure_logging
 from modipick.runtime.metrics import ProfilerMetrics, add_metrics_option, serve_metrics
 from modipick.runtime.server import run_until_signal
+from modipick.runtime.service_options import add_reliability_options, reliability_settings
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import add_tracing_option, configure_tracing
 
@@ -27,6 +29,7 @@ def _alpha(text: str) -> float:
 
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.profiler.app import ProfilerSettings
+    from modipick.profiler.drift import ChangeSettings
     from modipick.profiler.lifecycle import LifecycleSettings
 
     p = EnvArgumentParser(prog="modipick profiler", description=__doc__, environ=environ)
@@ -35,6 +38,11 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052", help="Executor to discover and probe models on")
     p.add_option("--alpha", default=0.1, type=_alpha, help="EWMA weight of a new observation")
+    p.add_option("--change-run", default=3, type=int,
+                 help="re-seed a profile after this many consecutive outlying observations (0: off)")
+    p.add_option("--change-sigmas", default=4.0, type=positive_float,
+                 help="an outlier is beyond this many standard deviations ...")
+    p.add_option("--change-rel", default=0.25, type=non_negative_float, help="... and this share of the mean")
     p.add_option("--warmup-runs", default=5, type=int, help="discarded runs before a new model is profiled")
     p.add_option("--probe-runs", default=10, type=positive_int, help="recorded runs before a model is eligible")
     p.add_option("--reprobe-after-s", default=60.0, type=positive_float,
@@ -58,13 +66,17 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
     add_metrics_option(p)
     add_tracing_option(p)
+    add_reliability_options(p, redis=True, admin=True)
     args = p.parse_args(argv)
     if args.warmup_runs < 0:
         p.error(f"--warmup-runs: must be >= 0, got {args.warmup_runs}")
+    if args.change_run < 0:
+        p.error(f"--change-run: must be >= 0, got {args.change_run}")
     server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
     downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
     settings = ProfilerSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target, alpha=args.alpha,
+        changes=ChangeSettings(run=args.change_run, k=args.change_sigmas, rel=args.change_rel),
         lifecycle=LifecycleSettings(warmup_runs=args.warmup_runs, probe_runs=args.probe_runs,
                                     reprobe_after_s=args.reprobe_after_s, reprobe_runs=args.reprobe_runs,
                                     discovery_interval_s=args.discovery_interval_s),
@@ -73,6 +85,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         server_tls=server_tls if server_tls.enabled else None,
         downstream_tls=downstream if downstream.enabled else None,
         max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
+    settings = dataclasses.replace(settings, **reliability_settings(p, args))
     return settings, args
 
 

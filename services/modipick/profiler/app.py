@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -10,11 +11,16 @@ from typing import Any, Callable
 import grpc
 import structlog
 
+from modipick.profiler.drift import ChangeSettings, DriftFollower
+from modipick.profiler.failures import FailureTracker
 from modipick.profiler.ingest import ObservationSink
 from modipick.profiler.lifecycle import LifecycleSettings, ModelLifecycle
 from modipick.profiler.probe import Prober
+from modipick.profiler.recovery import RecoveringStore
 from modipick.profiler.service import ProfilerService
+from modipick.runtime.auth import TokenAuthInterceptor
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
+from modipick.runtime.health_watch import DegradationHealth
 from modipick.runtime.metrics import ProfilerMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
@@ -23,6 +29,8 @@ from modipick.v1 import executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
 
 log = structlog.get_logger("modipick.profiler")
 SERVICE_NAME = service_name(profiler_pb2, "ProfilerService")
+ADMIN_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("RegisterModel", "DeregisterModel", "ProbeModel"))
+STORE_HEALTH = SERVICE_NAME + "/store"  # NOT_SERVING while observations wait for the store
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class ProfilerSettings:
     store_url: str = "memory"
     executor_target: str = "127.0.0.1:50052"
     alpha: float = 0.1
+    changes: ChangeSettings = ChangeSettings()  # latency change detector (run=0: off)
     lifecycle: LifecycleSettings = LifecycleSettings()
     discover: bool = True              # follow the Executor's model list
     probe_timeout_s: float = 30.0
@@ -41,7 +50,12 @@ class ProfilerSettings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
     seed: int = 0
-    store_options: dict[str, Any] = field(default_factory=dict)
+    store_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    # reliability (docs/reliability.md)
+    admin_token: str | None = field(default=None, repr=False)  # None: admin RPCs are refused
+    failure_threshold: int = 3           # failed executions in a row that make a model "failing"
+    registry_refresh_s: float = 1.0      # how fresh the registry copy restored after a store loss is
+    drain_delay_s: float = 0.0
 
 
 class ProfilerApp:
@@ -57,6 +71,8 @@ class ProfilerApp:
         self._channel = channel
         self.store = store
         self._owns_store = owns_store
+        self.store_health: DegradationHealth | None = None
+        self._background: list[asyncio.Task] = []
 
     @property
     def target(self) -> str:
@@ -64,6 +80,11 @@ class ProfilerApp:
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
+        if self.store_health is not None:
+            await self.store_health.stop()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.lifecycle.stop()
         await self.sink.stop()
         await self._channel.close()
@@ -77,9 +98,10 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     metrics = metrics if metrics is not None else ProfilerMetrics()
     owns_store = store is None
     store = store if store is not None else make_store(settings.store_url, **settings.store_options)
-    store = metrics.count_store_errors(store)
+    store = RecoveringStore(metrics.count_store_errors(store))
+    follower = DriftFollower(settings.changes, alpha=settings.alpha) if settings.changes.enabled else None
     sink = ObservationSink(store, alpha=settings.alpha, capacity=settings.buffer_capacity,
-                           batch_size=settings.batch_size, clock=clock)
+                           batch_size=settings.batch_size, clock=clock, follower=follower)
     sink.start()
     channel = aio_channel(settings.executor_target, tls=settings.downstream_tls,
                           max_message_bytes=settings.max_message_bytes)
@@ -87,14 +109,23 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     prober = Prober(executor, sink, timeout_s=settings.probe_timeout_s, clock=clock)
     lifecycle = ModelLifecycle(store, prober, executor, settings.lifecycle, clock=clock,
                                rng=rng or random.Random(settings.seed))
-    service = ProfilerService(store, sink, lifecycle, prober)
+    service = ProfilerService(store, sink, lifecycle, prober,
+                              FailureTracker(store, threshold=settings.failure_threshold))
     metrics.watch(sink, service)
     server = await start_server(
         [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
-                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s))
+                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                      drain_delay_s=settings.drain_delay_s),
+        interceptors=[TokenAuthInterceptor(settings.admin_token, ADMIN_METHODS)])
+    store_health = DegradationHealth(server, STORE_HEALTH, lambda: sink.degraded)
+    await store_health.start()
     if settings.discover:
         lifecycle.start()
     log.info("profiler started", target=server.target, executor=settings.executor_target, alpha=settings.alpha,
-             store=repr(store))
-    return ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)
+             store=repr(store), change_run=settings.changes.run)
+    app = ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)
+    app.store_health = store_health
+    app._background.append(asyncio.create_task(store.keep_fresh(settings.registry_refresh_s),
+                                                name="registry-copy"))
+    return app

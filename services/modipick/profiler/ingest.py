@@ -12,11 +12,14 @@ import asyncio
 import collections
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import structlog
 
 from modipick.stores import ProfileStore, StoreError
+
+if TYPE_CHECKING:
+    from modipick.profiler.drift import DriftFollower
 
 log = structlog.get_logger("modipick.profiler.ingest")
 
@@ -34,13 +37,16 @@ class IngestStats:
 
 class ObservationSink:
     def __init__(self, store: ProfileStore, *, alpha: float = 0.1, capacity: int = 100_000,
-                 batch_size: int = 2_000, retry_s: float = 0.5, clock: Callable[[], float] = time.time) -> None:
+                 batch_size: int = 2_000, retry_s: float = 0.5, clock: Callable[[], float] = time.time,
+                 follower: "DriftFollower | None" = None) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
         if capacity <= 0 or batch_size <= 0:
             raise ValueError("buffer capacity and batch size must be positive")
         self._store = store
         self.alpha = alpha
+        # with a change detector (modipick.profiler.drift), writes re-seed profiles after a step change
+        self.follower = follower
         self.capacity = capacity
         self.batch_size = batch_size
         self.retry_s = retry_s
@@ -104,8 +110,7 @@ class ObservationSink:
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
             try:
-                accepted = await asyncio.to_thread(self._store.observe_many, chunk, alpha=self.alpha,
-                                                   now=self._clock())
+                accepted = await asyncio.to_thread(self._observe, chunk, alpha=self.alpha, now=self._clock())
             except StoreError as exc:
                 if str(exc) != self.last_error:
                     log.warning("profile store write failed; keeping observations", error=str(exc),
@@ -115,6 +120,11 @@ class ObservationSink:
             self.stats.stored += accepted
             self.stats.unknown += len(chunk) - accepted
         return []
+
+    def _observe(self, chunk: list[Item], *, alpha: float, now: float) -> int:
+        if self.follower is None:
+            return self._store.observe_many(chunk, alpha=alpha, now=now)
+        return self.follower.write(self._store, chunk, alpha=alpha, now=now)
 
     def _enqueue(self, items: list[Item]) -> None:
         self._buffer.extend(items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import AsyncIterator
 
 import grpc
@@ -11,6 +12,7 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from modipick.core import ModelProfile
+from modipick.profiler.failures import FailureTracker
 from modipick.profiler.ingest import Item, ObservationSink
 from modipick.profiler.lifecycle import ModelLifecycle
 from modipick.profiler.probe import ProbeFailed, Prober
@@ -21,6 +23,9 @@ from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
 log = structlog.get_logger("modipick.profiler")
 
 MAX_PROBE_RUNS = 1000
+MAX_OBSERVATION_MS = 3_600_000.0  # an hour: beyond it a latency is a unit mistake, and would wreck the EWMA
+MAX_NAME_CHARS = 256
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _STATES = {"loading": common_pb2.MODEL_STATE_LOADING, "warming": common_pb2.MODEL_STATE_WARMING,
            "eligible": common_pb2.MODEL_STATE_ELIGIBLE, "failing": common_pb2.MODEL_STATE_FAILING}
 
@@ -37,14 +42,15 @@ def observation_item(o: profiler_pb2.Observation) -> Item | None:
     """(name, version, queue + execution ms), or None for what cannot feed a profile."""
     ms = o.queue_ms + o.execution_ms
     if (not o.model.name or o.model.version <= 0 or o.failed or not math.isfinite(ms)
-            or o.queue_ms < 0 or o.execution_ms < 0):
+            or o.queue_ms < 0 or o.execution_ms < 0 or ms > MAX_OBSERVATION_MS or len(o.model.name) > MAX_NAME_CHARS):
         return None
     return o.model.name, o.model.version, ms
 
 
 class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
     def __init__(self, store: ProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
-                 prober: Prober) -> None:
+                 prober: Prober, failures: FailureTracker | None = None) -> None:
+        self._failures = failures if failures is not None else FailureTracker(store)
         self._store = store
         self._sink = sink
         self._lifecycle = lifecycle
@@ -66,6 +72,8 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
         async for batch in request_iterator:
             items = []
             for o in batch.observations:
+                if not o.probe and o.model.name and o.model.version > 0:
+                    self._failures.saw(o.model.name, o.model.version, failed=o.failed, error_code=o.error_code)
                 item = observation_item(o)
                 if item is None:
                     rejected += 1
@@ -73,15 +81,16 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
                 else:
                     items.append(item)
             accepted += await self._sink.submit(items)
+            await self._failures.apply()
         self.rejected_observations += rejected
         return profiler_pb2.RecordObservationsResponse(accepted=accepted, rejected=rejected)
 
     async def RecordOutcome(self, request: profiler_pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
         with bound_contextvars(request_id=rid):
-            if not request.model.name or request.model.version <= 0:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    "model: name and a resolved version (>= 1) are required")
+            if not request.model.name or request.model.version <= 0 or len(request.model.name) > MAX_NAME_CHARS:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
+                                    f"{MAX_NAME_CHARS} characters) and a resolved version (>= 1) are required")
             if not request.HasField("true_label"):
                 return profiler_pb2.RecordOutcomeResponse()  # nothing to learn accuracy from
             correct = request.predicted_label == request.true_label
@@ -105,6 +114,9 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
         ref = request.model
         if not ref.name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model.name: required")
+        if not MODEL_NAME.fullmatch(ref.name):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "model.name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
         if ref.version <= 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"model.version: must be >= 1, got {ref.version}")
         acc = request.declared_accuracy
@@ -115,24 +127,30 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
             profile = await self._lifecycle.register(ref.name, ref.version, acc, eligible=request.skip_warmup)
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
+        except StoreError as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, f"profile store failed: {exc}")
         return profiler_pb2.RegisterModelResponse(profile=profile_message(profile))
 
     async def DeregisterModel(self, request: profiler_pb2.DeregisterModelRequest, context: grpc.aio.ServicerContext):
         ref = request.model
-        if not ref.name or ref.version <= 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name and version (>= 1) are required")
+        if not ref.name or ref.version <= 0 or len(ref.name) > MAX_NAME_CHARS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
+                                f"{MAX_NAME_CHARS} characters) and version (>= 1) are required")
         try:
             existed = await self._lifecycle.deregister(ref.name, ref.version)
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
+        except StoreError as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, f"profile store failed: {exc}")
         if not existed:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"model {ref.name}:{ref.version} is not registered")
         return profiler_pb2.DeregisterModelResponse()
 
     async def ProbeModel(self, request: profiler_pb2.ProbeModelRequest, context: grpc.aio.ServicerContext):
         ref = request.model
-        if not ref.name or ref.version <= 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name and version (>= 1) are required")
+        if not ref.name or ref.version <= 0 or len(ref.name) > MAX_NAME_CHARS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
+                                f"{MAX_NAME_CHARS} characters) and version (>= 1) are required")
         runs = request.runs or self._lifecycle.settings.probe_runs
         if not 0 < runs <= MAX_PROBE_RUNS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"runs: must be in 1..{MAX_PROBE_RUNS}, got {runs}")
@@ -143,8 +161,14 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
             observations = await self._prober.run(ref.name, ref.version, runs, record=True)
         except ProbeFailed as exc:
             code = exc.code if exc.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED,
-                                            grpc.StatusCode.UNAVAILABLE) else grpc.StatusCode.INTERNAL
+                                            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                            grpc.StatusCode.INVALID_ARGUMENT) else grpc.StatusCode.INTERNAL
+            if code == grpc.StatusCode.INTERNAL and profile.state == "eligible":  # the model itself failed
+                await self._store_call(context, self._store.set_state, ref.name, ref.version, "failing")
             await context.abort(code, str(exc))
+        if profile.state == "failing":  # a probe passed: back in the eligible set
+            await self._store_call(context, self._store.set_state, ref.name, ref.version, "eligible")
+            log.info("failing model passed a probe; eligible again", model=profile.key)
         profile = await self._store_call(context, _find, self._store, ref.name, ref.version)
         return profiler_pb2.ProbeModelResponse(observations=observations,
                                                profile=profile_message(profile) if profile else None)

@@ -21,3 +21,13 @@ def request_id_from(metadata: Iterable[tuple[str, str | bytes]] | None, fallback
 
 def with_request_id(request_id: str, metadata: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
     return (*tuple(metadata), (REQUEST_ID_KEY, request_id))
+
+
+MAX_REQUEST_ID_CHARS = 128
+
+
+def request_id_problem(request_id: str) -> str:
+    """Why `request_id` cannot travel on (it goes into gRPC metadata downstream), or ""."""
+    if len(request_id) > MAX_REQUEST_ID_CHARS or not all(" " <= c <= "~" for c in request_id):
+        return f"request_id: at most {MAX_REQUEST_ID_CHARS} printable ASCII characters (e.g. a uuid4 hex)"
+    return ""

@@ -19,6 +19,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
+from modipick.runtime.decoding import DecodeGuardInterceptor
 from modipick.runtime.tls import TlsConfig
 
 log = structlog.get_logger("modipick.server")
@@ -72,7 +73,7 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
                        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
                        serving: bool = True) -> RunningServer:
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=[DecodeGuardInterceptor(), *interceptors],  # undecodable -> INVALID_ARGUMENT
         options=[("grpc.max_send_message_length", options.max_message_bytes),
                  ("grpc.max_receive_message_length", options.max_message_bytes),
                  ("grpc.so_reuseport", 0)],

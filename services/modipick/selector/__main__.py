@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from typing import Mapping
 
@@ -10,24 +11,28 @@ from modipick.runtime.config import EnvArgumentParser, non_negative_float, posit
 from modipick.runtime.logging import configure_logging
 from modipick.runtime.metrics import SelectorMetrics, add_metrics_option, serve_metrics
 from modipick.runtime.server import run_until_signal
+from modipick.runtime.service_options import add_reliability_options, reliability_settings
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import add_tracing_option, configure_tracing
-from modipick.selector.budget import BudgetRules, parse_overhead, parse_return_leg
+from modipick.selector.budget import BudgetRules, parse_overhead
 
 
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.core.policies import LIVE_POLICIES
+    from modipick.core.returnleg import PRIORS
     from modipick.selector.app import SelectorSettings
+    from modipick.selector.returnlegs import ReturnLegSettings, parse_return_leg_mode
 
     p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
     p.add_option("--listen", default="0.0.0.0:50051", help="address to serve on")
     p.add_option("--redis-url", default="redis://127.0.0.1:6379/0",
                  help="profile store: redis:// or rediss:// URL ('memory' serves nothing useful alone)",
                  secret=True)
-    p.add_option("--executor-target", default="127.0.0.1:50052", help="Executor address")
+    p.add_option("--executor-target", default="127.0.0.1:50052",
+                 help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
-    p.add_option("--policy", default="modipick", choices=LIVE_POLICIES, help="default selection policy")
+    p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")
     p.add_option("--threshold-ms", default=20.0, type=non_negative_float, help="ModiPick T_threshold")
     p.add_option("--seed", default=0, type=int,
                  help="RNG seed: replicas with the same seed and profiles choose alike per request id")
@@ -35,7 +40,16 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="reload profiles from the store this often (the staleness bound)")
     p.add_option("--max-clock-skew-ms", default=1000.0, type=non_negative_float,
                  help="tolerated client clock skew for client_send_time")
-    p.add_option("--return-leg", default="mirror", help="return-leg estimate: 'mirror' (= upload) or ms")
+    p.add_option("--return-leg", default="learned",
+                 help="return leg: 'learned' (per client from outcome reports, for risk_aware; the others "
+                      "assume it equals the upload), 'mirror' (= upload for every policy) or fixed ms")
+    p.add_option("--return-prior", default="mirror", choices=PRIORS,
+                 help="learned return leg before a client's first 20 reports: 'mirror' or 'uploads'")
+    p.add_option("--return-leg-clients", default=2_000, type=positive_int,
+                 help="clients whose return legs are learned, ~13 KB each (least recently seen forgotten first)")
+    p.add_option("--budget-from", default="deadline", choices=("deadline", "send-time"),
+                 help="time left: the call's gRPC deadline (falls back to the send time without one), "
+                      "or always the client's send time")
     p.add_option("--serving-overhead-ms", default="0",
                  help="time the Selector adds around a model's run, taken off the budget: ms, or 'auto' (learned)")
     p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=positive_int, help="gRPC message limit")
@@ -50,9 +64,10 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
     add_metrics_option(p)
     add_tracing_option(p)
+    add_reliability_options(p, redis=True, inflight=True)
     args = p.parse_args(argv)
     try:
-        return_leg = parse_return_leg(args.return_leg)
+        leg_mode, return_leg = parse_return_leg_mode(args.return_leg)
     except ValueError as exc:
         p.error(f"--return-leg: {exc}")
     try:
@@ -65,11 +80,15 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
         profiler_target=args.profiler_target, policy=args.policy,
         policy_params={"threshold_ms": args.threshold_ms}, seed=args.seed, refresh_ms=args.profile_refresh_ms,
-        rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg),
+        rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg,
+                          use_deadline=args.budget_from == "deadline"),
+        return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,
+                                      clients=args.return_leg_clients),
         serving_overhead_ms=overhead,
         server_tls=server_tls if server_tls.enabled else None,
         downstream_tls=downstream if downstream.enabled else None,
         max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
+    settings = dataclasses.replace(settings, **reliability_settings(p, args))
     return settings, args
 
 

@@ -1,15 +1,35 @@
 """ReportOutcome is answered at once; the report travels on to the Profiler's RecordOutcome from
-a bounded queue in the background (full queue or a failed send: dropped and counted)."""
+a bounded queue in the background (full queue or a failed send: dropped and counted).
+
+Before that, the Selector learns from it (`OutcomeLearner`): per served request it remembered
+(bounded, with a TTL) the upload U, when it decided and how long it took from there to the reply,
+so the reported end-to-end time gives the return leg
+
+    R = e2e_ms - U - server time after the decision        (clamped >= 0)
+
+for the client's return-leg model, and, for requests budgeted from the send time, a clock-offset
+sample from the reports (modipick.selector.clocks).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import grpc
 import structlog
 
 from modipick.runtime.metadata import with_request_id
+from modipick.selector.clocks import ClockOffsets
 from modipick.v1 import profiler_pb2, profiler_pb2_grpc
+
+if TYPE_CHECKING:
+    from modipick.selector.budget import RequestBudget
+    from modipick.selector.returnlegs import ReturnLegBook
 
 log = structlog.get_logger("modipick.selector.outcomes")
 
@@ -72,3 +92,76 @@ class OutcomeForwarder:
                             code=exc.code().name, details=exc.details())
             finally:
                 self._queue.task_done()
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a served request leaves behind for its outcome report."""
+
+    client_id: str
+    upload_ms: float
+    basis_ms: float | None
+    leg_owner: str
+    after_decision_ms: float      # from the decision to the reply being sent
+    server_ms: float              # from receipt to the reply
+    elapsed_ms: float | None      # receive - send stamp (send-time budgets' clock-offset samples)
+    source: str
+    expires: float
+
+
+class OutcomeLearner:
+    def __init__(self, returns: "ReturnLegBook | None", clocks: ClockOffsets, *, capacity: int = 100_000,
+                 min_ttl_s: float = 10.0, ttl_slas: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+        self.returns = returns
+        self.clocks = clocks
+        self.capacity = capacity
+        self.min_ttl_s = min_ttl_s
+        self.ttl_slas = ttl_slas
+        self._clock = clock
+        self._served: collections.OrderedDict[str, Served] = collections.OrderedDict()
+        self.learned = 0
+        self.unmatched = 0   # reports for requests not (or no longer) remembered
+        self.forgotten = 0   # remembered requests dropped unreported (TTL or capacity)
+
+    def __len__(self) -> int:
+        return len(self._served)
+
+    def remember(self, request_id: str, request: "RequestBudget", *, after_decision_ms: float,
+                 server_ms: float) -> None:
+        if not request_id:
+            return
+        now = self._clock()
+        ttl = max(self.min_ttl_s, self.ttl_slas * request.budget.sla_ms / 1000.0)
+        leg = request.leg
+        self._served[request_id] = Served(
+            request.client_id, request.upload_ms, leg.basis_ms if leg is not None else None, request.leg_owner,
+            after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl)
+        self._served.move_to_end(request_id)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        served = self._served
+        while served and (len(served) > self.capacity or next(iter(served.values())).expires < now):
+            served.popitem(last=False)
+            self.forgotten += 1
+
+    def learn(self, request_id: str, e2e_ms: float) -> float | None:
+        """The return leg this report shows (None: nothing remembered for it, or no e2e time)."""
+        entry = self._served.pop(request_id, None) if request_id else None
+        if entry is None or entry.expires < self._clock() or not (math.isfinite(e2e_ms) and e2e_ms > 0):
+            self.unmatched += 1
+            return None
+        back = e2e_ms - entry.upload_ms - entry.after_decision_ms
+        back = back if back > 0.0 else 0.0
+        if self.returns is not None:
+            self.returns.observe(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)
+        if entry.source == "send_time" and entry.elapsed_ms is not None:
+            # symmetric legs on average: the upload is half of what the server did not spend
+            self.clocks.observe(entry.client_id, entry.elapsed_ms - (e2e_ms - entry.server_ms) / 2.0, "reports")
+        self.learned += 1
+        log.debug("return leg learned", client_id=entry.client_id, upload_ms=round(entry.upload_ms, 2),
+                  return_ms=round(back, 2))
+        return back

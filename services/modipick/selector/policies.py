@@ -13,7 +13,7 @@ from modipick.selector.budget import RequestInvalid
 
 
 class PolicyBook:
-    def __init__(self, default: str = "modipick", **params: Any) -> None:
+    def __init__(self, default: str = "risk_aware", **params: Any) -> None:
         if default not in LIVE_POLICIES:
             raise ValueError(self._unknown(default))
         self._params = params
@@ -34,7 +34,8 @@ class PolicyBook:
         if name == Oracle.name:
             return (f"{name!r} needs hindsight and runs only in simulation; "
                     f"live policies: {', '.join(LIVE_POLICIES)}")
-        return f"unknown policy {name!r}; live policies: {', '.join(LIVE_POLICIES)}"
+        shown = name if len(name) <= 64 else name[:64] + "..."  # echoed back: keep the message short
+        return f"unknown policy {shown!r}; live policies: {', '.join(LIVE_POLICIES)}"
 
 
 def seeded_rng(seed: int) -> Callable[[str], random.Random]:

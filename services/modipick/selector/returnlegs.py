@@ -29,7 +29,7 @@ class ReturnLegSettings:
     mode: str = "learned"        # learned | mirror (R = upload for every policy) | fixed (R = fixed_ms)
     fixed_ms: float | None = None
     prior: str = "mirror"        # before min_samples reports: mirror | uploads
-    clients: int = 10_000        # per-client models kept (LRU)
+    clients: int = 2_000         # per-client models kept (LRU; ~13 KB each)
     classes: int = 64            # network classes kept (beyond: the default class)
     alpha: float = 0.01
     window: int = 256

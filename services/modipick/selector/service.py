@@ -14,12 +14,13 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from modipick.core import Budget, Decision, Reason
-from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from
+from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
 from modipick.runtime.metrics import SelectorMetrics
 from modipick.runtime.tracing import annotate
-from modipick.selector.budget import BudgetRules, RequestInvalid, ServingOverhead, request_budget
+from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
+                                      deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
-from modipick.selector.outcomes import OutcomeForwarder
+from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
@@ -29,6 +30,7 @@ log = structlog.get_logger("modipick.selector")
 _REASONS = {Reason.BASE: common_pb2.SELECTION_REASON_BASE, Reason.EXPLORED: common_pb2.SELECTION_REASON_EXPLORED,
             Reason.FALLBACK: common_pb2.SELECTION_REASON_FALLBACK}
 _TENSOR_ITEMSIZE = {"float32": 4, "uint8": 1}
+_MAX_DIMS = 8
 # What the Selector answers when the Executor fails, by the Executor's status.
 _EXECUTOR_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -46,28 +48,37 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                  policies: PolicyBook, outcomes: OutcomeForwarder, *, rng_for: Callable[[str], random.Random],
                  rules: BudgetRules = BudgetRules(), overhead: ServingOverhead | None = None,
                  wall_ns: Callable[[], int] = time.time_ns, perf: Callable[[], float] = time.perf_counter,
-                 metrics: SelectorMetrics | None = None) -> None:
+                 metrics: SelectorMetrics | None = None, budgeter: Budgeter | None = None,
+                 learner: OutcomeLearner | None = None) -> None:
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
         self._executor = executor
         self._policies = policies
         self._outcomes = outcomes
         self._rng_for = rng_for
-        self._rules = rules
-        self.overhead = overhead or ServingOverhead(0.0)
+        self.budgeter = budgeter or Budgeter(rules, overhead)
+        self.overhead = self.budgeter.overhead
+        self.learner = learner or OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
         self._perf = perf
         self.counts: collections.Counter[str] = collections.Counter()
 
     # -- the decision, shared by Infer and Select ------------------------------------------------
-    def _decide(self, sla_ms: float, send_time, policy_name: str, request_id: str,
-                receive_ns: int) -> tuple[Budget, Decision]:
-        budget = request_budget(sla_ms, send_time, receive_ns, self._rules, self.overhead.value_ms)
-        policy = self._policies.get(policy_name)
+    def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
+                receive_ns: int) -> tuple[RequestBudget, Decision]:
+        """`request`: an InferRequest or SelectRequest. The time left is read here, at the decision."""
+        if request_id_problem(request.request_id):  # it travels on in gRPC metadata
+            raise RequestInvalid("request_id", request_id_problem(request.request_id).partition(": ")[2])
+        policy = self._policies.get(request.policy)
+        made = self.budgeter.make(
+            sla_ms=request.sla_ms, receive_ns=receive_ns,
+            send_time=request.client_send_time if request.HasField("client_send_time") else None,
+            left_s=context.time_remaining(), slack_ms=deadline_slack_ms(context.invocation_metadata()),
+            client_id=request.client_id, with_leg=uses_return_leg(policy))
         candidates = self._cache.snapshot.candidates
         if not candidates:
             raise _NoModels(self._cache)
-        return budget, policy.choose(candidates, budget, self._rng_for(request_id))
+        return made, policy.choose(candidates, made.budget, self._rng_for(request_id))
 
     @staticmethod
     def _on_device(budget: Budget, decision: Decision) -> bool:
@@ -82,9 +93,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         with bound_contextvars(request_id=rid):
             try:
                 _check_input(request)
-                budget, decision = self._decide(
-                    request.sla_ms, request.client_send_time if request.HasField("client_send_time") else None,
-                    request.policy, rid, receive_ns)
+                made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
                 self.counts["invalid"] += 1
                 self.metrics.request(policy_label, "error")
@@ -94,7 +103,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 self.metrics.request(policy_label, "error")
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             decided = self._perf()
-            timings = common_pb2.Timings(upload_ms=budget.upload_ms, budget_ms=budget.execution_ms,
+            budget = made.budget
+            timings = common_pb2.Timings(upload_ms=made.upload_ms, budget_ms=budget.execution_ms,
                                          selection_ms=(decided - started) * 1000.0)
             chosen = decision.model
             ref = common_pb2.ModelRef(name=chosen.name, version=chosen.version)
@@ -132,8 +142,11 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             self.counts["served"] += 1
             timings.queue_ms = reply.queue_ms
             timings.execution_ms = reply.execution_ms
-            timings.server_ms = (self._perf() - started) * 1000.0
+            replied = self._perf()
+            timings.server_ms = (replied - started) * 1000.0
             self.overhead.observe(timings.server_ms - reply.queue_ms - reply.execution_ms)
+            self.learner.remember(rid, made, after_decision_ms=(replied - decided) * 1000.0,
+                                  server_ms=timings.server_ms)
             # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
             self.metrics.request(policy_label, "served",
                                  sla_met=timings.server_ms <= budget.execution_ms + self.overhead.value_ms)
@@ -149,13 +162,12 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         rid = request.request_id or request_id_from(context.invocation_metadata())
         with bound_contextvars(request_id=rid):
             try:
-                budget, decision = self._decide(
-                    request.sla_ms, request.client_send_time if request.HasField("client_send_time") else None,
-                    request.policy, rid, receive_ns)
+                made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except _NoModels as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            budget = made.budget
             chosen, base = decision.model, decision.base
             on_device = self._on_device(budget, decision)
             return selector_pb2.SelectResponse(
@@ -175,6 +187,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             self.metrics.outcome(request.e2e_ms)
+            self.learner.learn(rid, request.e2e_ms)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
                 predicted_label=request.predicted_label, client_id=request.client_id)
@@ -208,7 +221,9 @@ def _check_input(request: selector_pb2.InferRequest) -> None:
     tensor = request.input.tensor
     itemsize = _TENSOR_ITEMSIZE.get(tensor.dtype)
     if itemsize is None:
-        raise RequestInvalid("input.tensor.dtype", f"{tensor.dtype!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
+        raise RequestInvalid("input.tensor.dtype", f"{tensor.dtype[:32]!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
+    if len(tensor.shape) > _MAX_DIMS:  # (and the error message below stays short)
+        raise RequestInvalid("input.tensor.shape", f"has {len(tensor.shape)} dimensions, at most {_MAX_DIMS}")
     if not tensor.shape or any(d <= 0 for d in tensor.shape):
         raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(tensor.shape)}")
     expected = math.prod(tensor.shape) * itemsize
@@ -218,6 +233,8 @@ def _check_input(request: selector_pb2.InferRequest) -> None:
 
 
 def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:
+    if request_id_problem(request.request_id):
+        return request_id_problem(request.request_id)
     if not request.model.name:
         return "model.name: required (the model the reply named)"
     if request.model.version < 0:

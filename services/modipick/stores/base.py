@@ -40,6 +40,11 @@ class ProfileStore(Protocol):
     def set_state(self, name: str, version: int, state: str) -> bool:
         """Set the lifecycle state; False if the model is unknown."""
 
+    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        """Replace the latency mean and variance at once (the Profiler's change detector, after a
+        step change), keeping the sample count (at least 1, so the next observation is an EWMA step
+        from the new seed); False if the model is unknown."""
+
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
@@ -66,6 +71,15 @@ def check_observations(observations: Iterable[Observation]) -> list[tuple[str, i
                              f"number of ms >= 0, got {ms!r}")
         checked.append((name, int(version), ms))
     return checked
+
+
+def check_reseed(mean_ms: float, var_ms2: float) -> tuple[float, float]:
+    mean, var = float(mean_ms), float(var_ms2)
+    if not (math.isfinite(mean) and mean >= 0):
+        raise ValueError(f"re-seeded mean must be a finite number of ms >= 0, got {mean_ms!r}")
+    if not (math.isfinite(var) and var >= 0):
+        raise ValueError(f"re-seeded variance must be a finite number of ms^2 >= 0, got {var_ms2!r}")
+    return mean, var
 
 
 def sorted_profiles(profiles: Sequence[ModelProfile]) -> list[ModelProfile]:

@@ -77,6 +77,16 @@ redis.call('HINCRBY', KEYS[1], 'served', 1)
 return 1
 """
 
+# KEYS: profile. ARGV: mean_ms, var_ms2, updated_at. The sample count stays (at least 1).
+RESEED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'mean_ms', ARGV[1], 'var_ms2', ARGV[2], 'updated_at', ARGV[3])
+if (tonumber(redis.call('HGET', KEYS[1], 'samples')) or 0) < 1 then
+  redis.call('HSET', KEYS[1], 'samples', '1')
+end
+return 1
+"""
+
 # KEYS: profile. ARGV: state.
 SET_STATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

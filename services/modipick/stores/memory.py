@@ -9,7 +9,8 @@ from dataclasses import replace
 
 from modipick.core import ModelProfile
 from modipick.core.profiles import ewma_update, record_outcome
-from modipick.stores.base import Observation, check_alpha, check_observations, check_state, sorted_profiles
+from modipick.stores.base import (Observation, check_alpha, check_observations, check_reseed, check_state,
+                                   sorted_profiles)
 
 
 class InMemoryProfileStore:
@@ -60,6 +61,12 @@ class InMemoryProfileStore:
     def set_state(self, name: str, version: int, state: str) -> bool:
         check_state(state)
         return self._update((name, int(version)), lambda p: replace(p, state=state))
+
+    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        mean, var = check_reseed(mean_ms, var_ms2)
+        at = self._clock() if now is None else float(now)
+        return self._update((name, int(version)), lambda p: replace(
+            p, mean_ms=mean, var_ms2=var, samples=max(p.samples, 1), updated_at=at))
 
     def close(self) -> None:
         pass

@@ -12,7 +12,8 @@ import redis.exceptions as rex
 
 from modipick.core import ModelProfile
 from modipick.stores import lua
-from modipick.stores.base import Observation, check_alpha, check_observations, check_state, sorted_profiles
+from modipick.stores.base import (Observation, check_alpha, check_observations, check_reseed, check_state,
+                                   sorted_profiles)
 from modipick.stores.errors import (StoreAccessDenied, StoreDataError, StoreError, StoreUnavailable)
 from modipick.stores.redis_options import RedisOptions, connection_pool, redact
 
@@ -55,6 +56,7 @@ class RedisProfileStore:
         self._observe_many = script(lua.OBSERVE_MANY)
         self._record_outcome = script(lua.RECORD_OUTCOME)
         self._set_state = script(lua.SET_STATE)
+        self._reseed = script(lua.RESEED)
 
     def __repr__(self) -> str:
         return f"RedisProfileStore({self._where!r}, namespace={self.options.namespace!r})"
@@ -110,6 +112,12 @@ class RedisProfileStore:
         check_state(state)
         with mapped_errors("set_state", self._where):
             return bool(self._set_state(keys=[self.key(name, version)], args=[state]))
+
+    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        mean, var = check_reseed(mean_ms, var_ms2)
+        at = self._clock() if now is None else float(now)
+        with mapped_errors("reseed", self._where):
+            return bool(self._reseed(keys=[self.key(name, version)], args=[repr(mean), repr(var), repr(at)]))
 
     def close(self) -> None:
         self._client.close()

@@ -3,7 +3,9 @@
   campus_wifi | home | lte | artificial | perfect   a named profile (the paper's networks.csv)
   param:MEAN,STD[,normal|lognormal]                 a parametric one-way time for 330 KB
   cv:MEAN,CV[,normal|lognormal]                     same, by coefficient of variation (0.5 = 50 %)
-  PATH                                              a trace file, format detected (or --trace-format):
+  PATH                                              a trace file, format detected (or --trace-format);
+                                                    a relative PATH not found as given is looked up
+                                                    in `traces_dir` (the shared real traces):
       X.up / X.down / X (with both siblings)        Mahimahi delivery opportunities (up and down)
       one integer per line                          a single Mahimahi file, used for both directions
       CSV with an upload_ms / network_ms header     per-request network times
@@ -38,6 +40,7 @@ class NetworkOptions:
     anchor: str = "auto"
     offset_s: float = 0.0
     rescale_median_ms: float | None = None
+    traces_dir: Path | None = None  # relative trace paths not found as given are looked up here
 
 
 def open_network(spec: str, options: NetworkOptions = NetworkOptions()) -> LegModel:
@@ -64,12 +67,20 @@ def _open(spec: str, options: NetworkOptions) -> LegModel:
     for prefix in ("param:", "cv:"):
         if spec.startswith(prefix):
             return ParametricLegs(_parse_parametric(spec, prefix), options.sizes, options.seed)
-    path = Path(spec)
-    if not path.exists() and mahimahi_pair(path) is None:
+    path = _find(Path(spec), options.traces_dir)
+    if path is None:
         known = ", ".join(sorted(named))
-        raise LoadgenInputError(spec, f"no such trace file, and not a named network ({known}), param:MEAN,STD "
-                                      "or cv:MEAN,CV")
+        where = f" (nor under {options.traces_dir})" if options.traces_dir is not None else ""
+        raise LoadgenInputError(spec, f"no such trace file{where}, and not a named network ({known}), "
+                                      "param:MEAN,STD or cv:MEAN,CV")
     return _open_file(path, options)
+
+
+def _find(path: Path, traces_dir: Path | None) -> Path | None:
+    for candidate in (path, None if path.is_absolute() or traces_dir is None else traces_dir / path):
+        if candidate is not None and (candidate.exists() or mahimahi_pair(candidate) is not None):
+            return candidate
+    return None
 
 
 def _parse_parametric(spec: str, prefix: str) -> NetworkProfile:

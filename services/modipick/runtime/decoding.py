@@ -1,0 +1,83 @@
+"""Requests that are not valid protobuf get INVALID_ARGUMENT, not an unhandled-error UNKNOWN.
+
+grpc.aio deserialises a request before any handler runs; when that fails it answers UNKNOWN
+("Unexpected DecodeError") and logs a traceback per call, so garbage from the network would read
+like a server bug and flood the logs. This interceptor (the outermost on every modipick server)
+swaps each handler's deserialiser for one that returns a marker instead of raising; the handler
+then refuses the call with INVALID_ARGUMENT naming the expected message type.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+
+
+class _Undecodable:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, or anything a custom deserializer raises
+            return _Undecodable(exc)
+
+    return deserialize
+
+
+def _what(method: str) -> str:
+    return method.rsplit("/", 1)[-1] or "the request"
+
+
+class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
+                                handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        method = handler_call_details.method
+        kwargs = dict(request_deserializer=_safe(handler.request_deserializer),
+                      response_serializer=handler.response_serializer)
+        # the shapes modipick's services use; anything else (health Watch, reflection) as it is
+        if inspect.iscoroutinefunction(handler.unary_unary):
+            return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **kwargs)
+        if inspect.iscoroutinefunction(handler.stream_unary):
+            return grpc.stream_unary_rpc_method_handler(_streaming(handler.stream_unary, method), **kwargs)
+        return handler
+
+
+def _refusal(method: str, error: Exception) -> str:
+    text = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    return f"undecodable {_what(method)} request: {text}"
+
+
+def _unary(behavior, method: str):
+    async def guarded(request: Any, context: grpc.aio.ServicerContext):
+        if isinstance(request, _Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(method, request.error))
+        return await behavior(request, context)
+
+    return guarded
+
+
+def _streaming(behavior, method: str):
+    async def guarded(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext):
+        async def checked() -> AsyncIterator[Any]:
+            async for request in request_iterator:
+                if isinstance(request, _Undecodable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(method, request.error))
+                yield request
+
+        return await behavior(checked(), context)
+
+    return guarded

@@ -1,0 +1,182 @@
+"""risk_aware live (issue 7): budgets from the gRPC deadline, not the client's clock; return legs
+learned per client from ReportOutcome; risk_aware the default policy.
+
+A Selector on synthetic profiles (memory store, well-separated models, no Executor needed for
+Select) shows the clock part deterministically; the live suite (real Executor, Redis, SavedModels)
+shows the learning end to end through the client SDK."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fixtures_suite import LoopThread
+from modipick.client import ModiPickClient
+from modipick.core import ModelProfile
+from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+
+SECOND_NS = 10**9
+
+
+def stamp(ns: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(ns)
+    return ts
+# (name, mean ms, std ms, accuracy): far enough apart that a few ms of loopback jitter never flips a choice
+MODELS = [("fast", 20.0, 0.5, 60.0), ("middle", 60.0, 1.0, 80.0), ("accurate", 120.0, 1.0, 95.0)]
+SLAS = [40.0, 90.0, 170.0, 300.0]
+# as the SDK's: every timeout sent as it is (gRPC's HPACK may otherwise resend an earlier one up to 3 % longer)
+CHANNEL_OPTIONS = [("grpc.http2.hpack_table_size.encoder", 0)]
+
+
+@pytest.fixture(scope="module")
+def synthetic_selector():
+    from modipick.selector.app import SelectorSettings, start_selector
+    from modipick.stores import InMemoryProfileStore
+
+    store = InMemoryProfileStore()
+    for name, mean, std, acc in MODELS:
+        store.register(ModelProfile(name=name, version=1, declared_accuracy=acc, mean_ms=mean, var_ms2=std * std,
+                                    samples=100, state="eligible"))
+    loop = LoopThread()
+    app = loop.run(start_selector(SelectorSettings(store_url="memory", executor_target="127.0.0.1:9",
+                                                   refresh_ms=600_000.0), store=store))
+    channel = grpc.insecure_channel(app.target, CHANNEL_OPTIONS)
+    grpc.channel_ready_future(channel).result(timeout=10)
+    try:
+        yield app, selector_pb2_grpc.SelectorServiceStub(channel)
+    finally:
+        channel.close()
+        loop.run(app.stop(0))
+        loop.close()
+
+
+def _select(stub, sla_ms: float, *, skew_s: float = 0.0, deadline: bool = True, client_id: str = "", **fields):
+    sent = stamp(time.time_ns() + int(skew_s * SECOND_NS))
+    return stub.Select(selector_pb2.SelectRequest(request_id=f"s-{time.perf_counter_ns()}", sla_ms=sla_ms,
+                                                  client_send_time=sent, client_id=client_id, **fields),
+                       timeout=sla_ms / 1000.0 if deadline else 5.0)
+
+
+def _choice(reply):
+    return reply.disposition, reply.model.name, reply.reason
+
+
+def test_a_client_clock_10_s_off_does_not_change_the_choice_when_the_deadline_carries_the_sla(synthetic_selector):
+    app, stub = synthetic_selector
+    honest = [_select(stub, sla) for sla in SLAS]
+    assert [r.model.name for r in honest] == ["fast", "middle", "accurate", "accurate"]
+    for skew in (-10.0, 10.0):
+        skewed = [_select(stub, sla, skew_s=skew, client_id=f"skewed{skew:+.0f}") for sla in SLAS]
+        assert [_choice(r) for r in skewed] == [_choice(r) for r in honest]
+        for a, b in zip(skewed, honest):  # the same budget, up to loopback jitter on a shared machine
+            assert a.budget_ms == pytest.approx(b.budget_ms, abs=10.0)
+        # the offset was measured on the way ...
+        offset = app.service.budgeter.clocks.offset(f"skewed{skew:+.0f}")
+        assert offset == pytest.approx(-skew * 1000.0, abs=50.0)
+        # ... so the same client is served even without a deadline (its send time, corrected)
+        fallback = [_select(stub, sla, skew_s=skew, deadline=False, client_id=f"skewed{skew:+.0f}") for sla in SLAS]
+        assert [_choice(r) for r in fallback] == [_choice(r) for r in honest]
+        # an unknown client with that clock and no deadline is refused, naming the field
+        with pytest.raises(grpc.RpcError) as err:
+            _select(stub, SLAS[0], skew_s=skew, deadline=False, client_id="never-seen")
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "client_send_time" in err.value.details()
+
+
+def test_the_budget_comes_from_the_deadline_not_the_send_time(synthetic_selector):
+    _, stub = synthetic_selector
+    # stamped "now" but 50 ms of the SLA already spent before the call (the deadline says so)
+    sent = stamp(time.time_ns())
+    reply = stub.Select(selector_pb2.SelectRequest(request_id="spent", sla_ms=170.0, client_send_time=sent),
+                        timeout=0.120)
+    # upload 50 mirrored: 170 - 100 leaves only the middle model
+    assert reply.model.name == "middle" and 60.0 < reply.budget_ms < 72.0
+    # no send time at all is fine with a deadline
+    reply = stub.Select(selector_pb2.SelectRequest(request_id="no-stamp", sla_ms=300.0), timeout=0.3)
+    assert reply.model.name == "accurate"
+
+
+def test_risk_aware_is_the_default_and_modipick_stays_selectable(live_suite):
+    from modipick.cli.demo import parse as parse_demo
+    from modipick.cli.suite import SuiteSettings
+    from modipick.cli.up import parse as parse_up
+    from modipick.selector.__main__ import parse_settings
+    from modipick.selector.app import SelectorSettings
+    from modipick.selector.policies import PolicyBook
+
+    assert SelectorSettings().policy == PolicyBook().default_name == "risk_aware"
+    assert parse_settings([], environ={})[0].policy == "risk_aware"
+    assert parse_settings(["--policy", "modipick"], environ={})[0].policy == "modipick"
+    assert parse_settings([], environ={"MODIPICK_POLICY": "dynamic_greedy"})[0].policy == "dynamic_greedy"
+    assert SuiteSettings().policy == "risk_aware" and parse_up([], environ={}).policy == "risk_aware"
+    assert parse_demo([]).policy_list == ["risk_aware", "modipick", "dynamic_greedy"]
+    assert live_suite.selector.settings.policy == "risk_aware"
+
+
+def test_return_legs_are_learned_from_outcome_reports_and_change_the_decision(live_suite, digits):
+    """The client sleeps 60 ms after each reply (its return leg) and reports the outcome. Before:
+    the mirror prior (R = upload, ~1 ms on loopback) lets a model run at an SLA of the best model's
+    mean + 25 ms; after ~25 reports the client's model puts R near 60 ms, and risk_aware (default)
+    answers RUN_ON_DEVICE there, while ModiPick (the paper's R = upload) still serves."""
+    images, labels = digits
+    service = live_suite.selector.service
+    client_id = "loopback/slow-return"
+    profiles = live_suite.profiles()
+    best = max(profiles.values(), key=lambda p: p.accuracy)
+    sla = best.mean_ms + 25.0
+    with grpc.insecure_channel(live_suite.selector_target, CHANNEL_OPTIONS) as channel:
+        stub = selector_pb2_grpc.SelectorServiceStub(channel)
+        before = _select(stub, sla, client_id=client_id)
+        assert before.disposition == selector_pb2.DISPOSITION_SERVED, before
+        learned_before = service.learner.learned
+        with ModiPickClient(live_suite.selector_target, client_id=client_id) as client:
+            client.wait_ready()
+            for i in range(25):
+                result = client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0)
+                assert not result.run_on_device
+        assert service.learner.learned - learned_before == 25
+        model = service.budgeter.returns.client_model(client_id)
+        assert model.samples == 25
+        median = model.estimate(1.0).quantile(0.5)
+        assert 59.0 <= median <= 75.0, median
+        after = _select(stub, sla, client_id=client_id)
+        assert after.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after
+        assert after.reason == common_pb2.SELECTION_REASON_FALLBACK
+        assert before.budget_ms - after.budget_ms > 50.0
+        paper = _select(stub, sla, client_id=client_id, policy="modipick")
+        assert paper.disposition == selector_pb2.DISPOSITION_SERVED
+        # another network class has learned nothing: still the prior
+        other = _select(stub, sla, client_id="elsewhere/new-client")
+        assert other.disposition == selector_pb2.DISPOSITION_SERVED
+
+
+def test_infer_with_a_skewed_clock_and_a_deadline_is_served(live_suite, digits):
+    from modipick.client.inputs import to_input
+
+    images, _ = digits
+    with grpc.insecure_channel(live_suite.selector_target, CHANNEL_OPTIONS) as channel:
+        stub = selector_pb2_grpc.SelectorServiceStub(channel)
+        grpc.channel_ready_future(channel).result(timeout=10)
+        for skew in (-10.0, 10.0):
+            request = selector_pb2.InferRequest(request_id=f"skew{skew:+.0f}", input=to_input(images[0]),
+                                                sla_ms=1000.0, client_id="skewed-phone",
+                                                client_send_time=stamp(time.time_ns() + int(skew * SECOND_NS)))
+            reply = stub.Infer(request, timeout=1.0)
+            assert reply.disposition == selector_pb2.DISPOSITION_SERVED
+            assert 0.0 <= reply.timings.upload_ms < 100.0  # from the deadline, not 10 s
+
+
+def test_the_sdk_deadline_gives_the_selector_each_upload_exactly(live_suite, digits):
+    """The SDK sends every timeout as it is: by default HPACK resends an earlier, up to 3 % longer
+    timeout on the same connection (here 870 ms would arrive as 890: a 30 ms upload read as 10)."""
+    images, _ = digits
+    uploads = [10.0, 30.0, 58.0, 90.0, 12.0, 3.0, 31.0, 29.0]
+    with ModiPickClient(live_suite.selector_target) as client:
+        client.wait_ready()
+        seen = [client.infer(images[i], 900.0, upload_delay_ms=up).timings.upload_ms
+                for i, up in enumerate(uploads)]
+    errors = [round(s - up, 2) for s, up in zip(seen, uploads)]
+    assert all(-1.0 <= e <= 8.0 for e in errors), list(zip(uploads, errors))

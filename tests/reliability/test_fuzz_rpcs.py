@@ -365,7 +365,9 @@ def test_fuzzed_requests_get_a_fitting_status(fuzz_targets, rpc: Rpc):
 
     @settings(max_examples=math.ceil(CASES / (PER_EXAMPLE * (1 + MUTANTS))), derandomize=True, database=None,
               deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(maybe_raw(rpc.cases), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE), st.randoms())
+    # use_true_random: mutants mutate serialized messages whose length depends on the wall clock
+    # (send-time stamps), so recording their draws would make the data tree inconsistent
+    @given(st.lists(maybe_raw(rpc.cases), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE), st.randoms(use_true_random=True))
     def run(cases, rnd):
         calls = []
         for case in cases:

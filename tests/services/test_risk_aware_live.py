@@ -179,4 +179,6 @@ def test_the_sdk_deadline_gives_the_selector_each_upload_exactly(live_suite, dig
         seen = [client.infer(images[i], 900.0, upload_delay_ms=up).timings.upload_ms
                 for i, up in enumerate(uploads)]
     errors = [round(s - up, 2) for s, up in zip(seen, uploads)]
-    assert all(-1.0 <= e <= 8.0 for e in errors), list(zip(uploads, errors))
+    # never below (a stale, longer timeout reads as a shorter upload: -20 ms before the fix); above,
+    # the loopback hop plus scheduling on a busy machine
+    assert all(-1.0 <= e <= 15.0 for e in errors), list(zip(uploads, errors))

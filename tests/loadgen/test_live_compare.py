@@ -164,3 +164,19 @@ def test_outcomes_are_reported_for_every_served_reply_by_default(trivial, capsys
                          "--arrivals", "constant", "--rate", "100", "--count", "5", "--progress", "none",
                          "--no-report-outcomes"]) == 0
     assert trivial.selector.outcomes == 12
+
+
+def test_a_run_that_served_nothing_scores_zero_effective_declared_accuracy():
+    from modipick.loadgen.records import RequestRecord
+    from modipick.loadgen.summary import summarize_run, summary_table
+
+    def record(i: int, **fields) -> RequestRecord:
+        return RequestRecord(run="r", policy="static_greedy", network="wifi", sla_ms=100.0, index=i,
+                             request_id=f"id{i}", intended_s=0.0, lag_ms=0.0, upload_ms=60.0, return_ms=1.0,
+                             **fields)
+
+    missed = [record(0, disposition="run_on_device", model="m1"), record(1, status="DEADLINE_EXCEEDED")]
+    s = summarize_run(missed, {"m1": 70.0})
+    assert s.attainment_pct == 0.0 and s.effective_declared_pct == 0.0 and s.declared_accuracy_pct is None
+    assert summarize_run(missed).effective_declared_pct is None  # no declared accuracies known
+    assert "eff decl %" in summary_table([s])

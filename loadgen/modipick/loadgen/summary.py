@@ -83,7 +83,8 @@ def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | 
         measured_accuracy_pct=100.0 * sum(1 for r in labelled if r.correct) / len(labelled) if labelled else None,
         declared_accuracy_pct=float(np.mean(known)) if served and len(known) == len(served) else None,
         effective_declared_pct=(sum(declared[r.model] for r in met) / n
-                                if served and len(known) == len(served) else None),
+                                if served and len(known) == len(served)
+                                else 0.0 if declared and not served else None),  # nothing served: all missed
         e2e_mean_ms=float(e2e.mean()), e2e_std_ms=float(e2e.std()),
         e2e_p50_ms=_pct(e2e, 50), e2e_p95_ms=_pct(e2e, 95), e2e_p99_ms=_pct(e2e, 99),
         lag_p50_ms=_pct(lags, 50), lag_p99_ms=_pct(lags, 99), lag_max_ms=float(lags.max()),
@@ -152,12 +153,13 @@ def comparison_tables(summaries: list[RunSummary], markdown: bool = False) -> st
 
 def summary_table(summaries: list[RunSummary], markdown: bool = False) -> str:
     """One row per run."""
-    header = ["run", "n", "attain %", "eff acc %", "meas acc %", "decl acc %", "p50 ms", "p95 ms", "p99 ms",
-              "lag p99 ms", "top models"]
+    header = ["run", "n", "attain %", "eff acc %", "meas acc %", "decl acc %", "eff decl %", "p50 ms", "p95 ms",
+              "p99 ms", "lag p99 ms", "top models"]
     rows = []
     for s in summaries:
         top = ", ".join(f"{m} {100 * f:.0f}%" for m, f in list(s.model_mix.items())[:3])
         rows.append([s.run, str(s.requests), _fmt(s.attainment_pct), _fmt(s.effective_accuracy_pct),
-                     _fmt(s.measured_accuracy_pct), _fmt(s.declared_accuracy_pct), _fmt(s.e2e_p50_ms),
+                     _fmt(s.measured_accuracy_pct), _fmt(s.declared_accuracy_pct),
+                     _fmt(s.effective_declared_pct), _fmt(s.e2e_p50_ms),
                      _fmt(s.e2e_p95_ms), _fmt(s.e2e_p99_ms), _fmt(s.lag_p99_ms, 2), top])
     return format_table(header, rows, markdown)

@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                 # sample CPU at the window's start (approximately: the load processes sync on a barrier)
                 import time
                 time.sleep(args.warmup + 0.5)
-                cpu_before = {p.pid: cpu_seconds(p.pid) for p in (executor, selector)}
+                cpu_before = {p.pid: cpu_seconds(p.pid) for p in (executor, selector, *loaders)}
             reports.append(results.get(timeout=args.warmup + args.seconds + 120))
-        cpu_after = {p.pid: cpu_seconds(p.pid) for p in (executor, selector)}
+        cpu_after = {p.pid: cpu_seconds(p.pid) for p in (executor, selector, *loaders)}
         for p in loaders:
             p.join(10)
     finally:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     rps = ok / args.seconds
     sel_cpu = cpu_after[selector.pid] - cpu_before[selector.pid]
     exe_cpu = cpu_after[executor.pid] - cpu_before[executor.pid]
+    load_cpu = sum(cpu_after[p.pid] - cpu_before[p.pid] for p in loaders)
     # the CPU window starts ~0.5 s late; scale to the measured window
     measured_cpu_s = max(0.1, args.seconds - 0.5)
     per_req_us = sel_cpu / max(1, ok * measured_cpu_s / args.seconds) * 1e6
@@ -94,13 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         q = statistics.quantiles(latencies, n=100)
         print(f"client latency ms: p50 {q[49]:.2f}  p90 {q[89]:.2f}  p99 {q[98]:.2f}")
     print(f"CPU in window: selector {sel_cpu:.2f} s ({sel_cpu / measured_cpu_s:.0%} of a core), "
-          f"executor {exe_cpu:.2f} s ({exe_cpu / measured_cpu_s:.0%})")
+          f"executor {exe_cpu:.2f} s ({exe_cpu / measured_cpu_s:.0%}), "
+          f"load clients {load_cpu:.2f} s ({load_cpu / measured_cpu_s:.0%})")
+    served = max(1, ok * measured_cpu_s / args.seconds)
+    print("CPU per request us: " + ", ".join(
+        f"{name} {cpu / served * 1e6:.0f}" for name, cpu in
+        (("selector", sel_cpu), ("executor", exe_cpu), ("load clients", load_cpu),
+         ("all", sel_cpu + exe_cpu + load_cpu))))
     print(f"selector CPU per request ~ {per_req_us:.0f} us -> ~{1e6 / per_req_us:,.0f} req/s per dedicated core")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     if profile_path and os.path.exists(profile_path):
         stats = pstats.Stats(profile_path)
         stats.sort_stats("tottime").print_stats(25)
-        os.unlink(profile_path)
+        os.environ.get("KEEP_PROFILE") or os.unlink(profile_path)
+        print("profile", profile_path)
     return 0
 
 

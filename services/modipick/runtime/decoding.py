@@ -2,9 +2,10 @@
 
 grpc.aio deserialises a request before any handler runs; when that fails it answers UNKNOWN
 ("Unexpected DecodeError") and logs a traceback per call, so garbage from the network would read
-like a server bug and flood the logs. This interceptor (the outermost on every modipick server)
-swaps each handler's deserialiser for one that returns a marker instead of raising; the handler
-then refuses the call with INVALID_ARGUMENT naming the expected message type.
+like a server bug and flood the logs. Every modipick server swaps each handler's deserialiser for
+one that returns a marker instead of raising; the handler then refuses the call with
+INVALID_ARGUMENT naming the expected message type. The swap happens once, when the services
+register (`DecodeGuardRegistrar`), so a call pays nothing for it.
 """
 
 from __future__ import annotations
@@ -39,21 +40,48 @@ def _what(method: str) -> str:
     return method.rsplit("/", 1)[-1] or "the request"
 
 
-class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
-                                handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        method = handler_call_details.method
-        kwargs = dict(request_deserializer=_safe(handler.request_deserializer),
-                      response_serializer=handler.response_serializer)
-        # the shapes modipick's services use; anything else (health Watch, reflection) as it is
-        if inspect.iscoroutinefunction(handler.unary_unary):
-            return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **kwargs)
-        if inspect.iscoroutinefunction(handler.stream_unary):
-            return grpc.stream_unary_rpc_method_handler(_streaming(handler.stream_unary, method), **kwargs)
+def guard(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+    """`handler` with a deserialiser that never raises, for the shapes modipick's services use;
+    anything else (health Watch, reflection) as it is."""
+    if handler is None or handler.request_deserializer is None:
         return handler
+    kwargs = dict(request_deserializer=_safe(handler.request_deserializer),
+                  response_serializer=handler.response_serializer)
+    if inspect.iscoroutinefunction(handler.unary_unary):
+        return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **kwargs)
+    if inspect.iscoroutinefunction(handler.stream_unary):
+        return grpc.stream_unary_rpc_method_handler(_streaming(handler.stream_unary, method), **kwargs)
+    return handler
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._guarded: dict[str, tuple[Any, Any]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self._inner.service(handler_call_details)
+        method = handler_call_details.method
+        known = self._guarded.get(method)
+        if known is None or known[0] is not handler:
+            known = self._guarded[method] = (handler, guard(handler, method))
+        return known[1]
+
+
+class DecodeGuardRegistrar:
+    """Stands in for the server while a generated `add_*Servicer_to_server` registers its handlers,
+    and guards each handler once, there. (An interceptor would do the same per call, at a cost the
+    Selector's throughput benchmark measured at 40-70 us of CPU per request.)"""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGenericHandler(h) for h in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self._server.add_registered_method_handlers(
+            service, {name: guard(h, f"/{service}/{name}") for name, h in handlers.items()})
 
 
 def _refusal(method: str, error: Exception) -> str:

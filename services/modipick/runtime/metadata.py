@@ -28,6 +28,6 @@ MAX_REQUEST_ID_CHARS = 128
 
 def request_id_problem(request_id: str) -> str:
     """Why `request_id` cannot travel on (it goes into gRPC metadata downstream), or ""."""
-    if len(request_id) > MAX_REQUEST_ID_CHARS or not all(" " <= c <= "~" for c in request_id):
+    if len(request_id) > MAX_REQUEST_ID_CHARS or not (request_id.isascii() and request_id.isprintable()):
         return f"request_id: at most {MAX_REQUEST_ID_CHARS} printable ASCII characters (e.g. a uuid4 hex)"
     return ""

@@ -19,7 +19,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
-from modipick.runtime.decoding import DecodeGuardInterceptor
+from modipick.runtime.decoding import DecodeGuardRegistrar
 from modipick.runtime.tls import TlsConfig
 
 log = structlog.get_logger("modipick.server")
@@ -73,13 +73,13 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
                        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
                        serving: bool = True) -> RunningServer:
     server = grpc.aio.server(
-        interceptors=[DecodeGuardInterceptor(), *interceptors],  # undecodable -> INVALID_ARGUMENT
+        interceptors=list(interceptors) or None,
         options=[("grpc.max_send_message_length", options.max_message_bytes),
                  ("grpc.max_receive_message_length", options.max_message_bytes),
                  ("grpc.so_reuseport", 0)],
         maximum_concurrent_rpcs=options.max_concurrent_rpcs)
     for add, servicer in registrations:
-        add(servicer, server)
+        add(servicer, DecodeGuardRegistrar(server))  # undecodable -> INVALID_ARGUMENT
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = tuple(service_names)

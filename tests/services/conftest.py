@@ -1,26 +1,9 @@
-"""Helpers shared by the live-suite tests (the suite itself: tests/fixtures_suite.py)."""
+"""Fixtures shared by the live-suite tests (the suite itself: tests/fixtures_suite.py; plain
+helpers: services_support.py)."""
 
 from __future__ import annotations
 
-import time
-
-import grpc
-import numpy as np
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
-
-
-def stamp(ns: int) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(ns)
-    return ts
-
-
-def digit_tensor(image: np.ndarray):
-    from modipick.v1 import common_pb2
-
-    arr = np.asarray(image, np.float32).reshape(1, 8, 8, 1)
-    return common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1], content=arr.tobytes()))
 
 
 @pytest.fixture(scope="session")
@@ -28,34 +11,3 @@ def digits():
     from modipick.zoo.digits import held_out_digits
 
     return held_out_digits()
-
-
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
-    def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
-
-    def _add(self, details):
-        return details._replace(metadata=(*(details.metadata or ()), *self._metadata))
-
-    def intercept_unary_unary(self, continuation, details, request):
-        return continuation(self._add(details), request)
-
-    def intercept_stream_unary(self, continuation, details, request_iterator):
-        return continuation(self._add(details), request_iterator)
-
-
-def admin_channel(target: str) -> grpc.Channel:
-    """A channel to the suite's Profiler whose calls carry its admin token."""
-    from fixtures_suite import ADMIN_TOKEN
-
-    return grpc.intercept_channel(grpc.insecure_channel(target), _Bearer(ADMIN_TOKEN))
-
-
-def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s:g} s")

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fixtures_suite import LoopThread
+from services_support import wait_until
 from modipick.client import ModiPickClient
 from modipick.core import ModelProfile
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
@@ -138,8 +139,9 @@ def test_return_legs_are_learned_from_outcome_reports_and_change_the_decision(li
                 result = client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0)
                 assert not result.run_on_device
         assert service.learner.learned - learned_before == 25
-        model = service.budgeter.returns.client_model(client_id)
-        assert model.samples == 25
+        returns = service.budgeter.returns  # shared by default on Redis: the legs return through the stream
+        wait_until(lambda: returns.client_model(client_id).samples == 25, 10.0)
+        model = returns.client_model(client_id)
         median = model.estimate(1.0).quantile(0.5)
         assert 59.0 <= median <= 75.0, median
         after = _select(stub, sla, client_id=client_id)

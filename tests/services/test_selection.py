@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from conftest import stamp, wait_until
+from services_support import stamp, wait_until
 from modipick.client import ModiPickClient, SlaExpired
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 
@@ -86,7 +86,9 @@ def test_base_model_accuracy_grows_with_the_budget(live_suite):
     assert replies[0].reason == common_pb2.SELECTION_REASON_FALLBACK
     bases = [profiles[r.base_model.name].accuracy if r.base_model.name else 0.0 for r in replies]
     assert bases == sorted(bases), list(zip(slas, bases))
-    assert replies[-1].base_model.name == best.name and replies[-1].model.name == best.name
+    # (the request itself may go to an explored model: stage 3 draws among near-equals of the base,
+    # and two digits CNNs are within a fraction of a point once measured accuracies come in)
+    assert replies[-1].base_model.name == best.name
     assert all(r.budget_ms < sla for r, sla in zip(replies, slas))
 
 

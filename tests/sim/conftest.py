@@ -1,8 +1,8 @@
-"""Shared helpers for the simulator tests: run `modipick sim` in-process and capture its output."""
+"""Fixtures for the simulator tests: run `modipick sim` in-process and capture its output (plain
+helpers: sim_support.py)."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,15 +40,3 @@ def write_csv(tmp_path: Path):
         return path
 
     return write
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-GOOD_MODELS = """model,top1_accuracy_pct,mean_ms,std_ms
-fast,50.0,5.0,0.1
-medium,70.0,30.0,0.2
-slow,80.0,100.0,0.5
-"""

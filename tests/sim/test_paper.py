@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import read_csv
+from sim_support import read_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import read_csv
+from sim_support import read_csv
 from modipick.core import ModelProfile
 from modipick.sim import scenarios as recipes
 from modipick.core.changes import ChangeDetector

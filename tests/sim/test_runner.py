@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import read_csv
+from sim_support import read_csv
 from modipick.sim.draws import make_draws
 from modipick.sim.engine import run_scenarios
 from modipick.sim.models import load_models, select_models

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GOOD_MODELS
+from sim_support import GOOD_MODELS
 
 BAD_MODEL_FILES = [
     # (file text, words the one-line message must contain)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import grpc
 
-from modipick.client.errors import SlaExpired, Unavailable, from_rpc_error
-from modipick.client.options import (REQUEST_ID_KEY, ClientOptions, build_infer, build_outcome, call_metadata,
-                                     check_sla, new_request_id, remaining_s)
-from modipick.client.result import InferResult, from_response
+from modipick.client.core import InferCall, not_reachable, open_channel, outcome_report, resolve_options, rpc_errors
+from modipick.client.options import ClientOptions
+from modipick.client.result import InferResult
 from modipick.client.tracing import aio_interceptors
 from modipick.v1 import selector_pb2_grpc
 
@@ -21,42 +19,22 @@ class AsyncModiPickClient:
 
     def __init__(self, target: str | None = None, *, options: ClientOptions | None = None,
                  **option_overrides: Any) -> None:
-        opts = options or ClientOptions()
-        if target is not None:
-            option_overrides["target"] = target
-        if option_overrides:
-            from dataclasses import replace
-            opts = replace(opts, **option_overrides)
-        self.options = opts
-        if opts.tls is not None:
-            self._channel = grpc.aio.secure_channel(opts.target, opts.tls.credentials(), opts.channel_options(),
-                                                    interceptors=aio_interceptors())
-        else:
-            self._channel = grpc.aio.insecure_channel(opts.target, opts.channel_options(),
-                                                      interceptors=aio_interceptors())
+        self.options = resolve_options(target, options, option_overrides)
+        self._channel = open_channel(grpc.aio, self.options, interceptors=aio_interceptors())
         self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
 
     async def infer(self, image: Any, sla_ms: float, *, policy: str | None = None, label: int | None = None,
                     request_id: str | None = None, upload_delay_ms: float = 0.0,
                     return_delay_ms: float = 0.0) -> InferResult:
         """See ModiPickClient.infer."""
-        sla = check_sla(sla_ms)
-        rid = request_id or new_request_id()
-        started, send_ns = time.perf_counter(), time.time_ns()  # the send stamp; the deadline counts from it
-        request = build_infer(image, sla, policy=self.options.policy if policy is None else policy,
-                              client_id=self.options.client_id, request_id=rid, send_time_ns=send_ns)
+        call = InferCall.stamp(self.options, image, sla_ms, policy=policy, request_id=request_id)
         if upload_delay_ms > 0:
             await asyncio.sleep(upload_delay_ms / 1000.0)
-        timeout = remaining_s(self.options, sla, started)
-        if timeout <= 0:
-            raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent", request_id=rid)
-        try:
-            reply = await self._stub.Infer(request, timeout=timeout, metadata=call_metadata(self.options, rid))
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, rid) from None
+        with rpc_errors(call.request_id):
+            reply = await self._stub.Infer(call.request, **call.call_kwargs())
         if return_delay_ms > 0:
             await asyncio.sleep(return_delay_ms / 1000.0)
-        result = from_response(reply, request_id=rid, sla_ms=sla, e2e_ms=(time.perf_counter() - started) * 1000.0)
+        result = call.result(reply)
         if label is not None and not result.run_on_device:
             await self.report_outcome(result, label)
         return result
@@ -66,18 +44,14 @@ class AsyncModiPickClient:
         try:
             await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
         except asyncio.TimeoutError:
-            raise Unavailable(f"UNAVAILABLE: no Selector reachable at {self.options.target} "
-                              f"within {timeout_s:g} s") from None
+            raise not_reachable(self.options, timeout_s) from None
 
     async def report_outcome(self, result: InferResult, true_label: int | None = None) -> bool:
-        if result.run_on_device or not result.model:
+        report = outcome_report(self.options, result, true_label)
+        if report is None:
             return False
-        try:
-            await self._stub.ReportOutcome(build_outcome(result, true_label, self.options.client_id),
-                                           timeout=self.options.report_timeout_s,
-                                           metadata=((REQUEST_ID_KEY, result.request_id),))
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, result.request_id) from None
+        with rpc_errors(result.request_id):
+            await self._stub.ReportOutcome(report[0], **report[1])
         return True
 
     async def close(self) -> None:

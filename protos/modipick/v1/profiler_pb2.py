@@ -26,13 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from modipick.v1 import common_pb2 as modipick_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/profiler.proto\x12\x0bmodipick.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18modipick/v1/common.proto\"\xd3\x01\n\x0bObservation\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x03 \x01(\x01\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\r\n\x05probe\x18\x06 \x01(\x08\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x08\x12\x12\n\nerror_code\x18\x08 \x01(\t\"K\n\x19RecordObservationsRequest\x12.\n\x0cobservations\x18\x01 \x03(\x0b\x32\x18.modipick.v1.Observation\"@\n\x1aRecordObservationsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\"\xc4\x01\n\x14RecordOutcomeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0e\n\x06\x65\x32\x65_ms\x18\x03 \x01(\x01\x12\x0e\n\x06sla_ms\x18\x04 \x01(\x01\x12\x17\n\ntrue_label\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\x0fpredicted_label\x18\x06 \x01(\x05\x12\x11\n\tclient_id\x18\x07 \x01(\tB\r\n\x0b_true_label\"\x17\n\x15RecordOutcomeResponse\"\x15\n\x13ListProfilesRequest\">\n\x14ListProfilesResponse\x12&\n\x08profiles\x18\x01 \x03(\x0b\x32\x14.modipick.v1.Profile\"l\n\x14RegisterModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x02 \x01(\x01\x12\x13\n\x0bskip_warmup\x18\x03 \x01(\x08\">\n\x15RegisterModelResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.modipick.v1.Profile\">\n\x16\x44\x65registerModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\"\x19\n\x17\x44\x65registerModelResponse\"\x1d\n\x1bListRegisteredModelsRequest\"D\n\x1cListRegisteredModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.modipick.v1.Profile\"G\n\x11ProbeModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0c\n\x04runs\x18\x02 \x01(\x05\"k\n\x12ProbeModelResponse\x12.\n\x0cobservations\x18\x01 \x03(\x0b\x32\x18.modipick.v1.Observation\x12%\n\x07profile\x18\x02 \x01(\x0b\x32\x14.modipick.v1.Profile2\x99\x05\n\x0fProfilerService\x12g\n\x12RecordObservations\x12&.modipick.v1.RecordObservationsRequest\x1a\'.modipick.v1.RecordObservationsResponse(\x01\x12V\n\rRecordOutcome\x12!.modipick.v1.RecordOutcomeRequest\x1a\".modipick.v1.RecordOutcomeResponse\x12S\n\x0cListProfiles\x12 .modipick.v1.ListProfilesRequest\x1a!.modipick.v1.ListProfilesResponse\x12V\n\rRegisterModel\x12!.modipick.v1.RegisterModelRequest\x1a\".modipick.v1.RegisterModelResponse\x12\\\n\x0f\x44\x65registerModel\x12#.modipick.v1.DeregisterModelRequest\x1a$.modipick.v1.DeregisterModelResponse\x12k\n\x14ListRegisteredModels\x12(.modipick.v1.ListRegisteredModelsRequest\x1a).modipick.v1.ListRegisteredModelsResponse\x12M\n\nProbeModel\x12\x1e.modipick.v1.ProbeModelRequest\x1a\x1f.modipick.v1.ProbeModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/profiler.proto\x12\x0bmodipick.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18modipick/v1/common.proto\"\xd3\x01\n\x0bObservation\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x03 \x01(\x01\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\r\n\x05probe\x18\x06 \x01(\x08\x12\x0e\n\x06\x66\x61iled\x18\x07 \x01(\x08\x12\x12\n\nerror_code\x18\x08 \x01(\t\"K\n\x19RecordObservationsRequest\x12.\n\x0cobservations\x18\x01 \x03(\x0b\x32\x18.modipick.v1.Observation\"@\n\x1aRecordObservationsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\"\xf0\x01\n\x14RecordOutcomeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0e\n\x06\x65\x32\x65_ms\x18\x03 \x01(\x01\x12\x0e\n\x06sla_ms\x18\x04 \x01(\x01\x12\x17\n\ntrue_label\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\x0fpredicted_label\x18\x06 \x01(\x05\x12\x11\n\tclient_id\x18\x07 \x01(\t\x12*\n\nreturn_leg\x18\x08 \x01(\x0b\x32\x16.modipick.v1.ReturnLegB\r\n\x0b_true_label\"\x9a\x01\n\tReturnLeg\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\tupload_ms\x18\x02 \x01(\x01\x12\x11\n\treturn_ms\x18\x03 \x01(\x01\x12\x15\n\x08\x62\x61sis_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x0b\x62\x61sis_owner\x18\x05 \x01(\x0e\x32\x1b.modipick.v1.ReturnLegOwnerB\x0b\n\t_basis_ms\"\x17\n\x15RecordOutcomeResponse\"\x15\n\x13ListProfilesRequest\">\n\x14ListProfilesResponse\x12&\n\x08profiles\x18\x01 \x03(\x0b\x32\x14.modipick.v1.Profile\"l\n\x14RegisterModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x02 \x01(\x01\x12\x13\n\x0bskip_warmup\x18\x03 \x01(\x08\">\n\x15RegisterModelResponse\x12%\n\x07profile\x18\x01 \x01(\x0b\x32\x14.modipick.v1.Profile\">\n\x16\x44\x65registerModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\"\x19\n\x17\x44\x65registerModelResponse\"\x1d\n\x1bListRegisteredModelsRequest\"D\n\x1cListRegisteredModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.modipick.v1.Profile\"G\n\x11ProbeModelRequest\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0c\n\x04runs\x18\x02 \x01(\x05\"k\n\x12ProbeModelResponse\x12.\n\x0cobservations\x18\x01 \x03(\x0b\x32\x18.modipick.v1.Observation\x12%\n\x07profile\x18\x02 \x01(\x0b\x32\x14.modipick.v1.Profile*k\n\x0eReturnLegOwner\x12 \n\x1cRETURN_LEG_OWNER_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETURN_LEG_OWNER_CLIENT\x10\x01\x12\x1a\n\x16RETURN_LEG_OWNER_CLASS\x10\x02\x32\x99\x05\n\x0fProfilerService\x12g\n\x12RecordObservations\x12&.modipick.v1.RecordObservationsRequest\x1a\'.modipick.v1.RecordObservationsResponse(\x01\x12V\n\rRecordOutcome\x12!.modipick.v1.RecordOutcomeRequest\x1a\".modipick.v1.RecordOutcomeResponse\x12S\n\x0cListProfiles\x12 .modipick.v1.ListProfilesRequest\x1a!.modipick.v1.ListProfilesResponse\x12V\n\rRegisterModel\x12!.modipick.v1.RegisterModelRequest\x1a\".modipick.v1.RegisterModelResponse\x12\\\n\x0f\x44\x65registerModel\x12#.modipick.v1.DeregisterModelRequest\x1a$.modipick.v1.DeregisterModelResponse\x12k\n\x14ListRegisteredModels\x12(.modipick.v1.ListRegisteredModelsRequest\x1a).modipick.v1.ListRegisteredModelsResponse\x12M\n\nProbeModel\x12\x1e.modipick.v1.ProbeModelRequest\x1a\x1f.modipick.v1.ProbeModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modipick.v1.profiler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RETURNLEGOWNER']._serialized_start=1519
+  _globals['_RETURNLEGOWNER']._serialized_end=1626
   _globals['_OBSERVATION']._serialized_start=103
   _globals['_OBSERVATION']._serialized_end=314
   _globals['_RECORDOBSERVATIONSREQUEST']._serialized_start=316
@@ -40,29 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDOBSERVATIONSRESPONSE']._serialized_start=393
   _globals['_RECORDOBSERVATIONSRESPONSE']._serialized_end=457
   _globals['_RECORDOUTCOMEREQUEST']._serialized_start=460
-  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=656
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=658
-  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=681
-  _globals['_LISTPROFILESREQUEST']._serialized_start=683
-  _globals['_LISTPROFILESREQUEST']._serialized_end=704
-  _globals['_LISTPROFILESRESPONSE']._serialized_start=706
-  _globals['_LISTPROFILESRESPONSE']._serialized_end=768
-  _globals['_REGISTERMODELREQUEST']._serialized_start=770
-  _globals['_REGISTERMODELREQUEST']._serialized_end=878
-  _globals['_REGISTERMODELRESPONSE']._serialized_start=880
-  _globals['_REGISTERMODELRESPONSE']._serialized_end=942
-  _globals['_DEREGISTERMODELREQUEST']._serialized_start=944
-  _globals['_DEREGISTERMODELREQUEST']._serialized_end=1006
-  _globals['_DEREGISTERMODELRESPONSE']._serialized_start=1008
-  _globals['_DEREGISTERMODELRESPONSE']._serialized_end=1033
-  _globals['_LISTREGISTEREDMODELSREQUEST']._serialized_start=1035
-  _globals['_LISTREGISTEREDMODELSREQUEST']._serialized_end=1064
-  _globals['_LISTREGISTEREDMODELSRESPONSE']._serialized_start=1066
-  _globals['_LISTREGISTEREDMODELSRESPONSE']._serialized_end=1134
-  _globals['_PROBEMODELREQUEST']._serialized_start=1136
-  _globals['_PROBEMODELREQUEST']._serialized_end=1207
-  _globals['_PROBEMODELRESPONSE']._serialized_start=1209
-  _globals['_PROBEMODELRESPONSE']._serialized_end=1316
-  _globals['_PROFILERSERVICE']._serialized_start=1319
-  _globals['_PROFILERSERVICE']._serialized_end=1984
+  _globals['_RECORDOUTCOMEREQUEST']._serialized_end=700
+  _globals['_RETURNLEG']._serialized_start=703
+  _globals['_RETURNLEG']._serialized_end=857
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_start=859
+  _globals['_RECORDOUTCOMERESPONSE']._serialized_end=882
+  _globals['_LISTPROFILESREQUEST']._serialized_start=884
+  _globals['_LISTPROFILESREQUEST']._serialized_end=905
+  _globals['_LISTPROFILESRESPONSE']._serialized_start=907
+  _globals['_LISTPROFILESRESPONSE']._serialized_end=969
+  _globals['_REGISTERMODELREQUEST']._serialized_start=971
+  _globals['_REGISTERMODELREQUEST']._serialized_end=1079
+  _globals['_REGISTERMODELRESPONSE']._serialized_start=1081
+  _globals['_REGISTERMODELRESPONSE']._serialized_end=1143
+  _globals['_DEREGISTERMODELREQUEST']._serialized_start=1145
+  _globals['_DEREGISTERMODELREQUEST']._serialized_end=1207
+  _globals['_DEREGISTERMODELRESPONSE']._serialized_start=1209
+  _globals['_DEREGISTERMODELRESPONSE']._serialized_end=1234
+  _globals['_LISTREGISTEREDMODELSREQUEST']._serialized_start=1236
+  _globals['_LISTREGISTEREDMODELSREQUEST']._serialized_end=1265
+  _globals['_LISTREGISTEREDMODELSRESPONSE']._serialized_start=1267
+  _globals['_LISTREGISTEREDMODELSRESPONSE']._serialized_end=1335
+  _globals['_PROBEMODELREQUEST']._serialized_start=1337
+  _globals['_PROBEMODELREQUEST']._serialized_end=1408
+  _globals['_PROBEMODELRESPONSE']._serialized_start=1410
+  _globals['_PROBEMODELRESPONSE']._serialized_end=1517
+  _globals['_PROFILERSERVICE']._serialized_start=1629
+  _globals['_PROFILERSERVICE']._serialized_end=2294
 # @@protoc_insertion_point(module_scope)

@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modipick.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReturnLegOwner(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETURN_LEG_OWNER_UNSPECIFIED: _ClassVar[ReturnLegOwner]
+    RETURN_LEG_OWNER_CLIENT: _ClassVar[ReturnLegOwner]
+    RETURN_LEG_OWNER_CLASS: _ClassVar[ReturnLegOwner]
+RETURN_LEG_OWNER_UNSPECIFIED: ReturnLegOwner
+RETURN_LEG_OWNER_CLIENT: ReturnLegOwner
+RETURN_LEG_OWNER_CLASS: ReturnLegOwner
 
 class Observation(_message.Message):
     __slots__ = ("model", "queue_ms", "execution_ms", "observed_at", "request_id", "probe", "failed", "error_code")
@@ -45,7 +55,7 @@ class RecordObservationsResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
 
 class RecordOutcomeRequest(_message.Message):
-    __slots__ = ("request_id", "model", "e2e_ms", "sla_ms", "true_label", "predicted_label", "client_id")
+    __slots__ = ("request_id", "model", "e2e_ms", "sla_ms", "true_label", "predicted_label", "client_id", "return_leg")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     E2E_MS_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +63,7 @@ class RecordOutcomeRequest(_message.Message):
     TRUE_LABEL_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LEG_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: _common_pb2.ModelRef
     e2e_ms: float
@@ -60,7 +71,22 @@ class RecordOutcomeRequest(_message.Message):
     true_label: int
     predicted_label: int
     client_id: str
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., e2e_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ..., true_label: _Optional[int] = ..., predicted_label: _Optional[int] = ..., client_id: _Optional[str] = ...) -> None: ...
+    return_leg: ReturnLeg
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., e2e_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ..., true_label: _Optional[int] = ..., predicted_label: _Optional[int] = ..., client_id: _Optional[str] = ..., return_leg: _Optional[_Union[ReturnLeg, _Mapping]] = ...) -> None: ...
+
+class ReturnLeg(_message.Message):
+    __slots__ = ("client_id", "upload_ms", "return_ms", "basis_ms", "basis_owner")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_MS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_MS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_MS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_OWNER_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    upload_ms: float
+    return_ms: float
+    basis_ms: float
+    basis_owner: ReturnLegOwner
+    def __init__(self, client_id: _Optional[str] = ..., upload_ms: _Optional[float] = ..., return_ms: _Optional[float] = ..., basis_ms: _Optional[float] = ..., basis_owner: _Optional[_Union[ReturnLegOwner, str]] = ...) -> None: ...
 
 class RecordOutcomeResponse(_message.Message):
     __slots__ = ()

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import sys
 from typing import Any, Callable, Mapping, NoReturn
 
 from modipick.runtime.config import EnvArgumentParser
-from modipick.runtime.logging import configure_logging
-from modipick.runtime.metrics import ExecutorMetrics, add_metrics_option, serve_metrics
-from modipick.runtime.server import run_until_signal
-from modipick.runtime.service_options import add_reliability_options, reliability_settings
-from modipick.runtime.tls import TlsConfig
-from modipick.runtime.tracing import add_tracing_option, configure_tracing
+from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
+from modipick.runtime.metrics import ExecutorMetrics
 
 
 class _BadValue(argparse.ArgumentTypeError, ValueError):
@@ -67,57 +61,33 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--max-queue", default=32, type=_non_negative_int,
                  help="requests waiting for a slot; beyond it RESOURCE_EXHAUSTED")
     p.add_option("--default-timeout-s", default=30.0, type=_positive_float, help="deadline of calls without one")
-    p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=_positive_int, help="gRPC message limit")
-    p.add_option("--grace-s", default=5.0, type=_non_negative_float, help="shutdown grace period")
-    p.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
-    p.add_option("--tls-key", default="", help="server key", secret=True)
-    p.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
-    p.add_option("--downstream-ca", default="", help="CA to trust for the Profiler (enables TLS to it)")
-    p.add_option("--downstream-cert", default="", help="client certificate for the Profiler (mTLS)")
-    p.add_option("--downstream-key", default="", help="client key for the Profiler (mTLS)", secret=True)
-    p.add_option("--log-level", default="info", help="debug|info|warning|error")
-    p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
-    add_metrics_option(p)
-    add_tracing_option(p)
-    add_reliability_options(p, redis=False)
+    add_server_options(p, downstream="the Profiler", int_type=_positive_int, float_type=_non_negative_float,
+                       redis=False)
     args = p.parse_args(argv)
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
                 "build a pool with `modipick zoo build --pool digits`")
-    server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
-    downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
     settings = ExecutorSettings(
         address=args.listen, backend=args.backend, model_base=args.model_base or None,
         tfserving_target=args.tfserving_target, profiler_target=args.profiler_target,
         max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
-        server_tls=server_tls if server_tls.enabled else None,
-        downstream_tls=downstream if downstream.enabled else None,
-        max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
-    settings = dataclasses.replace(settings, **reliability_settings(p, args))
+        **server_settings(p, args))
     return settings, args
 
 
 async def serve(settings, metrics_port: int = 0) -> None:
     from modipick.executor.app import start_executor
 
-    metrics = ExecutorMetrics()
-    serve_metrics(metrics_port, metrics.registry)
-    app = await start_executor(settings, metrics=metrics)
-    await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+    await serve_app(start_executor, settings, ExecutorMetrics(), metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
-    configure_logging(json=True if args.log_json else None, level=args.log_level)
-    configure_tracing(args.tracing, service_name="modipick-executor")
-    try:
-        asyncio.run(serve(settings, args.metrics_port))
-    except (OSError, ValueError) as exc:
-        print(f"modipick executor: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (FileNotFoundError, ValueError)) else 1
+    try:  # a missing pool or bad model files: 2; interrupted while loading models: a clean exit
+        return run_service("executor", args, lambda: serve(settings, args.metrics_port),
+                           bad_config=(FileNotFoundError, ValueError))
     except KeyboardInterrupt:
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import sys
 from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
-from modipick.runtime.logging import configure_logging
-from modipick.runtime.metrics import ProfilerMetrics, add_metrics_option, serve_metrics
-from modipick.runtime.server import run_until_signal
-from modipick.runtime.service_options import add_reliability_options, reliability_settings
-from modipick.runtime.tls import TlsConfig
-from modipick.runtime.tracing import add_tracing_option, configure_tracing
+from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
+from modipick.runtime.metrics import ProfilerMetrics
 
 
 def _alpha(text: str) -> float:
@@ -54,26 +48,12 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--buffer-capacity", default=100_000, type=positive_int,
                  help="observations held while the store is unavailable (oldest dropped beyond)")
     p.add_option("--seed", default=0, type=int, help="seed of the discovery jitter")
-    p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=positive_int, help="gRPC message limit")
-    p.add_option("--grace-s", default=5.0, type=non_negative_float, help="shutdown grace period")
-    p.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
-    p.add_option("--tls-key", default="", help="server key", secret=True)
-    p.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
-    p.add_option("--downstream-ca", default="", help="CA to trust for the Executor (enables TLS to it)")
-    p.add_option("--downstream-cert", default="", help="client certificate for the Executor (mTLS)")
-    p.add_option("--downstream-key", default="", help="client key for the Executor (mTLS)", secret=True)
-    p.add_option("--log-level", default="info", help="debug|info|warning|error")
-    p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
-    add_metrics_option(p)
-    add_tracing_option(p)
-    add_reliability_options(p, redis=True, admin=True)
+    add_server_options(p, downstream="the Executor", redis=True, admin=True)
     args = p.parse_args(argv)
     if args.warmup_runs < 0:
         p.error(f"--warmup-runs: must be >= 0, got {args.warmup_runs}")
     if args.change_run < 0:
         p.error(f"--change-run: must be >= 0, got {args.change_run}")
-    server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
-    downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
     settings = ProfilerSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target, alpha=args.alpha,
         changes=ChangeSettings(run=args.change_run, k=args.change_sigmas, rel=args.change_rel),
@@ -81,38 +61,22 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                     reprobe_after_s=args.reprobe_after_s, reprobe_runs=args.reprobe_runs,
                                     discovery_interval_s=args.discovery_interval_s),
         discover=not args.no_discovery, probe_timeout_s=args.probe_timeout_s,
-        buffer_capacity=args.buffer_capacity, seed=args.seed,
-        server_tls=server_tls if server_tls.enabled else None,
-        downstream_tls=downstream if downstream.enabled else None,
-        max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
-    settings = dataclasses.replace(settings, **reliability_settings(p, args))
+        buffer_capacity=args.buffer_capacity, seed=args.seed, **server_settings(p, args))
     return settings, args
 
 
 async def serve(settings, metrics_port: int = 0) -> None:
     from modipick.profiler.app import start_profiler
 
-    metrics = ProfilerMetrics()
-    serve_metrics(metrics_port, metrics.registry)
-    app = await start_profiler(settings, metrics=metrics)
-    await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+    await serve_app(start_profiler, settings, ProfilerMetrics(), metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
-    configure_logging(json=True if args.log_json else None, level=args.log_level)
-    configure_tracing(args.tracing, service_name="modipick-profiler")
     from modipick.stores import StoreConfigError
 
-    try:
-        asyncio.run(serve(settings, args.metrics_port))
-    except StoreConfigError as exc:
-        print(f"modipick profiler: --redis-url: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"modipick profiler: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("profiler", args, lambda: serve(settings, args.metrics_port),
+                       bad_config=(StoreConfigError,), bad_config_flag="--redis-url")
 
 
 if __name__ == "__main__":

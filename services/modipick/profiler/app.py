@@ -17,6 +17,7 @@ from modipick.profiler.ingest import ObservationSink
 from modipick.profiler.lifecycle import LifecycleSettings, ModelLifecycle
 from modipick.profiler.probe import Prober
 from modipick.profiler.recovery import RecoveringStore
+from modipick.profiler.return_legs import DEFAULT_KEEP, ReturnLegSink
 from modipick.profiler.service import ProfilerService
 from modipick.runtime.auth import TokenAuthInterceptor
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
@@ -56,6 +57,7 @@ class ProfilerSettings:
     failure_threshold: int = 3           # failed executions in a row that make a model "failing"
     registry_refresh_s: float = 1.0      # how fresh the registry copy restored after a store loss is
     drain_delay_s: float = 0.0
+    return_leg_keep: int = DEFAULT_KEEP  # return-leg stream entries kept for the Selectors (approximate)
 
 
 class ProfilerApp:
@@ -72,6 +74,7 @@ class ProfilerApp:
         self.store = store
         self._owns_store = owns_store
         self.store_health: DegradationHealth | None = None
+        self.legs: ReturnLegSink | None = None
         self._background: list[asyncio.Task] = []
 
     @property
@@ -87,6 +90,8 @@ class ProfilerApp:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.lifecycle.stop()
         await self.sink.stop()
+        if self.legs is not None:
+            await self.legs.stop()
         await self._channel.close()
         if self._owns_store:
             self.store.close()
@@ -109,8 +114,11 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     prober = Prober(executor, sink, timeout_s=settings.probe_timeout_s, clock=clock)
     lifecycle = ModelLifecycle(store, prober, executor, settings.lifecycle, clock=clock,
                                rng=rng or random.Random(settings.seed))
+    legs = ReturnLegSink(store, keep=settings.return_leg_keep) if hasattr(store, "append_return_legs") else None
+    if legs is not None:
+        legs.start()
     service = ProfilerService(store, sink, lifecycle, prober,
-                              FailureTracker(store, threshold=settings.failure_threshold))
+                              FailureTracker(store, threshold=settings.failure_threshold), legs=legs)
     metrics.watch(sink, service)
     server = await start_server(
         [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
@@ -125,7 +133,7 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     log.info("profiler started", target=server.target, executor=settings.executor_target, alpha=settings.alpha,
              store=repr(store), change_run=settings.changes.run)
     app = ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)
-    app.store_health = store_health
+    app.store_health, app.legs = store_health, legs
     app._background.append(asyncio.create_task(store.keep_fresh(settings.registry_refresh_s),
                                                 name="registry-copy"))
     return app

@@ -16,8 +16,10 @@ from modipick.profiler.failures import FailureTracker
 from modipick.profiler.ingest import Item, ObservationSink
 from modipick.profiler.lifecycle import ModelLifecycle
 from modipick.profiler.probe import ProbeFailed, Prober
+from modipick.profiler.return_legs import ReturnLegSink
 from modipick.runtime.metadata import request_id_from
-from modipick.stores import ProfileStore, StoreError, StoreUnavailable
+from modipick.stores import ProfileStore, ReturnLegSample, StoreError, StoreUnavailable
+from modipick.stores.base import check_leg_samples
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
 
 log = structlog.get_logger("modipick.profiler")
@@ -38,6 +40,20 @@ def profile_message(p: ModelProfile) -> common_pb2.Profile:
         state=_STATES.get(p.state, common_pb2.MODEL_STATE_UNSPECIFIED))
 
 
+_LEG_OWNERS = {profiler_pb2.RETURN_LEG_OWNER_CLIENT: "client", profiler_pb2.RETURN_LEG_OWNER_CLASS: "class"}
+
+
+def return_leg_sample(leg: profiler_pb2.ReturnLeg) -> ReturnLegSample | None:
+    """The sample a reported reply leg gives, or None when it is not a usable one."""
+    try:
+        (sample,) = check_leg_samples([ReturnLegSample(
+            leg.client_id, leg.upload_ms, leg.return_ms, leg.basis_ms if leg.HasField("basis_ms") else None,
+            _LEG_OWNERS.get(leg.basis_owner, ""))])
+    except ValueError:
+        return None
+    return sample if sample.return_ms <= MAX_OBSERVATION_MS and sample.upload_ms <= MAX_OBSERVATION_MS else None
+
+
 def observation_item(o: profiler_pb2.Observation) -> Item | None:
     """(name, version, queue + execution ms), or None for what cannot feed a profile."""
     ms = o.queue_ms + o.execution_ms
@@ -49,8 +65,11 @@ def observation_item(o: profiler_pb2.Observation) -> Item | None:
 
 class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
     def __init__(self, store: ProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
-                 prober: Prober, failures: FailureTracker | None = None) -> None:
+                 prober: Prober, failures: FailureTracker | None = None, *,
+                 legs: ReturnLegSink | None = None) -> None:
         self._failures = failures if failures is not None else FailureTracker(store)
+        self._legs = legs  # None: reported return legs are not kept
+        self.rejected_legs = 0
         self._store = store
         self._sink = sink
         self._lifecycle = lifecycle
@@ -88,6 +107,12 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
     async def RecordOutcome(self, request: profiler_pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
         with bound_contextvars(request_id=rid):
+            if request.HasField("return_leg") and self._legs is not None:  # whatever the model part says
+                sample = return_leg_sample(request.return_leg)
+                if sample is None:
+                    self.rejected_legs += 1
+                else:
+                    self._legs.submit(sample)
             if not request.model.name or request.model.version <= 0 or len(request.model.name) > MAX_NAME_CHARS:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
                                     f"{MAX_NAME_CHARS} characters) and a resolved version (>= 1) are required")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import sys
 from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
-from modipick.runtime.logging import configure_logging
-from modipick.runtime.metrics import SelectorMetrics, add_metrics_option, serve_metrics
-from modipick.runtime.server import run_until_signal
-from modipick.runtime.service_options import add_reliability_options, reliability_settings
-from modipick.runtime.tls import TlsConfig
-from modipick.runtime.tracing import add_tracing_option, configure_tracing
+from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
+from modipick.runtime.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
 
 
@@ -47,24 +41,16 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="learned return leg before a client's first 20 reports: 'mirror' or 'uploads'")
     p.add_option("--return-leg-clients", default=2_000, type=positive_int,
                  help="clients whose return legs are learned, ~13 KB each (least recently seen forgotten first)")
+    p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local"),
+                 help="learned return legs: 'store' (every replica learns every replica's reports through the "
+                      "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
+                      "(store with a Redis store and a Profiler)")
     p.add_option("--budget-from", default="deadline", choices=("deadline", "send-time"),
                  help="time left: the call's gRPC deadline (falls back to the send time without one), "
                       "or always the client's send time")
     p.add_option("--serving-overhead-ms", default="0",
                  help="time the Selector adds around a model's run, taken off the budget: ms, or 'auto' (learned)")
-    p.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=positive_int, help="gRPC message limit")
-    p.add_option("--grace-s", default=5.0, type=non_negative_float, help="shutdown grace period")
-    p.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
-    p.add_option("--tls-key", default="", help="server key", secret=True)
-    p.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
-    p.add_option("--downstream-ca", default="", help="CA to trust for Executor/Profiler (enables TLS to them)")
-    p.add_option("--downstream-cert", default="", help="client certificate for Executor/Profiler (mTLS)")
-    p.add_option("--downstream-key", default="", help="client key for Executor/Profiler (mTLS)", secret=True)
-    p.add_option("--log-level", default="info", help="debug|info|warning|error")
-    p.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
-    add_metrics_option(p)
-    add_tracing_option(p)
-    add_reliability_options(p, redis=True, inflight=True)
+    add_server_options(p, downstream="Executor/Profiler", downstream_pronoun="them", redis=True, inflight=True)
     args = p.parse_args(argv)
     try:
         leg_mode, return_leg = parse_return_leg_mode(args.return_leg)
@@ -74,8 +60,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
-    server_tls = TlsConfig(args.tls_cert or None, args.tls_key or None, args.tls_client_ca or None)
-    downstream = TlsConfig(args.downstream_cert or None, args.downstream_key or None, args.downstream_ca or None)
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
         profiler_target=args.profiler_target, policy=args.policy,
@@ -83,39 +67,23 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg,
                           use_deadline=args.budget_from == "deadline"),
         return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,
-                                      clients=args.return_leg_clients),
-        serving_overhead_ms=overhead,
-        server_tls=server_tls if server_tls.enabled else None,
-        downstream_tls=downstream if downstream.enabled else None,
-        max_message_bytes=args.max_message_bytes, grace_s=args.grace_s)
-    settings = dataclasses.replace(settings, **reliability_settings(p, args))
+                                      clients=args.return_leg_clients, sharing=args.return_leg_sharing),
+        serving_overhead_ms=overhead, **server_settings(p, args))
     return settings, args
 
 
 async def serve(settings, metrics_port: int = 0) -> None:
     from modipick.selector.app import start_selector
 
-    metrics = SelectorMetrics()
-    serve_metrics(metrics_port, metrics.registry)
-    app = await start_selector(settings, metrics=metrics)
-    await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+    await serve_app(start_selector, settings, SelectorMetrics(), metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
-    configure_logging(json=True if args.log_json else None, level=args.log_level)
-    configure_tracing(args.tracing, service_name="modipick-selector")
     from modipick.stores import StoreConfigError
 
-    try:
-        asyncio.run(serve(settings, args.metrics_port))
-    except StoreConfigError as exc:
-        print(f"modipick selector: --redis-url: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"modipick selector: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("selector", args, lambda: serve(settings, args.metrics_port),
+                       bad_config=(StoreConfigError,), bad_config_flag="--redis-url")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from modipick.selector.cache import ProfileCache
 from modipick.selector.clocks import ClockOffsets
 from modipick.selector.executors import ExecutorPool, PoolSettings, split_targets
 from modipick.selector.health import EmptiedStoreGuard, profiles_health
+from modipick.selector.leg_stream import ReturnLegFeed, resolve_sharing
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook, seeded_rng
 from modipick.selector.queueing import QueueAwareProfiles
@@ -74,6 +75,7 @@ class SelectorApp:
         self._store = store
         self._owns_store = owns_store
         self.pool: ExecutorPool | None = None
+        self.legs_feed: ReturnLegFeed | None = None  # shared return legs (None: learned locally)
         self.profiles_health = None
 
     @property
@@ -103,9 +105,17 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     metrics = metrics if metrics is not None else SelectorMetrics()
     owns_store = store is None
     store = store if store is not None else make_store(settings.store_url, **settings.store_options)
+    legs = settings.return_legs
+    sharing = resolve_sharing(legs.sharing, learned=legs.mode == "learned", profiler_target=settings.profiler_target,
+                              store=store)
     store = EmptiedStoreGuard(metrics.count_store_errors(store), grace_s=settings.empty_store_grace_s)
     cache = ProfileCache(store, refresh_s=settings.refresh_ms / 1000.0)
     metrics.watch_cache(cache)
+    book = ReturnLegBook(legs, shared=sharing == "store") if legs.mode == "learned" else None
+    legs_feed = None
+    if sharing == "store":  # learned from the Profiler's stream, read after every profile refresh
+        legs_feed = ReturnLegFeed(store, book)
+        cache.follow(legs_feed.pull)
     await cache.start()
     pool = ExecutorPool(split_targets(settings.executor_target), lambda: cache.snapshot.candidates,
                         tls=settings.downstream_tls, max_message_bytes=settings.max_message_bytes,
@@ -119,9 +129,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
         profiler_stub = profiler_pb2_grpc.ProfilerServiceStub(channels[-1])
     outcomes = OutcomeForwarder(profiler_stub, capacity=settings.outcome_queue)
     outcomes.start()
-    legs = settings.return_legs
-    budgeter = Budgeter(settings.rules, ServingOverhead(settings.serving_overhead_ms),
-                        returns=ReturnLegBook(legs) if legs.mode == "learned" else None,
+    budgeter = Budgeter(settings.rules, ServingOverhead(settings.serving_overhead_ms), returns=book,
                         clocks=ClockOffsets(alpha=settings.clock_offset_alpha),
                         fixed_leg_ms=legs.fixed_ms if legs.mode == "fixed" else None)
     learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory)
@@ -139,7 +147,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     await health.start()
     log.info("selector started", target=server.target, policy=settings.policy, seed=settings.seed,
              executor=settings.executor_target, profiler=settings.profiler_target or None,
-             models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode)
+             models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
+             return_leg_sharing=sharing)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
-    app.pool, app.profiles_health = pool, health
+    app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
     return app

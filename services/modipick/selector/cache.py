@@ -4,6 +4,9 @@ The request path only reads `snapshot` (an immutable value swapped whole), never
 never builds Candidates: they are built once per refresh. Staleness is bounded by the refresh
 period while the store answers; when it does not, the last-known copy keeps serving and
 `degraded` says so (health can report it), until a refresh succeeds again.
+
+Followers (`follow`) run after every refresh, on the same period: the shared return legs
+(modipick.selector.leg_stream) are read there, so they are as fresh as the profiles.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 import structlog
 
@@ -52,6 +55,7 @@ class ProfileCache:
         self.failed_refreshes = 0
         self._task: asyncio.Task | None = None
         self._changed: list[Callable[[bool], None]] = []
+        self._followers: list[Callable[[], Awaitable[object]]] = []
 
     @property
     def age_s(self) -> float:
@@ -59,6 +63,15 @@ class ProfileCache:
 
     def on_degraded_change(self, callback: Callable[[bool], None]) -> None:
         self._changed.append(callback)
+
+    def follow(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run `step` after every refresh (successful or not); it handles its own store errors."""
+        self._followers.append(step)
+
+    async def _refresh_and_follow(self) -> None:
+        await self.refresh()
+        for step in self._followers:
+            await step()
 
     async def refresh(self) -> bool:
         """Load once; True on success. Failures keep the last-known snapshot."""
@@ -74,7 +87,7 @@ class ProfileCache:
         return True
 
     async def start(self) -> None:
-        await self.refresh()
+        await self._refresh_and_follow()
         self._task = asyncio.create_task(self._loop(), name="profile-cache-refresh")
 
     async def stop(self) -> None:
@@ -90,7 +103,7 @@ class ProfileCache:
         while True:
             await asyncio.sleep(self.refresh_s)
             try:
-                await self.refresh()
+                await self._refresh_and_follow()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in decoding must not end refreshing for good

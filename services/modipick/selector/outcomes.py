@@ -8,7 +8,9 @@ so the reported end-to-end time gives the return leg
     R = e2e_ms - U - server time after the decision        (clamped >= 0)
 
 for the client's return-leg model, and, for requests budgeted from the send time, a clock-offset
-sample from the reports (modipick.selector.clocks).
+sample from the reports (modipick.selector.clocks). The leg also travels on with the report
+(`RecordOutcomeRequest.return_leg`): the Profiler appends it to the store's stream, from which
+replicas that share return legs learn (modipick.selector.leg_stream).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 
 from modipick.runtime.metadata import with_request_id
 from modipick.selector.clocks import ClockOffsets
+from modipick.stores.base import ReturnLegSample
 from modipick.v1 import profiler_pb2, profiler_pb2_grpc
 
 if TYPE_CHECKING:
@@ -150,6 +153,11 @@ class OutcomeLearner:
 
     def learn(self, request_id: str, e2e_ms: float) -> float | None:
         """The return leg this report shows (None: nothing remembered for it, or no e2e time)."""
+        sample = self.learn_sample(request_id, e2e_ms)
+        return None if sample is None else sample.return_ms
+
+    def learn_sample(self, request_id: str, e2e_ms: float) -> ReturnLegSample | None:
+        """As `learn`, with everything another replica's model needs to learn the same leg."""
         entry = self._served.pop(request_id, None) if request_id else None
         if entry is None or entry.expires < self._clock() or not (math.isfinite(e2e_ms) and e2e_ms > 0):
             self.unmatched += 1
@@ -164,4 +172,15 @@ class OutcomeLearner:
         self.learned += 1
         log.debug("return leg learned", client_id=entry.client_id, upload_ms=round(entry.upload_ms, 2),
                   return_ms=round(back, 2))
-        return back
+        return ReturnLegSample(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)
+
+
+_OWNERS = {"client": profiler_pb2.RETURN_LEG_OWNER_CLIENT, "class": profiler_pb2.RETURN_LEG_OWNER_CLASS}
+
+
+def leg_message(sample: ReturnLegSample) -> profiler_pb2.ReturnLeg:
+    leg = profiler_pb2.ReturnLeg(client_id=sample.client_id, upload_ms=sample.upload_ms, return_ms=sample.return_ms,
+                                 basis_owner=_OWNERS.get(sample.owner, profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED))
+    if sample.basis_ms is not None:
+        leg.basis_ms = sample.basis_ms
+    return leg

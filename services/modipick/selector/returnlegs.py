@@ -7,9 +7,16 @@ client id, belong to the class "default". A decision uses the client's own model
 `min_samples` reported legs, before that its class's model if that has them, else the client's
 prior (`mirror`: the paper's R = T_input, or `uploads`).
 
-Each Selector replica learns from the reports that reach it (ReportOutcome is answered by whichever
-replica the client's channel picked): with several replicas each one learns from its share, which
-costs only a slower start (see docs/policy.md, "Live").
+Sharing (`sharing`, `--return-leg-sharing`): with "store" every Selector replica learns from the
+reports that reached *any* replica. The replica a report reached derives the leg and forwards it
+with the report; the Profiler appends it to one stream in the store, and each replica feeds the
+stream to its book in stream order on every profile refresh (modipick.selector.leg_stream). Such a
+book (`shared=True`) is changed by the stream alone: `estimate` only reads its models (it creates
+none and does not touch the LRU order), so replicas that read the same stream hold the same models
+and decide alike, whichever replica a client reaches. Before a model has `min_samples` legs the
+prior answers from a local book (the `uploads` prior's uploads are this replica's). With "local"
+(the default without a Redis store or Profiler) a replica learns only from the reports that reach
+it (see docs/policy.md, "Live").
 """
 
 from __future__ import annotations
@@ -17,11 +24,16 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from modipick.core.returnleg import PRIORS, ReturnLegEstimate, ReturnLegModel
 
+if TYPE_CHECKING:
+    from modipick.stores.base import ReturnLegSample
+
 DEFAULT_CLASS = "default"
 MODES = ("learned", "mirror", "fixed")
+SHARING = ("auto", "store", "local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,7 @@ class ReturnLegSettings:
     alpha: float = 0.01
     window: int = 256
     min_samples: int = 20
+    sharing: str = "auto"        # store (through the Profiler's stream) | local | auto (store on Redis)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -43,6 +56,8 @@ class ReturnLegSettings:
             raise ValueError(f"a fixed return leg needs fixed_ms >= 0, got {self.fixed_ms!r}")
         if self.prior not in PRIORS:
             raise ValueError(f"return-leg prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
+        if self.sharing not in SHARING:
+            raise ValueError(f"return-leg sharing must be one of {', '.join(SHARING)}, got {self.sharing!r}")
         if self.clients < 1 or self.classes < 1:
             raise ValueError("return-leg model capacities must be >= 1")
 
@@ -75,11 +90,14 @@ class LegEstimate:
 
 
 class ReturnLegBook:
-    def __init__(self, settings: ReturnLegSettings = ReturnLegSettings()) -> None:
+    def __init__(self, settings: ReturnLegSettings = ReturnLegSettings(), *, shared: bool = False) -> None:
         self.settings = settings
+        self.shared = shared
         self._clients: collections.OrderedDict[str, ReturnLegModel] = collections.OrderedDict()
         self._classes: dict[str, ReturnLegModel] = {}
+        self._priors = ReturnLegBook(settings) if shared else None  # never learns: the prior's state only
         self.evicted = 0
+        self.applied = 0  # stream samples learned (shared)
 
     def _new(self) -> ReturnLegModel:
         s = self.settings
@@ -108,8 +126,23 @@ class ReturnLegBook:
             model = self._classes[name] = self._new()
         return model
 
+    def _find_class(self, client_id: str) -> ReturnLegModel | None:
+        """class_model without creating one."""
+        model = self._classes.get(network_class(client_id))
+        if model is None and len(self._classes) >= self.settings.classes:
+            model = self._classes.get(DEFAULT_CLASS)
+        return model
+
     def estimate(self, client_id: str, upload_ms: float) -> LegEstimate:
         """Also counts the upload for the `uploads` prior (a no-op with `mirror`)."""
+        if self._priors is not None:
+            own = self._clients.get(client_id) if client_id else None
+            if own is not None and own.samples >= own.min_samples:
+                return LegEstimate(own.estimate(upload_ms), "client")
+            shared = self._find_class(client_id)
+            if shared is not None and shared.samples >= shared.min_samples:
+                return LegEstimate(shared.estimate(upload_ms), "class")
+            return self._priors.estimate(client_id, upload_ms)
         own = self.client_model(client_id)
         shared = self.class_model(client_id)
         shared.observe_upload(upload_ms)
@@ -122,11 +155,25 @@ class ReturnLegBook:
     def observe(self, client_id: str, upload_ms: float, return_ms: float, basis_ms: float | None,
                 owner: str) -> None:
         """One reported leg: into the client's model and its class's, each with the basis its own
-        estimate used (None, i.e. its own last leg, where the other model decided)."""
+        estimate used (None, i.e. its own last leg, where the other model decided). A shared book
+        ignores it: it learns from the stream only (`apply`), its own reports included."""
+        if self.shared:
+            return
         own = self._clients.get(client_id) if client_id else None
         if own is not None:
             own.observe(upload_ms, return_ms, basis_ms if owner == "client" else None)
         self.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None)
+
+    def apply(self, sample: ReturnLegSample) -> None:
+        """One leg from the shared stream (a shared book; stream order): models are created and
+        kept in LRU order by the stream alone, so every replica holds the same ones."""
+        cid = sample.client_id
+        own = self.client_model(cid)
+        if own is not None:
+            own.observe(sample.upload_ms, sample.return_ms, sample.basis_ms if sample.owner == "client" else None)
+        self.class_model(cid).observe(sample.upload_ms, sample.return_ms,
+                                      sample.basis_ms if sample.owner == "class" else None)
+        self.applied += 1
 
     def known_clients(self) -> int:
         return len(self._clients)

@@ -20,7 +20,7 @@ from modipick.runtime.tracing import annotate
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
-from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
+from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
@@ -187,10 +187,11 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             self.metrics.outcome(request.e2e_ms)
-            self.learner.learn(rid, request.e2e_ms)
+            leg = self.learner.learn_sample(rid, request.e2e_ms)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
-                predicted_label=request.predicted_label, client_id=request.client_id)
+                predicted_label=request.predicted_label, client_id=request.client_id,
+                return_leg=leg_message(leg) if leg is not None else None)
             if request.HasField("true_label"):
                 report.true_label = request.true_label
             if not self._outcomes.submit(report):

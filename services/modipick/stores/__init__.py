@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from modipick.stores.base import STATES, Observation, ProfileStore
+from modipick.stores.base import (STATES, Observation, ProfileStore, ReturnLegLog, ReturnLegPage,
+                                   ReturnLegSample)
 from modipick.stores.errors import (StoreAccessDenied, StoreConfigError, StoreDataError, StoreError,
                                     StoreUnavailable)
 from modipick.stores.memory import InMemoryProfileStore
@@ -21,6 +22,7 @@ from modipick.stores.redis_store import RedisProfileStore
 
 __all__ = [
     "STATES", "InMemoryProfileStore", "Observation", "ProfileStore", "RedisOptions", "RedisProfileStore",
+    "ReturnLegLog", "ReturnLegPage", "ReturnLegSample",
     "StoreAccessDenied", "StoreConfigError", "StoreDataError", "StoreError", "StoreUnavailable", "Timeouts",
     "make_store",
 ]

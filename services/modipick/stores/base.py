@@ -2,12 +2,16 @@
 
 Writes on an unknown (name, version) never create it: observations and outcomes for a model that
 is not registered (or was deregistered meanwhile) are rejected and reported through the return value.
+
+Both stores also implement `ReturnLegLog`: the return-leg samples the Profiler appends and every
+Selector replica reads, in one order (modipick.selector.leg_stream).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from modipick.core import ModelProfile
@@ -47,6 +51,67 @@ class ProfileStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+
+
+LEG_OWNERS = ("", "client", "class")
+MAX_CLIENT_ID_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnLegSample:
+    """One reply leg a Selector derived from an outcome report (modipick.selector.outcomes), with
+    what its client's return-leg model needs to learn it exactly as the deciding replica would."""
+
+    client_id: str
+    upload_ms: float
+    return_ms: float
+    basis_ms: float | None = None  # the last leg the decision's estimate used (None: a prior decided)
+    owner: str = ""                # whose model's leg basis_ms is: "client" | "class" | ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnLegPage:
+    """What one read of the return-leg stream gave: entries (id, sample) in stream order, the id
+    to read after next time (past undecodable entries too), and how many were undecodable."""
+
+    entries: list[tuple[str, ReturnLegSample]]
+    last_id: str
+    read: int        # stream entries consumed (decoded or not)
+    skipped: int = 0
+
+
+@runtime_checkable
+class ReturnLegLog(Protocol):
+    """A bounded, append-only stream of return-leg samples with one global order: every reader
+    gets the same samples in the same order (the Selectors' shared return-leg models)."""
+
+    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        """Append in order, atomically as one batch; keep about the newest `keep` entries (Redis
+        trims approximately, never below `keep`). Returns how many were appended."""
+
+    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        """Up to `count` entries after id `after` ("0": from the oldest kept), oldest first."""
+
+
+def check_leg_samples(samples: Iterable[ReturnLegSample]) -> list[ReturnLegSample]:
+    """Validate a whole batch before any of it is appended."""
+    checked = list(samples)
+    for index, s in enumerate(checked):
+        for label, value in (("upload_ms", s.upload_ms), ("return_ms", s.return_ms),
+                             ("basis_ms", 0.0 if s.basis_ms is None else s.basis_ms)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"return leg {index}: {label} must be a finite number of ms >= 0, got {value!r}")
+        if s.owner not in LEG_OWNERS:
+            raise ValueError(f"return leg {index}: owner must be one of {LEG_OWNERS}, got {s.owner!r}")
+        if len(s.client_id) > MAX_CLIENT_ID_CHARS:
+            raise ValueError(f"return leg {index}: client_id longer than {MAX_CLIENT_ID_CHARS} characters")
+    return checked
+
+
+def check_keep(keep: int) -> int:
+    if int(keep) < 1:
+        raise ValueError(f"keep must be >= 1 entries, got {keep!r}")
+    return int(keep)
 
 
 def check_alpha(alpha: float) -> float:

@@ -93,3 +93,16 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1])
 return 1
 """
+
+# KEYS: the return-leg stream. ARGV: keep (approximate MAXLEN), then per sample client, upload_ms,
+# return_ms, basis_ms ('' for none), owner. One script: a batch lands contiguously, in order.
+APPEND_RETURN_LEGS = """
+local keep = ARGV[1]
+local n = 0
+for j = 2, #ARGV, 5 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', keep, '*', 'c', ARGV[j], 'u', ARGV[j + 1], 'r', ARGV[j + 2],
+    'b', ARGV[j + 3], 'o', ARGV[j + 4])
+  n = n + 1
+end
+return n
+"""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from modipick.core import ModelProfile
 from modipick.core.profiles import ewma_update, record_outcome
-from modipick.stores.base import (Observation, check_alpha, check_observations, check_reseed, check_state,
+from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, check_alpha, check_keep,
+                                   check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
 
 
@@ -18,6 +21,8 @@ class InMemoryProfileStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._profiles: dict[tuple[str, int], ModelProfile] = {}
+        self._legs: collections.deque[tuple[int, ReturnLegSample]] = collections.deque()  # (sequence, sample)
+        self._leg_seq = 0
 
     def __repr__(self) -> str:
         return f"InMemoryProfileStore(models={len(self._profiles)})"
@@ -67,6 +72,31 @@ class InMemoryProfileStore:
         at = self._clock() if now is None else float(now)
         return self._update((name, int(version)), lambda p: replace(
             p, mean_ms=mean, var_ms2=var, samples=max(p.samples, 1), updated_at=at))
+
+    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        batch = check_leg_samples(samples)
+        keep = check_keep(keep)
+        with self._lock:
+            for sample in batch:
+                self._leg_seq += 1
+                self._legs.append((self._leg_seq, sample))
+            while len(self._legs) > keep:
+                self._legs.popleft()
+        return len(batch)
+
+    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        """Ids are "<sequence>-0", ordered like Redis stream ids."""
+        try:
+            last = int((after or "0").partition("-")[0])
+        except ValueError:
+            raise ValueError(f"not a return-leg stream id: {after!r}") from None
+        with self._lock:
+            legs = self._legs
+            # sequences are contiguous: the first entry after `last` is at a known offset
+            start = 0 if not legs else max(0, min(len(legs), last - legs[0][0] + 1))
+            rows = list(itertools.islice(legs, start, start + max(1, int(count))))
+        entries = [(f"{seq}-0", sample) for seq, sample in rows]
+        return ReturnLegPage(entries, entries[-1][0] if entries else (after or "0"), len(entries))
 
     def close(self) -> None:
         pass

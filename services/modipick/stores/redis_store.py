@@ -4,7 +4,7 @@ read by one Lua call. Any number of processes may write and read concurrently.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
@@ -12,7 +12,8 @@ import redis.exceptions as rex
 
 from modipick.core import ModelProfile
 from modipick.stores import lua
-from modipick.stores.base import (Observation, check_alpha, check_observations, check_reseed, check_state,
+from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, check_alpha, check_keep,
+                                   check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
 from modipick.stores.errors import (StoreAccessDenied, StoreDataError, StoreError, StoreUnavailable)
 from modipick.stores.redis_options import RedisOptions, connection_pool, redact
@@ -57,6 +58,8 @@ class RedisProfileStore:
         self._record_outcome = script(lua.RECORD_OUTCOME)
         self._set_state = script(lua.SET_STATE)
         self._reseed = script(lua.RESEED)
+        self._append_legs = script(lua.APPEND_RETURN_LEGS)
+        self.legs_key = f"{ns}:return_legs"  # one stream: one order for every reader
 
     def __repr__(self) -> str:
         return f"RedisProfileStore({self._where!r}, namespace={self.options.namespace!r})"
@@ -119,9 +122,47 @@ class RedisProfileStore:
         with mapped_errors("reseed", self._where):
             return bool(self._reseed(keys=[self.key(name, version)], args=[repr(mean), repr(var), repr(at)]))
 
+    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        batch = check_leg_samples(samples)
+        keep = check_keep(keep)
+        step = self.options.max_batch
+        appended = 0
+        for start in range(0, len(batch), step):
+            args: list[object] = [keep]
+            for s in batch[start:start + step]:
+                args += (s.client_id, repr(float(s.upload_ms)), repr(float(s.return_ms)),
+                         "" if s.basis_ms is None else repr(float(s.basis_ms)), s.owner)
+            with mapped_errors("append_return_legs", self._where):
+                appended += int(self._append_legs(keys=[self.legs_key], args=args))
+        return appended
+
+    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        with mapped_errors("read_return_legs", self._where):
+            reply = self._client.xread({self.legs_key: after or "0"}, count=max(1, int(count)))
+        rows = reply[0][1] if reply else []
+        entries, skipped = [], 0
+        for entry_id, fields in rows:
+            sample = _decode_leg(fields)
+            if sample is None:
+                skipped += 1
+            else:
+                entries.append((entry_id, sample))
+        return ReturnLegPage(entries, rows[-1][0] if rows else (after or "0"), len(rows), skipped)
+
     def close(self) -> None:
         self._client.close()
         self._client.connection_pool.disconnect()
+
+
+def _decode_leg(fields: dict[str, str]) -> ReturnLegSample | None:
+    """None for an entry that is not a return leg (written by hand, or a future format)."""
+    try:
+        basis = fields.get("b", "")
+        (sample,) = check_leg_samples([ReturnLegSample(
+            fields["c"], float(fields["u"]), float(fields["r"]), float(basis) if basis else None, fields.get("o", ""))])
+    except (KeyError, ValueError):
+        return None
+    return sample
 
 
 def _decode(row: list[str]) -> ModelProfile:

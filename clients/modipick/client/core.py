@@ -1,0 +1,133 @@
+"""What ModiPickClient and AsyncModiPickClient share; they differ only in how they wait.
+
+Here: resolving options, opening the channel (grpc or grpc.aio), the InferRequest with its send
+stamp, deadline and metadata, the result, the outcome report, and gRPC errors as typed errors.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from modipick.client.errors import InvalidRequest, SlaExpired, Unavailable, from_rpc_error
+from modipick.client.inputs import to_input
+from modipick.client.options import DEADLINE_SLACK_KEY, REQUEST_ID_KEY, ClientOptions, check_sla
+from modipick.client.result import InferResult, from_response
+from modipick.v1 import common_pb2, selector_pb2
+
+
+def resolve_options(target: str | None, options: ClientOptions | None,
+                    overrides: dict[str, Any]) -> ClientOptions:
+    """`options` (or the defaults) with `target` and any keyword overrides applied."""
+    opts = options or ClientOptions()
+    if target is not None:
+        overrides["target"] = target
+    return replace(opts, **overrides) if overrides else opts
+
+
+def open_channel(grpc_module: Any, options: ClientOptions, **kwargs: Any) -> Any:
+    """A channel to the Selector from `grpc` or `grpc.aio` (kwargs: e.g. aio interceptors)."""
+    if options.tls is not None:
+        return grpc_module.secure_channel(options.target, options.tls.credentials(), options.channel_options(),
+                                          **kwargs)
+    return grpc_module.insecure_channel(options.target, options.channel_options(), **kwargs)
+
+
+def not_reachable(options: ClientOptions, timeout_s: float) -> Unavailable:
+    return Unavailable(f"UNAVAILABLE: no Selector reachable at {options.target} within {timeout_s:g} s")
+
+
+@contextmanager
+def rpc_errors(request_id: str) -> Iterator[None]:
+    """gRPC failures inside the block raise as the client's typed errors."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc, request_id) from None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_infer(image: Any, sla_ms: float, *, policy: str, client_id: str, request_id: str,
+                send_time_ns: int) -> selector_pb2.InferRequest:
+    try:
+        inp = to_input(image)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"image: {exc}", request_id=request_id) from None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(send_time_ns)
+    return selector_pb2.InferRequest(request_id=request_id, input=inp, sla_ms=sla_ms, client_send_time=stamp,
+                                     policy=policy, client_id=client_id)
+
+
+def remaining_s(options: ClientOptions, sla_ms: float, started: float) -> float:
+    """The call's deadline: SLA + slack - time spent since `started` (perf_counter at the send stamp)."""
+    return (sla_ms + options.deadline_slack_ms) / 1000.0 - (time.perf_counter() - started)
+
+
+def call_metadata(options: ClientOptions, request_id: str) -> tuple[tuple[str, str], ...]:
+    if options.deadline_slack_ms > 0:
+        return ((REQUEST_ID_KEY, request_id), (DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))))
+    return ((REQUEST_ID_KEY, request_id),)
+
+
+@dataclass(frozen=True, slots=True)
+class InferCall:
+    """One Infer from its send stamp to its result; the client sleeps the emulated legs around it."""
+
+    options: ClientOptions
+    request: selector_pb2.InferRequest
+    request_id: str
+    sla_ms: float
+    started: float  # perf_counter at the send stamp; the deadline counts from it
+
+    @classmethod
+    def stamp(cls, options: ClientOptions, image: Any, sla_ms: float, *, policy: str | None,
+              request_id: str | None) -> "InferCall":
+        sla = check_sla(sla_ms)
+        rid = request_id or new_request_id()
+        started, send_ns = time.perf_counter(), time.time_ns()
+        request = build_infer(image, sla, policy=options.policy if policy is None else policy,
+                              client_id=options.client_id, request_id=rid, send_time_ns=send_ns)
+        return cls(options, request, rid, sla, started)
+
+    def call_kwargs(self) -> dict[str, Any]:
+        """timeout and metadata for the Infer RPC; SlaExpired when the SLA ran out before sending."""
+        timeout = remaining_s(self.options, self.sla_ms, self.started)
+        if timeout <= 0:
+            raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
+                             request_id=self.request_id)
+        return {"timeout": timeout, "metadata": call_metadata(self.options, self.request_id)}
+
+    def result(self, reply: selector_pb2.InferResponse) -> InferResult:
+        return from_response(reply, request_id=self.request_id, sla_ms=self.sla_ms,
+                             e2e_ms=(time.perf_counter() - self.started) * 1000.0)
+
+
+def build_outcome(result: InferResult, true_label: int | None,
+                  client_id: str) -> selector_pb2.ReportOutcomeRequest:
+    req = selector_pb2.ReportOutcomeRequest(
+        request_id=result.request_id, model=common_pb2.ModelRef(name=result.model, version=result.version),
+        e2e_ms=result.e2e_ms, sla_ms=result.sla_ms, client_id=client_id,
+        predicted_label=result.label if result.label is not None else -1)
+    if true_label is not None:
+        req.true_label = int(true_label)
+    return req
+
+
+def outcome_report(options: ClientOptions, result: InferResult,
+                   true_label: int | None) -> tuple[selector_pb2.ReportOutcomeRequest, dict[str, Any]] | None:
+    """The ReportOutcome request and its timeout/metadata; None for run-on-device results, which
+    have no server model to credit."""
+    if result.run_on_device or not result.model:
+        return None
+    return (build_outcome(result, true_label, options.client_id),
+            {"timeout": options.report_timeout_s, "metadata": ((REQUEST_ID_KEY, result.request_id),)})

@@ -40,6 +40,9 @@ def noise_png(size: int = 1024, seed: int = 0) -> bytes:
 
 
 HEAVY = common_pb2.Input(encoded_image=noise_png())
+# ~4 MB of noise: decoding it keeps the one execution slot busy for tens of ms even on a quiet
+# machine, so a queue of 4 holds well over the 50 ms the steering test waits for (1024 px: ~6 ms)
+HEAVIER = common_pb2.Input(encoded_image=noise_png(2048))
 
 
 @pytest.fixture
@@ -129,7 +132,7 @@ def test_a_loaded_executor_steers_selection_toward_faster_models(selector3, figu
 
         wait_until(lambda: selector3.pool.replicas[0].reported_at > 0, 5, what="first queue report")
         idle = decide(20)
-        load = Load(selector3.target, sla_ms=5000.0, threads=4, make_input=lambda seed: HEAVY).start()
+        load = Load(selector3.target, sla_ms=5000.0, threads=4, make_input=lambda seed: HEAVIER).start()
         wait_until(lambda: selector3.pool.expected_queue_ms() > 50.0, 10, what="queueing seen")
         waits = [selector3.pool.expected_queue_ms()]
         loaded = decide(20)

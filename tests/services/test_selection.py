@@ -56,8 +56,11 @@ def test_choice_moves_from_fast_to_accurate_as_the_sla_grows(live_suite, digits)
         return [name for name, _ in chosen[policy, sla] if name in accuracy]
 
     def mean_accuracy(policy, sla):
-        names = served(policy, sla)
-        return sum(accuracy[n] for n in names) / len(names)
+        """Over the answered requests; "run on device" scores 0 (the paper's on-device model is not
+        in the pool). A loopback upload seen 1 ms longer than the calibration's turns a tight
+        request into one, so on a busy machine a tight run may be all on-device."""
+        answered = [name for name, _ in chosen[policy, sla] if name != "expired"]
+        return sum(accuracy.get(n, 0.0) for n in answered) / max(1, len(answered))
 
     # a scheduling stall on a busy 2-core machine may expire a request or two; none may pick another model
     generous_picks = served("dynamic_greedy", generous)
@@ -84,8 +87,12 @@ def test_base_model_accuracy_grows_with_the_budget(live_suite):
                    for i, sla in enumerate(slas)]
     assert replies[0].disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
     assert replies[0].reason == common_pb2.SELECTION_REASON_FALLBACK
-    bases = [profiles[r.base_model.name].accuracy if r.base_model.name else 0.0 for r in replies]
-    assert bases == sorted(bases), list(zip(slas, bases))
+    # ordered by the budget each decision saw: the send-time upload of a loopback call wobbles by a
+    # ms or so on a busy machine, more than the SLA steps here, so a larger SLA may see less budget
+    seen = sorted((r.budget_ms, profiles[r.base_model.name].accuracy if r.base_model.name else 0.0)
+                  for r in replies)
+    bases = [accuracy for _, accuracy in seen]
+    assert bases == sorted(bases), seen
     # (the request itself may go to an explored model: stage 3 draws among near-equals of the base,
     # and two digits CNNs are within a fraction of a point once measured accuracies come in)
     assert replies[-1].base_model.name == best.name

@@ -37,6 +37,12 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_executor_execution_ms": ("histogram", frozenset({"model"})),
     "modipick_redis_errors_total": ("counter", frozenset()),
     "modipick_observations_total": ("counter", frozenset({"result"})),
+    "modipick_outcome_reports_total": ("counter", frozenset({"result"})),
+    "modipick_return_leg_stream_total": ("counter", frozenset({"result"})),
+    "modipick_return_leg_stream_read_failures_total": ("counter", frozenset()),
+    "modipick_return_legs_total": ("counter", frozenset({"result"})),
+    "modipick_return_leg_write_failures_total": ("counter", frozenset()),
+    "modipick_return_legs_pending": ("gauge", frozenset()),
 }
 # Labels Prometheus itself attaches to every series (scrape target, histogram bucket).
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "le"})

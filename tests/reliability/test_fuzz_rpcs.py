@@ -137,6 +137,24 @@ def select_cases(draw):
 
 
 @st.composite
+def tickets(draw, request_id: str, client_id: str):
+    """An echoed OutcomeTicket: mostly one a Selector could have set for this report, else odd."""
+    ticket = selector_pb2.OutcomeTicket(
+        request_id=draw(mostly(st.just(request_id), texts)), client_id=draw(mostly(st.just(client_id), texts)),
+        upload_ms=draw(mostly(st.floats(0.0, 500.0), numbers)),
+        after_decision_ms=draw(mostly(st.floats(0.0, 5.0), numbers)),
+        server_ms=draw(mostly(st.floats(5.0, 50.0), numbers)),
+        basis_owner=draw(mostly(st.sampled_from([0, 1, 2]), st.integers(-2**31, 2**31 - 1))))
+    basis = draw(st.one_of(st.none(), mostly(st.floats(0.0, 500.0), numbers)))
+    if basis is not None:
+        ticket.basis_ms = basis
+    elapsed = draw(st.one_of(st.none(), mostly(st.floats(-2000.0, 2000.0), numbers)))
+    if elapsed is not None:
+        ticket.send_elapsed_ms = elapsed
+    return ticket
+
+
+@st.composite
 def report_cases(draw):
     message = selector_pb2.ReportOutcomeRequest(request_id=draw(texts), model=draw(refs), e2e_ms=draw(numbers),
                                                 sla_ms=draw(numbers), client_id=draw(texts),
@@ -144,6 +162,8 @@ def report_cases(draw):
     label = draw(st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
     if label is not None:
         message.true_label = label
+    if draw(st.booleans()):
+        message.ticket.CopyFrom(draw(tickets(message.request_id, message.client_id)))
     return message, None
 
 

@@ -52,3 +52,29 @@ def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s:g} s")
+
+
+# -- two Selector replicas on one suite (return-leg sharing, outcome tickets) ----------------------
+# the SDK's setting: timeouts sent as they are (HPACK would resend an older one; docs/policy.md)
+CHANNEL_OPTIONS = [("grpc.http2.hpack_table_size.encoder", 0)]
+
+
+def on_loop(loop, fn):
+    """Read a service's state on its own event loop (the thread that changes it)."""
+    async def call():
+        return fn()
+    return loop.run(call())
+
+
+def client_samples(app, client_id: str) -> int:
+    """Return legs a Selector app has learned for `client_id` (0 before any)."""
+    model = app.service.budgeter.returns._clients.get(client_id)
+    return 0 if model is None else model.samples
+
+
+def select(stub, sla_ms: float, client_id: str, prefix: str = "s"):
+    """A Select whose deadline is its SLA (so the Selector's budget reads the deadline)."""
+    from modipick.v1 import selector_pb2
+
+    return stub.Select(selector_pb2.SelectRequest(request_id=f"{prefix}-{time.perf_counter_ns()}", sla_ms=sla_ms,
+                                                  client_id=client_id), timeout=sla_ms / 1000.0)

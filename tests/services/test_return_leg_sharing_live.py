@@ -5,34 +5,18 @@ one replica only set another replica's budget; a Redis outage costs learning, ne
 from __future__ import annotations
 
 import math
-import time
 
 import grpc
 import pytest
 
 from fixtures_suite import LoopThread
-from services_support import wait_until
+from services_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
 from modipick.client import ModiPickClient
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 
-CHANNEL_OPTIONS = [("grpc.http2.hpack_table_size.encoder", 0)]
 
 
-def on_loop(loop, fn):
-    """Read a service's state on its own event loop (the thread that changes it)."""
-    async def call():
-        return fn()
-    return loop.run(call())
 
-
-def client_samples(app, client_id: str) -> int:
-    model = app.service.budgeter.returns._clients.get(client_id)
-    return 0 if model is None else model.samples
-
-
-def _select(stub, sla_ms: float, client_id: str):
-    return stub.Select(selector_pb2.SelectRequest(request_id=f"s-{time.perf_counter_ns()}", sla_ms=sla_ms,
-                                                  client_id=client_id), timeout=sla_ms / 1000.0)
 
 
 def _outcome(rid: str, leg: profiler_pb2.ReturnLeg | None, *, version: int = 1, label: int | None = 3):
@@ -97,8 +81,8 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
     with grpc.insecure_channel(b.target, CHANNEL_OPTIONS) as channel:
         stub_b = selector_pb2_grpc.SelectorServiceStub(channel)
         grpc.channel_ready_future(channel).result(timeout=10)
-        before = _select(stub_b, sla, client_id)
-        before_sibling = _select(stub_b, sla, sibling)
+        before = select(stub_b, sla, client_id, prefix="s")
+        before_sibling = select(stub_b, sla, sibling, prefix="s")
         assert before.disposition == before_sibling.disposition == selector_pb2.DISPOSITION_SERVED
         with ModiPickClient(a.target, client_id=client_id) as client:
             client.wait_ready()
@@ -106,8 +90,8 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
                 assert not client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0).run_on_device
         wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(b, client_id)) == 25, 10.0)
         assert b.service.learner.learned == 0  # no report reached B
-        after = _select(stub_b, sla, client_id)
-        after_sibling = _select(stub_b, sla, sibling)
+        after = select(stub_b, sla, client_id, prefix="s")
+        after_sibling = select(stub_b, sla, sibling, prefix="s")
     assert after.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after
     assert before.budget_ms - after.budget_ms > 50.0
     assert after_sibling.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after_sibling  # the class model

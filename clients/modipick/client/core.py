@@ -120,6 +120,8 @@ def build_outcome(result: InferResult, true_label: int | None,
         predicted_label=result.label if result.label is not None else -1)
     if true_label is not None:
         req.true_label = int(true_label)
+    if result.outcome_ticket is not None:  # echoed unchanged: whichever replica gets the report learns from it
+        req.ticket.CopyFrom(result.outcome_ticket)
     return req
 
 

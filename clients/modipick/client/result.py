@@ -35,6 +35,8 @@ class InferResult:
     score: float = 0.0
     scores: tuple[float, ...] = ()
     timings: Timings = field(default_factory=Timings)
+    # the Selector's OutcomeTicket: report_outcome echoes it, so any Selector replica learns from the report
+    outcome_ticket: selector_pb2.OutcomeTicket | None = field(default=None, repr=False, compare=False)
 
     @property
     def met_sla(self) -> bool:
@@ -59,4 +61,5 @@ def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms:
         request_id=reply.request_id or request_id, sla_ms=sla_ms, e2e_ms=e2e_ms, run_on_device=on_device,
         model=reply.model.name, version=reply.model.version, reason=_REASONS.get(reply.reason, "unspecified"),
         label=None if on_device else p.label, label_name=p.label_name, score=p.score,
-        scores=tuple(p.scores), timings=timings)
+        scores=tuple(p.scores), timings=timings,
+        outcome_ticket=reply.ticket if reply.HasField("ticket") else None)

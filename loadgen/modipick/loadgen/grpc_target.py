@@ -35,6 +35,7 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
         predicted=response.prediction.label if served and response.HasField("prediction") else None,
         upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
         queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,
+        outcome_ticket=response.ticket if response.HasField("ticket") else None,
     )
 
 
@@ -75,6 +76,8 @@ class GrpcSelectorTarget:
             predicted_label=reply.predicted if reply.predicted is not None else -1)
         if label is not None:
             message.true_label = label
+        if reply.outcome_ticket is not None:  # unchanged: any Selector replica learns from the report
+            message.ticket.CopyFrom(reply.outcome_ticket)
         try:
             await self._stub.ReportOutcome(message, timeout=5.0, metadata=((REQUEST_ID_KEY, request.request_id),))
         except grpc.aio.AioRpcError:

@@ -40,6 +40,7 @@ class Reply:
     queue_ms: float | None = None
     execution_ms: float | None = None
     server_ms: float | None = None
+    outcome_ticket: object = None       # the Selector's OutcomeTicket, echoed in the outcome report
 
     @property
     def ok(self) -> bool:

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from modipick.v1 import common_pb2 as _common_pb2
+from modipick.v1 import profiler_pb2 as _profiler_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -36,20 +37,42 @@ class InferRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., input: _Optional[_Union[_common_pb2.Input, _Mapping]] = ..., sla_ms: _Optional[float] = ..., client_send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("request_id", "disposition", "model", "reason", "prediction", "timings")
+    __slots__ = ("request_id", "disposition", "model", "reason", "prediction", "timings", "ticket")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     disposition: Disposition
     model: _common_pb2.ModelRef
     reason: _common_pb2.SelectionReason
     prediction: _common_pb2.Prediction
     timings: _common_pb2.Timings
-    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ...) -> None: ...
+    ticket: OutcomeTicket
+    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ..., ticket: _Optional[_Union[OutcomeTicket, _Mapping]] = ...) -> None: ...
+
+class OutcomeTicket(_message.Message):
+    __slots__ = ("request_id", "client_id", "upload_ms", "after_decision_ms", "server_ms", "basis_ms", "basis_owner", "send_elapsed_ms")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_MS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_DECISION_MS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_MS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_OWNER_FIELD_NUMBER: _ClassVar[int]
+    SEND_ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    client_id: str
+    upload_ms: float
+    after_decision_ms: float
+    server_ms: float
+    basis_ms: float
+    basis_owner: _profiler_pb2.ReturnLegOwner
+    send_elapsed_ms: float
+    def __init__(self, request_id: _Optional[str] = ..., client_id: _Optional[str] = ..., upload_ms: _Optional[float] = ..., after_decision_ms: _Optional[float] = ..., server_ms: _Optional[float] = ..., basis_ms: _Optional[float] = ..., basis_owner: _Optional[_Union[_profiler_pb2.ReturnLegOwner, str]] = ..., send_elapsed_ms: _Optional[float] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
     __slots__ = ("request_id", "sla_ms", "client_send_time", "policy", "client_id")
@@ -86,7 +109,7 @@ class SelectResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., budget_ms: _Optional[float] = ..., probability: _Optional[float] = ..., exploration_set_size: _Optional[int] = ..., base_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
-    __slots__ = ("request_id", "model", "e2e_ms", "sla_ms", "true_label", "client_id", "predicted_label")
+    __slots__ = ("request_id", "model", "e2e_ms", "sla_ms", "true_label", "client_id", "predicted_label", "ticket")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     E2E_MS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +117,7 @@ class ReportOutcomeRequest(_message.Message):
     TRUE_LABEL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     model: _common_pb2.ModelRef
     e2e_ms: float
@@ -101,7 +125,8 @@ class ReportOutcomeRequest(_message.Message):
     true_label: int
     client_id: str
     predicted_label: int
-    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., e2e_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ..., true_label: _Optional[int] = ..., client_id: _Optional[str] = ..., predicted_label: _Optional[int] = ...) -> None: ...
+    ticket: OutcomeTicket
+    def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., e2e_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ..., true_label: _Optional[int] = ..., client_id: _Optional[str] = ..., predicted_label: _Optional[int] = ..., ticket: _Optional[_Union[OutcomeTicket, _Mapping]] = ...) -> None: ...
 
 class ReportOutcomeResponse(_message.Message):
     __slots__ = ()

@@ -25,6 +25,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.profiler.app import ProfilerSettings
     from modipick.profiler.drift import ChangeSettings
     from modipick.profiler.lifecycle import LifecycleSettings
+    from modipick.profiler.return_legs import DEFAULT_KEEP
 
     p = EnvArgumentParser(prog="modipick profiler", description=__doc__, environ=environ)
     p.add_option("--listen", default="0.0.0.0:50053", help="address to serve on")
@@ -48,6 +49,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--buffer-capacity", default=100_000, type=positive_int,
                  help="observations held while the store is unavailable (oldest dropped beyond)")
     p.add_option("--seed", default=0, type=int, help="seed of the discovery jitter")
+    p.add_option("--return-leg-keep", default=DEFAULT_KEEP, type=positive_int,
+                 help="entries the shared return-leg stream keeps (approximate): a new Selector replica replays them")
     add_server_options(p, downstream="the Executor", redis=True, admin=True)
     args = p.parse_args(argv)
     if args.warmup_runs < 0:
@@ -61,7 +64,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                     reprobe_after_s=args.reprobe_after_s, reprobe_runs=args.reprobe_runs,
                                     discovery_interval_s=args.discovery_interval_s),
         discover=not args.no_discovery, probe_timeout_s=args.probe_timeout_s,
-        buffer_capacity=args.buffer_capacity, seed=args.seed, **server_settings(p, args))
+        buffer_capacity=args.buffer_capacity, seed=args.seed, return_leg_keep=args.return_leg_keep,
+        **server_settings(p, args))
     return settings, args
 
 

@@ -120,6 +120,8 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     service = ProfilerService(store, sink, lifecycle, prober,
                               FailureTracker(store, threshold=settings.failure_threshold), legs=legs)
     metrics.watch(sink, service)
+    if legs is not None:
+        metrics.watch_return_legs(legs, service)
     server = await start_server(
         [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,

@@ -11,7 +11,7 @@ register (`DecodeGuardRegistrar`), so a call pays nothing for it.
 from __future__ import annotations
 
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 

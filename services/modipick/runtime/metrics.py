@@ -11,12 +11,22 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
               modipick_e2e_ms                                end-to-end time from ReportOutcome
               modipick_profile_staleness_seconds             age of the local profile copy
               modipick_redis_errors_total                    failed profile-store calls
+              modipick_outcome_reports_total{result}         learned_memory | learned_ticket (a leg derived
+                                                             from this replica's memory or the report's
+                                                             ticket) | unmatched | implausible
+              modipick_return_leg_stream_total{result}       shared legs read: applied | skipped (undecodable)
+              modipick_return_leg_stream_read_failures_total reads of the stream that failed
     Executor  modipick_executor_queue_ms{model}, modipick_executor_execution_ms{model}
                                                              user executions (probes excluded)
               modipick_observations_total{result}            reported | dropped
     Profiler  modipick_observations_total{result}            stored | unknown | failed | invalid | dropped
               modipick_redis_errors_total
+              modipick_return_legs_total{result}             legs reported with outcomes: appended (to the
+                                                             stream) | dropped (buffer full) | rejected
+              modipick_return_leg_write_failures_total       stream appends that failed (legs kept, retried)
+              modipick_return_legs_pending                   legs waiting to be appended
 
+The return-leg stream series exist only where legs are shared (a Redis store and a Profiler).
 Each service object owns a fresh CollectorRegistry (several services may live in one process, in
 tests and `modipick up`); `start_metrics_server(port, registry)` serves one on /metrics.
 Counters that the services already keep (ingest and reporter statistics) are read at scrape time
@@ -31,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # Milliseconds from sub-ms model runs to multi-second SLAs.
@@ -144,6 +154,28 @@ class _ObservationCollector(Collector):
         return []  # values appear only once a source is attached
 
 
+class _ReadCollector(Collector):
+    """Counters (or gauges) a service already keeps, read at scrape time: `read` returns the value,
+    or with `label` a dict label value -> value."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], Any], *, label: str | None = None,
+                 gauge: bool = False) -> None:
+        self._name, self._documentation, self._read, self._label = name, documentation, read, label
+        self._family = GaugeMetricFamily if gauge else CounterMetricFamily
+
+    def collect(self) -> Iterator[Any]:
+        family = self._family(self._name, self._documentation, labels=[self._label] if self._label else None)
+        if self._label:
+            for key, value in self._read().items():
+                family.add_metric([key], value)
+        else:
+            family.add_metric([], self._read())
+        yield family
+
+    def describe(self) -> list:
+        return []  # as _ObservationCollector
+
+
 def _child(cache: dict[tuple, Any], metric: Any, *labels: str) -> Any:
     """metric.labels(*labels), remembered: the request path skips prometheus_client's lookup."""
     key = (id(metric), *labels)
@@ -199,6 +231,23 @@ class SelectorMetrics:
 
     def count_store_errors(self, store: Any) -> Any:
         return _ErrorCountingStore(store, self.redis_errors)
+
+    def watch_return_legs(self, learner: Any, feed: Any = None) -> None:
+        """Outcome reports by what they gave (modipick.selector.outcomes.OutcomeLearner), and the shared
+        return-leg stream as read (modipick.selector.leg_stream.ReturnLegFeed; None: legs not shared)."""
+        def reports() -> dict[str, float]:
+            return {"learned_memory": learner.learned - learner.from_tickets, "learned_ticket": learner.from_tickets,
+                    "unmatched": learner.unmatched, "implausible": learner.implausible}
+
+        self.registry.register(_ReadCollector("modipick_outcome_reports", "Outcome reports by what they gave",
+                                              reports, label="result"))
+        if feed is None:
+            return
+        self.registry.register(_ReadCollector(
+            "modipick_return_leg_stream", "Shared return legs read from the store's stream",
+            lambda: {"applied": feed.applied, "skipped": feed.skipped}, label="result"))
+        self.registry.register(_ReadCollector("modipick_return_leg_stream_read_failures",
+                                              "Reads of the return-leg stream that failed", lambda: feed.failed_reads))
 
 
 class ExecutorMetrics:
@@ -262,3 +311,19 @@ class ProfilerMetrics:
                     "failed": failed, "invalid": max(0, rejected - failed)}
 
         self.registry.register(_ObservationCollector(counts))
+
+    def watch_return_legs(self, legs: Any, service: Any) -> None:
+        """The return legs reported with outcomes (modipick.profiler.return_legs.ReturnLegSink's statistics
+        and the service's count of unusable ones)."""
+        def counts() -> dict[str, float]:
+            stats = legs.stats
+            return {"appended": stats.appended, "dropped": stats.dropped,
+                    "rejected": getattr(service, "rejected_legs", 0)}
+
+        self.registry.register(_ReadCollector("modipick_return_legs", "Reported return legs by what became of them",
+                                              counts, label="result"))
+        self.registry.register(_ReadCollector("modipick_return_leg_write_failures",
+                                              "Return-leg stream appends that failed (the legs are retried)",
+                                              lambda: legs.stats.failed_writes))
+        self.registry.register(_ReadCollector("modipick_return_legs_pending", "Return legs waiting to be appended",
+                                              lambda: legs.pending, gauge=True))

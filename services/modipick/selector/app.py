@@ -133,6 +133,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
                         clocks=ClockOffsets(alpha=settings.clock_offset_alpha),
                         fixed_leg_ms=legs.fixed_ms if legs.mode == "fixed" else None)
     learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory)
+    metrics.watch_return_legs(learner, legs_feed)
     # the pool has the stub's Execute (replicas, retries); the policy sees queueing-aware profiles
     service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,
                               rng_for=seeded_rng(settings.seed), wall_ns=wall_ns, metrics=metrics,

@@ -11,6 +11,11 @@ for the client's return-leg model, and, for requests budgeted from the send time
 sample from the reports (modipick.selector.clocks). The leg also travels on with the report
 (`RecordOutcomeRequest.return_leg`): the Profiler appends it to the store's stream, from which
 replicas that share return legs learn (modipick.selector.leg_stream).
+
+What a replica remembers is also handed to the client as the reply's outcome ticket, which the
+report echoes (modipick.selector.tickets): then any replica derives the leg, not only the one
+that served the request. Legs longer than an hour are unit mistakes and are not learned (the
+Profiler would refuse them too), so no estimate's basis exceeds what a ticket may carry.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from modipick.selector.returnlegs import ReturnLegBook
 
 log = structlog.get_logger("modipick.selector.outcomes")
+
+MAX_RETURN_LEG_MS = 3_600_000.0  # modipick.profiler.service.MAX_OBSERVATION_MS
 
 
 class OutcomeForwarder:
@@ -126,24 +133,28 @@ class OutcomeLearner:
         self._clock = clock
         self._served: collections.OrderedDict[str, Served] = collections.OrderedDict()
         self.learned = 0
-        self.unmatched = 0   # reports for requests not (or no longer) remembered
+        self.from_tickets = 0  # of them, derived from the report's echoed ticket (not this replica's memory)
+        self.unmatched = 0   # reports for requests not (or no longer) remembered, without a ticket
+        self.implausible = 0  # legs longer than MAX_RETURN_LEG_MS, not learned
         self.forgotten = 0   # remembered requests dropped unreported (TTL or capacity)
 
     def __len__(self) -> int:
         return len(self._served)
 
     def remember(self, request_id: str, request: "RequestBudget", *, after_decision_ms: float,
-                 server_ms: float) -> None:
+                 server_ms: float) -> Served | None:
+        """Remember a served request (None: it has no id); what is remembered goes into its ticket."""
         if not request_id:
-            return
+            return None
         now = self._clock()
         ttl = max(self.min_ttl_s, self.ttl_slas * request.budget.sla_ms / 1000.0)
         leg = request.leg
-        self._served[request_id] = Served(
+        served = self._served[request_id] = Served(
             request.client_id, request.upload_ms, leg.basis_ms if leg is not None else None, request.leg_owner,
             after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl)
         self._served.move_to_end(request_id)
         self._expire(now)
+        return served
 
     def _expire(self, now: float) -> None:
         served = self._served
@@ -156,20 +167,30 @@ class OutcomeLearner:
         sample = self.learn_sample(request_id, e2e_ms)
         return None if sample is None else sample.return_ms
 
-    def learn_sample(self, request_id: str, e2e_ms: float) -> ReturnLegSample | None:
-        """As `learn`, with everything another replica's model needs to learn the same leg."""
+    def learn_sample(self, request_id: str, e2e_ms: float, echoed: Served | None = None) -> ReturnLegSample | None:
+        """As `learn`, with everything another replica's model needs to learn the same leg.
+        `echoed`: the report's (checked) ticket, used when this replica does not remember the request."""
         entry = self._served.pop(request_id, None) if request_id else None
-        if entry is None or entry.expires < self._clock() or not (math.isfinite(e2e_ms) and e2e_ms > 0):
+        if entry is not None and entry.expires < self._clock():
+            entry = None
+        ticketed = entry is None and echoed is not None
+        if ticketed:
+            entry = echoed
+        if entry is None or not (math.isfinite(e2e_ms) and e2e_ms > 0):
             self.unmatched += 1
             return None
         back = e2e_ms - entry.upload_ms - entry.after_decision_ms
         back = back if back > 0.0 else 0.0
+        if back > MAX_RETURN_LEG_MS:
+            self.implausible += 1
+            return None
         if self.returns is not None:
             self.returns.observe(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)
         if entry.source == "send_time" and entry.elapsed_ms is not None:
             # symmetric legs on average: the upload is half of what the server did not spend
             self.clocks.observe(entry.client_id, entry.elapsed_ms - (e2e_ms - entry.server_ms) / 2.0, "reports")
         self.learned += 1
+        self.from_tickets += ticketed
         log.debug("return leg learned", client_id=entry.client_id, upload_ms=round(entry.upload_ms, 2),
                   return_ms=round(back, 2))
         return ReturnLegSample(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)

@@ -16,12 +16,13 @@ from structlog.contextvars import bound_contextvars
 from modipick.core import Budget, Decision, Reason
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
 from modipick.runtime.metrics import SelectorMetrics
-from modipick.runtime.tracing import annotate
+from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
+from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
 
@@ -53,12 +54,16 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
         self._executor = executor
+        # the Executor reads the request id from the message; a metadata copy (~25 us a call) only
+        # serves tracing's span attributes
+        self._id_metadata = tracing_enabled()
         self._policies = policies
         self._outcomes = outcomes
         self._rng_for = rng_for
         self.budgeter = budgeter or Budgeter(rules, overhead)
         self.overhead = self.budgeter.overhead
-        self.learner = learner or OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
+        # not `learner or ...`: an OutcomeLearner that remembers nothing yet is falsy (it has a __len__)
+        self.learner = learner if learner is not None else OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
         self._perf = perf
         self.counts: collections.Counter[str] = collections.Counter()
@@ -127,7 +132,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             try:
                 reply = await self._executor.Execute(
                     executor_pb2.ExecuteRequest(request_id=rid, model=ref, input=request.input),
-                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),))
+                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),) if self._id_metadata else None)
             except grpc.aio.AioRpcError as exc:
                 code = _EXECUTOR_STATUS.get(exc.code(), grpc.StatusCode.INTERNAL)
                 self.counts[f"executor_{exc.code().name.lower()}"] += 1
@@ -145,8 +150,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             replied = self._perf()
             timings.server_ms = (replied - started) * 1000.0
             self.overhead.observe(timings.server_ms - reply.queue_ms - reply.execution_ms)
-            self.learner.remember(rid, made, after_decision_ms=(replied - decided) * 1000.0,
-                                  server_ms=timings.server_ms)
+            served = self.learner.remember(rid, made, after_decision_ms=(replied - decided) * 1000.0,
+                                           server_ms=timings.server_ms)
             # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
             self.metrics.request(policy_label, "served",
                                  sla_met=timings.server_ms <= budget.execution_ms + self.overhead.value_ms)
@@ -155,7 +160,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             return selector_pb2.InferResponse(
                 request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
                 reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
-                prediction=reply.prediction, timings=timings)
+                prediction=reply.prediction, timings=timings,
+                ticket=outcome_ticket(rid, served) if served is not None else None)
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
@@ -184,10 +190,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         rid = request.request_id or request_id_from(context.invocation_metadata())
         with bound_contextvars(request_id=rid):
             problem = _check_outcome(request)
+            ticketed = request.HasField("ticket")
+            if not problem and ticketed:
+                problem = ticket_problem(request.ticket, rid, request.client_id)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             self.metrics.outcome(request.e2e_ms)
-            leg = self.learner.learn_sample(rid, request.e2e_ms)
+            leg = self.learner.learn_sample(rid, request.e2e_ms,
+                                            served_from_ticket(request.ticket) if ticketed else None)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
                 predicted_label=request.predicted_label, client_id=request.client_id,

@@ -5,10 +5,12 @@
 Brings the suite up as `modipick up` does (Executor with embedded TensorFlow on the digits pool,
 Profiler, Selector: separate processes, on a redis-server of its own), waits until every model is
 eligible, then paces requests at --rate per second in total (open loop), alternating the two paths:
-a held-out digit through the Selector (AsyncModiPickClient, policy modipick, SLA --sla), then the
-next straight to the Executor (ExecutorService.Execute) for the model the Selector chose last, so
-both paths run the same model mix under the same load, side by side. Overhead = the difference of
-the two paths' latency quantiles; also the Selector's own time around the Executor call
+a held-out digit through the Selector with a plain stub (SelectorService.Infer, policy modipick,
+deadline = SLA --sla), the next straight to the Executor (ExecutorService.Execute, plain stub) for the
+model the Selector chose last, the next through the Selector with the SDK (AsyncModiPickClient), so
+all paths run the same model mix under the same load, side by side. Overhead = the difference of
+the two plain-stub paths' latency quantiles (the same client machinery on both sides); the SDK's own
+client-side cost is printed apart, as is the Selector's time around the Executor call
 (server_ms - queue_ms - execution_ms, from the reply's timings).
 """
 
@@ -52,7 +54,7 @@ async def measure(suite, args) -> dict:
 
     from modipick.cli.demo import wait_eligible
     from modipick.client import AsyncModiPickClient, ModiPickError
-    from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+    from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, selector_pb2, selector_pb2_grpc
     from modipick.zoo.digits import held_out_digits
     from modipick.zoo.manifest import read_manifest
 
@@ -62,38 +64,57 @@ async def measure(suite, args) -> dict:
                                                          content=np.ascontiguousarray(im, np.float32).tobytes()))
                for im in images]
     via_selector: list[float] = []
+    via_sdk: list[float] = []
     direct: list[float] = []
     inside: list[float] = []
-    errors = {"selector": 0, "direct": 0}
+    errors = {"selector": 0, "sdk": 0, "direct": 0}
     last_model = [common_pb2.ModelRef()]
     rng = random.Random(0)
+    # the SDK's channel setting: deadlines sent as they are (docs/policy.md, HPACK)
+    options = [("grpc.http2.hpack_table_size.encoder", 0)]
     async with AsyncModiPickClient(suite.selector_target) as client, \
-            grpc.aio.insecure_channel(suite.executor_target) as channel:
+            grpc.aio.insecure_channel(suite.executor_target, options) as channel, \
+            grpc.aio.insecure_channel(suite.selector_target, options) as selector_channel:
         executor = executor_pb2_grpc.ExecutorServiceStub(channel)
+        selector = selector_pb2_grpc.SelectorServiceStub(selector_channel)
         await client.wait_ready()
         await channel.channel_ready()
-        last_model[0] = (await client.infer(images[0], args.sla)).model
+        await selector_channel.channel_ready()
+        first = await client.infer(images[0], args.sla)
+        last_model[0] = common_pb2.ModelRef(name=first.model, version=first.version)
 
         async def through_selector(index: int, record: bool) -> None:
             t0 = time.perf_counter()
             try:
-                r = await client.infer(images[index], args.sla)
-            except ModiPickError:
+                r = await selector.Infer(selector_pb2.InferRequest(
+                    request_id=f"plain-{index}-{t0}", sla_ms=args.sla, policy="modipick", input=tensors[index]),
+                    timeout=args.sla / 1000)
+            except grpc.aio.AioRpcError:
                 errors["selector"] += record
                 return
             elapsed = (time.perf_counter() - t0) * 1000
-            if r.run_on_device:
+            if r.disposition != selector_pb2.DISPOSITION_SERVED:
                 return
             last_model[0] = r.model
             if record:
                 via_selector.append(elapsed)
                 inside.append(r.timings.server_ms - r.timings.queue_ms - r.timings.execution_ms)
 
+        async def through_sdk(index: int, record: bool) -> None:
+            t0 = time.perf_counter()
+            try:
+                r = await client.infer(images[index], args.sla)
+            except ModiPickError:
+                errors["sdk"] += record
+                return
+            if record and not r.run_on_device:
+                via_sdk.append((time.perf_counter() - t0) * 1000)
+
         async def straight(index: int, record: bool) -> None:
             t0 = time.perf_counter()
             try:
                 await executor.Execute(executor_pb2.ExecuteRequest(
-                    request_id=f"direct-{index}", model=common_pb2.ModelRef(name=last_model[0]),
+                    request_id=f"direct-{index}", model=last_model[0],
                     input=tensors[index]), timeout=args.sla / 1000)
             except grpc.aio.AioRpcError:
                 errors["direct"] += record
@@ -109,19 +130,20 @@ async def measure(suite, args) -> dict:
             delay = start + k * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            path = through_selector if k % 2 == 0 else straight
+            path = (through_selector, straight, through_sdk)[k % 3]
             tasks.append(asyncio.create_task(path(rng.randrange(len(images)), k >= args.rate * args.warmup)))
             if k % args.rate == 0:
                 print(f"\r{k / args.rate:.0f}/{args.warmup + args.seconds:g} s", end="", file=sys.stderr, flush=True)
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
         print(file=sys.stderr)
-    return dict(via_selector=via_selector, direct=direct, inside=inside, errors=errors, achieved=achieved)
+    return dict(via_selector=via_selector, via_sdk=via_sdk, direct=direct, inside=inside, errors=errors,
+                achieved=achieved)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=200, help="requests per second, both paths together")
+    parser.add_argument("--rate", type=int, default=200, help="requests per second, all paths together")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--sla", type=float, default=1000.0)
@@ -144,17 +166,22 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             redis.kill()
             redis.wait()
-    sel, dire, inside = result["via_selector"], result["direct"], result["inside"]
-    print(f"measured {len(sel)} via the Selector + {len(dire)} direct, {result['achieved']:.0f} req/s offered "
-          f"(target {args.rate}/s); errors {result['errors']}")
+    sel, dire, inside, sdk = result["via_selector"], result["direct"], result["inside"], result["via_sdk"]
+    print(f"measured {len(sel)} via the Selector + {len(dire)} direct + {len(sdk)} via the SDK, "
+          f"{result['achieved']:.0f} req/s offered (target {args.rate}/s); errors {result['errors']}")
     print(f"{'':>22} {'p50':>7} {'p90':>7} {'p99':>7}  (ms)")
-    for label, values in (("client->Selector->Exec", sel), ("client->Executor", dire)):
+    for label, values in (("client->Selector->Exec", sel), ("client->Executor", dire),
+                          ("SDK->Selector->Exec", sdk)):
         print(f"{label:>22} {quantile(values, .5):7.2f} {quantile(values, .9):7.2f} {quantile(values, .99):7.2f}")
     p50 = quantile(sel, .5) - quantile(dire, .5)
     p99 = quantile(sel, .99) - quantile(dire, .99)
     print(f"{'overhead (difference)':>22} {p50:7.2f} {quantile(sel, .9) - quantile(dire, .9):7.2f} {p99:7.2f}")
     print(f"{'inside the Selector':>22} {quantile(inside, .5):7.2f} {quantile(inside, .9):7.2f} "
           f"{quantile(inside, .99):7.2f}  (server_ms - queue - execution)")
+    if sdk:
+        print(f"{'SDK client-side cost':>22} {quantile(sdk, .5) - quantile(sel, .5):7.2f} "
+              f"{quantile(sdk, .9) - quantile(sel, .9):7.2f} {quantile(sdk, .99) - quantile(sel, .99):7.2f}"
+              "  (SDK path - plain-stub path)")
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "

@@ -26,6 +26,17 @@ PROBE_RUNS = 10
 THRESHOLD_MS = 1.0
 
 
+def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05, what: str = ""):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"not within {timeout_s:g} s: {what or predicate}")
+
+
 class LoopThread:
     """An event loop on a thread: servers live there, sync clients call from the test thread."""
 

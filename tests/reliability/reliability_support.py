@@ -3,7 +3,6 @@ that classifies every request's end, and the figures file docs/reliability.md is
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import os
@@ -15,12 +14,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fixtures_suite import LoopThread, wait_until  # noqa: F401  (re-exported for the reliability tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_ENV = "MODIPICK_RELIABILITY_OUT"
@@ -50,39 +51,6 @@ def digit_input(seed: int = 0):
 
     image = np.random.default_rng(seed).integers(0, 17, (1, 8, 8, 1)).astype(np.float32)
     return common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1], content=image.tobytes()))
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.05, what: str = ""):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"not within {timeout_s:g} s: {what or predicate}")
-
-
-class LoopThread:
-    """An event loop on a thread for in-process services; blocking tests call into it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="reliability-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro, timeout: float = 60.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        async def cancel_rest() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.run(cancel_rest(), 10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
 
 # -- channels and health ---------------------------------------------------------------------------

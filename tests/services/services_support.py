@@ -9,6 +9,8 @@ import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from fixtures_suite import wait_until  # noqa: F401  (re-exported for the live-suite tests)
+
 
 def stamp(ns: int) -> Timestamp:
     ts = Timestamp()
@@ -43,15 +45,6 @@ def admin_channel(target: str) -> grpc.Channel:
 
     return grpc.intercept_channel(grpc.insecure_channel(target), _Bearer(ADMIN_TOKEN))
 
-
-def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s:g} s")
 
 
 # -- two Selector replicas on one suite (return-leg sharing, outcome tickets) ----------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import structlog
 
+from modipick.runtime.tasks import cancel_and_wait
 from modipick.stores import ProfileStore, StoreError
 
 if TYPE_CHECKING:
@@ -69,13 +70,8 @@ class ObservationSink:
     async def stop(self, flush_timeout_s: float = 2.0) -> None:
         if self.degraded:
             await self.flush(timeout_s=flush_timeout_s)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._buffer:
             log.warning("observations not stored at shutdown", lost=len(self._buffer))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from modipick.runtime.tasks import cancel_and_wait
 from modipick.stores import ReturnLegLog, ReturnLegSample, StoreError
 
 log = structlog.get_logger("modipick.profiler.return_legs")
@@ -77,13 +78,8 @@ class ReturnLegSink:
     async def stop(self, flush_timeout_s: float = 2.0) -> None:
         if self._buffer and self._task is not None:
             await self.flush(flush_timeout_s)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._buffer:
             log.warning("return legs not stored at shutdown", lost=len(self._buffer))
 

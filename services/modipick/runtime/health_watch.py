@@ -15,6 +15,7 @@ from typing import Callable
 import structlog
 
 from modipick.runtime.server import RunningServer
+from modipick.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger("modipick.health")
 
@@ -47,13 +48,8 @@ class DegradationHealth:
         await self._running.set_serving(not degraded, self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

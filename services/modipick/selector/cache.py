@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 import structlog
 
 from modipick.core import Candidate, ModelProfile
+from modipick.runtime.tasks import cancel_and_wait
 from modipick.stores import ProfileStore, StoreError
 
 log = structlog.get_logger("modipick.selector.cache")
@@ -91,13 +92,8 @@ class ProfileCache:
         self._task = asyncio.create_task(self._loop(), name="profile-cache-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

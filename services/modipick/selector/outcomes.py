@@ -31,6 +31,7 @@ import grpc
 import structlog
 
 from modipick.runtime.metadata import with_request_id
+from modipick.runtime.tasks import cancel_and_wait
 from modipick.selector.clocks import ClockOffsets
 from modipick.stores.base import ReturnLegSample
 from modipick.v1 import profiler_pb2, profiler_pb2_grpc
@@ -80,13 +81,8 @@ class OutcomeForwarder:
 
     async def stop(self, timeout_s: float = 2.0) -> None:
         await self.drain(timeout_s)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         assert self._stub is not None

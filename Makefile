@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench setup redis-server sim-paper protos clean
+.PHONY: demo test bench setup redis-server h2load sim-paper protos clean
 
 $(STAMP): pyproject.toml setup.py
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.10+ (apt-get install python3 python3-venv)"; exit 2; }
@@ -37,8 +37,17 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup h2load
 	$(PY) -m benchmarks
+
+# The Selector throughput benchmark drives load with nghttp2's h2load (C) when it is installed,
+# so the load does not take the cores the Selector is measured on.
+h2load:
+	@command -v h2load >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null); \
+	  fi; }
+	@command -v h2load >/dev/null || echo "h2load is missing (apt-get install nghttp2-client): selector_throughput falls back to Python load"
 
 sim-paper: setup
 	$(VENV)/bin/modipick sim paper --out out/paper

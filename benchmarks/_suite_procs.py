@@ -18,29 +18,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class InstantBackend:
+    """Every FIXED_PROFILES model, AVAILABLE, answering at once: the Executor's own path, no model."""
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        from modipick.executor.backends.base import ModelInfo
+
+        self._output = np.array([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
+        self._models = {n: ModelInfo(n, 1, "AVAILABLE", input_shape=(-1, 8, 8, 1), declared_accuracy=a,
+                                     labels=tuple(str(i) for i in range(10)))
+                        for n, a, _, _ in FIXED_PROFILES}
+
+    async def start(self) -> None:
+        pass
+
+    async def models(self):
+        return list(self._models.values())
+
+    async def resolve(self, ref, *, timeout_s=None):
+        from modipick.executor.errors import ModelNotFound
+
+        try:
+            return self._models[ref.name]
+        except KeyError:
+            raise ModelNotFound(f"no model {ref.name}") from None
+
+    async def predict(self, model, batch, *, signature="serving_default", timeout_s=None, version_label=""):
+        return model.version, self._output
+
+    async def close(self) -> None:
+        pass
+
+
 def instant_executor_main(port_queue) -> None:
-    import grpc
+    """The real Executor service (admission, input checks, Execute and ExecuteStream) on InstantBackend."""
+    from modipick.executor.app import ExecutorSettings, start_executor
+    from modipick.executor.reporter import NullSink
+    from modipick.runtime.logging import configure_logging
+    from modipick.runtime.server import run_until_signal
 
-    from modipick.runtime.server import ServerOptions, run_until_signal, service_name, start_server
-    from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
-
-    prediction = common_pb2.Prediction(label=3, label_name="3", score=1.0)
-
-    class Instant(executor_pb2_grpc.ExecutorServiceServicer):
-        async def Execute(self, request, context):
-            return executor_pb2.ExecuteResponse(request_id=request.request_id, model=request.model,
-                                                prediction=prediction, queue_ms=0.0, execution_ms=0.01)
-
-        async def ListModels(self, request, context):
-            return executor_pb2.ListModelsResponse()
+    configure_logging(json=True, level="warning")
 
     async def serve() -> None:
-        running = await start_server([(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, Instant())],
-                                     [service_name(executor_pb2, "ExecutorService")], ServerOptions(grace_s=0.5))
-        port_queue.put(running.target)
-        await run_until_signal(running)
+        app = await start_executor(ExecutorSettings(address="127.0.0.1:0", backend="instant", max_concurrency=64,
+                                                    max_queue=1024, grace_s=0.5),
+                                   backend=InstantBackend(), sink=NullSink())
+        port_queue.put(app.target)
+        await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
 
-    del grpc
     asyncio.run(serve())
 
 
@@ -70,11 +99,13 @@ def bare_proxy_main(executor_target: str, port_queue) -> None:
     asyncio.run(serve())
 
 
-def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0) -> None:
+def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0,
+                  transport: str = "stream") -> None:
     from modipick.core import ModelProfile
     from modipick.runtime.logging import configure_logging
     from modipick.runtime.server import run_until_signal
     from modipick.selector.app import SelectorSettings, start_selector
+    from modipick.selector.executors import PoolSettings
     from modipick.stores import make_store
 
     configure_logging(json=True, level="warning")
@@ -84,9 +115,15 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
 
     async def serve() -> None:
         app = await start_selector(SelectorSettings(executor_target=executor_target, profiler_target="",
-                                                    seed=seed, policy_params={"threshold_ms": 1.0}), store=store)
+                                                    seed=seed, policy_params={"threshold_ms": 1.0},
+                                                    executor_pool=PoolSettings(transport=transport)), store=store)
         port_queue.put(app.target)
-        await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
+
+        async def stop() -> None:
+            port_queue.put(dict(app.service.counts))  # what it answered, for the caller to check
+            await app.stop(0)
+
+        await run_until_signal(app.server, on_shutdown=stop)
 
     if profile_path:
         import cProfile
@@ -102,9 +139,38 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
         asyncio.run(serve())
 
 
+def _stub_infer(target: str, image, sla_ms: float):
+    """A plain stub and a request built once (a fresh id and send stamp per call), as a load tool
+    such as ghz sends: the load costs the machine less than the SDK's per-call work."""
+    import grpc
+
+    from modipick.client.core import build_infer
+    from modipick.runtime.channels import aio_channel
+    from modipick.v1 import selector_pb2, selector_pb2_grpc
+
+    template = build_infer(image, sla_ms, policy="", client_id="bench", request_id="", send_time_ns=0)
+    stub = selector_pb2_grpc.SelectorServiceStub(aio_channel(target))
+    ids = iter(range(1, 1 << 62))
+
+    async def infer(image_unused, sla_unused) -> None:
+        request = selector_pb2.InferRequest()
+        request.CopyFrom(template)
+        request.request_id = f"bench-{next(ids)}"
+        request.client_send_time.GetCurrentTime()
+        try:
+            await stub.Infer(request, timeout=sla_ms / 1000.0)
+        except grpc.aio.AioRpcError as exc:
+            raise RuntimeError(exc.code().name) from exc
+
+    return infer
+
+
 def load_main(target: str, concurrency: int, warmup_s: float, seconds: float, sla_ms: float, start,
-              results) -> None:
-    """Closed loop: `concurrency` requests in flight; counts what completes in the measured window."""
+              results, load: str = "sdk") -> None:
+    """Closed loop: `concurrency` requests in flight; counts what completes in the measured window.
+    load 'sdk' calls through AsyncModiPickClient, 'stub' through a plain stub (`_stub_infer`)."""
+    import contextlib
+
     import numpy as np
 
     from modipick.client import AsyncModiPickClient, ModiPickError
@@ -114,7 +180,11 @@ def load_main(target: str, concurrency: int, warmup_s: float, seconds: float, sl
     async def run() -> tuple[int, int, list[float], float, float]:
         ok = errors = 0
         latencies: list[float] = []
-        async with AsyncModiPickClient(target) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            if load == "stub":
+                client = type("StubClient", (), {"infer": staticmethod(_stub_infer(target, image, sla_ms))})()
+            else:
+                client = await stack.enter_async_context(AsyncModiPickClient(target))
             await client.infer(image, sla_ms)  # connect
             start.wait(timeout=60)
             t0 = time.monotonic()
@@ -129,7 +199,7 @@ def load_main(target: str, concurrency: int, warmup_s: float, seconds: float, sl
                     try:
                         await client.infer(image, sla_ms)
                         failed = False
-                    except ModiPickError:
+                    except (ModiPickError, RuntimeError):
                         failed = True
                     done = time.monotonic()
                     if measure_from <= began and done <= stop_at:

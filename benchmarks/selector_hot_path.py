@@ -50,13 +50,16 @@ async def infer_cpu_us(requests: int, profile: bool) -> float:
     reply = executor_pb2.ExecuteResponse(model=common_pb2.ModelRef(name=FIXED_PROFILES[-1][0], version=1),
                                          prediction=common_pb2.Prediction(label=3), execution_ms=0.01)
 
-    class Instant:
-        @staticmethod
-        async def Execute(request, timeout=None, metadata=None):
+    class Instant:  # an ExecuteTransport that answers at once
+        async def __call__(self, request, timeout_s, metadata=None):
             return reply
 
+        async def close(self) -> None:
+            pass
+
     for replica in app.pool.replicas:
-        replica.stub, replica.ejected_until = Instant(), 0.0
+        await replica.execute.close()
+        replica.execute, replica.ejected_until = Instant(), 0.0
     request = selector_pb2.InferRequest(sla_ms=1000, policy="modipick")
     request.input.tensor.dtype = "float32"
     request.input.tensor.shape.extend([8, 8])

@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--sla", type=float, default=1000.0)
+    parser.add_argument("--executor-transport", choices=("stream", "unary"), default="stream",
+                        help="how the Selector reaches the Executor (its --executor-transport)")
     args = parser.parse_args(argv)
     from modipick.cli.suite import Suite, SuiteSettings
     from modipick.runtime.logging import configure_logging
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         redis, url = start_redis(workdir)
         try:
             settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=url,
-                                     threshold_ms=1.0, log_level="warning", child_output=log)
+                                     threshold_ms=1.0, log_level="warning", child_output=log,
+                                     extra_env={"MODIPICK_EXECUTOR_TRANSPORT": args.executor_transport})
 
             async def run() -> dict:
                 async with Suite(settings) as suite:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from executor_helpers import LoopThread, start_app
+from executor_helpers import LoopThread, RecordingSink, SlowBackend, start_app
 
 from modipick.v1 import executor_pb2_grpc
 
@@ -87,3 +87,27 @@ def versioned_pool(digits_pool, tmp_path_factory) -> Path:
     write_models_config(base, [ServedModel("digit", str(base / "digit"), versions=(1, 2),
                                            version_labels={"stable": 1, "canary": 2})])
     return base
+
+
+@pytest.fixture
+def slow_executor(loop_thread, digits_pool):
+    """slow_executor(delay_s) -> (app, backend, sink): cnn-small made slower by delay_s per run."""
+    from modipick.executor.app import ExecutorSettings
+    from modipick.executor.backends.embedded import EmbeddedBackend
+
+    apps = []
+
+    def make(delay_s: float, *, max_concurrency: int = 1, max_queue: int = 4, address: str = "127.0.0.1:0",
+             grace_s: float = 0.2):
+        backend = SlowBackend(EmbeddedBackend(digits_pool, models=["cnn-small"]), delay_s)
+        sink = RecordingSink()
+        app = start_app(loop_thread, ExecutorSettings(address=address, model_base=str(digits_pool),
+                                                      max_concurrency=max_concurrency, max_queue=max_queue,
+                                                      grace_s=grace_s),
+                        backend=backend, sink=sink)
+        apps.append(app)
+        return app, backend, sink
+
+    yield make
+    for app in apps:
+        loop_thread.run(app.stop(0))

@@ -64,3 +64,48 @@ def saved_model_predict(version_dir: Path, images: np.ndarray) -> np.ndarray:
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     return serve(image=tf.constant(images.astype(np.float32)))["probabilities"].numpy()
+
+
+class SlowBackend:
+    """The real embedded backend, with `delay_s` of extra work before each run."""
+
+    def __init__(self, inner: EmbeddedBackend, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+        self.name = "slow-embedded"
+        self.finished = 0
+
+    async def start(self):
+        await self.inner.start()
+
+    async def wait_ready(self, timeout_s=None):
+        await self.inner.wait_ready(timeout_s)
+
+    async def models(self):
+        return await self.inner.models()
+
+    async def resolve(self, ref, *, timeout_s=None):
+        return await self.inner.resolve(ref, timeout_s=timeout_s)
+
+    async def predict(self, model, batch, **kwargs):
+        import asyncio
+
+        await asyncio.sleep(self.delay_s)
+        try:
+            return await self.inner.predict(model, batch, **kwargs)
+        finally:
+            self.finished += 1
+
+    async def close(self):
+        await self.inner.close()
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.observations = []
+
+    def submit(self, observation) -> None:
+        self.observations.append(observation)
+
+    async def close(self) -> None:
+        return None

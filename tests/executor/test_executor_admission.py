@@ -6,76 +6,11 @@ import time
 
 import grpc
 import pytest
-from executor_helpers import execute_request, start_app, tensor_input
+from executor_helpers import execute_request, tensor_input
 
-from modipick.executor.app import ExecutorSettings
-from modipick.executor.backends.embedded import EmbeddedBackend
 from modipick.v1 import executor_pb2
 
 pytestmark = pytest.mark.tf
-
-
-class SlowBackend:
-    """The real embedded backend, with `delay_s` of extra work before each run."""
-
-    def __init__(self, inner: EmbeddedBackend, delay_s: float) -> None:
-        self.inner = inner
-        self.delay_s = delay_s
-        self.name = "slow-embedded"
-        self.finished = 0
-
-    async def start(self):
-        await self.inner.start()
-
-    async def wait_ready(self, timeout_s=None):
-        await self.inner.wait_ready(timeout_s)
-
-    async def models(self):
-        return await self.inner.models()
-
-    async def resolve(self, ref, *, timeout_s=None):
-        return await self.inner.resolve(ref, timeout_s=timeout_s)
-
-    async def predict(self, model, batch, **kwargs):
-        import asyncio
-
-        await asyncio.sleep(self.delay_s)
-        try:
-            return await self.inner.predict(model, batch, **kwargs)
-        finally:
-            self.finished += 1
-
-    async def close(self):
-        await self.inner.close()
-
-
-class RecordingSink:
-    def __init__(self) -> None:
-        self.observations = []
-
-    def submit(self, observation) -> None:
-        self.observations.append(observation)
-
-    async def close(self) -> None:
-        return None
-
-
-@pytest.fixture
-def slow_executor(loop_thread, digits_pool):
-    apps = []
-
-    def make(delay_s: float, *, max_concurrency: int = 1, max_queue: int = 4):
-        backend = SlowBackend(EmbeddedBackend(digits_pool, models=["cnn-small"]), delay_s)
-        sink = RecordingSink()
-        app = start_app(loop_thread, ExecutorSettings(model_base=str(digits_pool), max_concurrency=max_concurrency,
-                                                      max_queue=max_queue, grace_s=0.2),
-                        backend=backend, sink=sink)
-        apps.append(app)
-        return app, backend, sink
-
-    yield make
-    for app in apps:
-        loop_thread.run(app.stop(0))
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> None:

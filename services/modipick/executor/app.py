@@ -97,6 +97,7 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
                       max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
                       drain_delay_s=settings.drain_delay_s),
         interceptors=server_interceptors(root_spans=False))
+    server.on_drain.append(service.drain)
     log.info("executor started", target=server.target, backend=backend.name, model_base=settings.model_base,
              profiler=settings.profiler_target or None, max_concurrency=settings.max_concurrency,
              max_queue=settings.max_queue)

@@ -5,14 +5,15 @@ wait for an execution slot (queue_ms; RESOURCE_EXHAUSTED when the queue is full)
 (execution_ms), reply — all within the gRPC deadline (DEADLINE_EXCEEDED). A user execution
 (probe == False) then becomes an observation for the Profiler, submitted without waiting.
 A run that outlives its deadline keeps its slot until the backend really finishes, so the
-concurrency bound holds for the CPU as well as for the replies.
+concurrency bound holds for the CPU as well as for the replies. ExecuteStream runs each of its
+messages through the same path (modipick.executor.stream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import grpc
 import numpy as np
@@ -23,6 +24,7 @@ from modipick.executor.backends.base import DEFAULT_SIGNATURE, Backend, ModelInf
 from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInput
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
+from modipick.executor.stream import StreamSession
 from modipick.runtime.metadata import request_id_from
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -43,21 +45,42 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         self.default_timeout_s = default_timeout_s
         self._clock = clock
         self._wall = wall_clock
+        self.draining = asyncio.Event()
 
     async def Execute(self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
                       ) -> executor_pb2.ExecuteResponse:
         request_id = request.request_id or request_id_from(context.invocation_metadata())
+        try:
+            return await self._execute_logged(request, request_id, context.time_remaining())
+        except ExecutorError as exc:
+            await context.abort(exc.code, exc.message)
+
+    async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
+                            context: grpc.aio.ServicerContext) -> None:
+        fallback_id = request_id_from(context.invocation_metadata())
+
+        async def run_one(request: executor_pb2.ExecuteRequest, timeout_s: float) -> executor_pb2.ExecuteResponse:
+            return await self._execute_logged(request, request.request_id or fallback_id, timeout_s)
+
+        await StreamSession(run_one, context, self.draining).serve(request_iterator)
+
+    def drain(self) -> None:
+        """Shutting down: streams answer new messages UNAVAILABLE and end once the rest are answered."""
+        self.draining.set()
+
+    async def _execute_logged(self, request: executor_pb2.ExecuteRequest, request_id: str,
+                              time_remaining_s: float | None) -> executor_pb2.ExecuteResponse:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            return await self.execute(request, request_id, context.time_remaining())
+            return await self.execute(request, request_id, time_remaining_s)
         except ExecutorError as exc:
             log.info("execute refused", model=request.model.name, code=exc.code.name, reason=exc.message)
-            await context.abort(exc.code, exc.message)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug, not the caller's fault: say so without the traceback
             log.exception("execute failed", model=request.model.name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"executor error: {type(exc).__name__}: {exc}")
+            raise ExecutorError(f"executor error: {type(exc).__name__}: {exc}") from exc
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 

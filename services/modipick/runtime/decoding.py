@@ -51,6 +51,8 @@ def guard(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodH
         return grpc.unary_unary_rpc_method_handler(_unary(handler.unary_unary, method), **kwargs)
     if inspect.iscoroutinefunction(handler.stream_unary):
         return grpc.stream_unary_rpc_method_handler(_streaming(handler.stream_unary, method), **kwargs)
+    if inspect.iscoroutinefunction(handler.stream_stream):  # answers with context.write, returns None
+        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, method), **kwargs)
     return handler
 
 

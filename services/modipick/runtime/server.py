@@ -44,6 +44,7 @@ class RunningServer:
     health: HealthServicer
     service_names: tuple[str, ...]
     options: ServerOptions
+    on_drain: list[Callable[[], None]] = field(default_factory=list)  # told when stopping, before refusing calls: ends long streams
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -65,6 +66,8 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         if self.options.drain_delay_s:
             await asyncio.sleep(self.options.drain_delay_s)
+        for drain in self.on_drain:
+            drain()
         await self.server.stop(self.options.grace_s if grace_s is None else grace_s)
 
 

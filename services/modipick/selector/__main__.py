@@ -15,6 +15,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.core.policies import LIVE_POLICIES
     from modipick.core.returnleg import PRIORS
     from modipick.selector.app import SelectorSettings
+    from modipick.selector.execute_transport import TRANSPORTS
+    from modipick.selector.executors import PoolSettings
     from modipick.selector.returnlegs import ReturnLegSettings, parse_return_leg_mode
 
     p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
@@ -24,6 +26,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052",
                  help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
+    p.add_option("--executor-transport", default="auto", choices=TRANSPORTS,
+                 help="'stream': executions as messages on one ExecuteStream per Executor (no call set-up per "
+                      "request); 'unary': one Execute call each; 'auto': stream, unary when tracing is on")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")
@@ -68,7 +73,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                           use_deadline=args.budget_from == "deadline"),
         return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,
                                       clients=args.return_leg_clients, sharing=args.return_leg_sharing),
-        serving_overhead_ms=overhead, **server_settings(p, args))
+        serving_overhead_ms=overhead, executor_pool=PoolSettings(transport=args.executor_transport),
+        **server_settings(p, args))
     return settings, args
 
 

@@ -33,6 +33,7 @@ import structlog
 from modipick.core import Candidate
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.tls import TlsConfig
+from modipick.selector.execute_transport import TRANSPORTS, ExecuteTransport, StreamExecute, UnaryExecute
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -63,6 +64,8 @@ class PoolSettings:
     service_alpha: float = 0.2       # EWMA weight of a reply's execution time
     answer_margin_ms: float = 3.0    # the last attempt ends this early: the Selector's answer, not the
                                      # caller's own timer, reports what ran out
+    transport: str = "auto"          # stream | unary | auto (stream, but unary with client interceptors:
+                                     # tracing's per-request spans live on unary calls)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Replica:
     target: str
     channel: grpc.aio.Channel
     stub: executor_pb2_grpc.ExecutorServiceStub
+    execute: ExecuteTransport
     in_flight: int = 0               # this Selector's calls not answered yet
     reported_depth: int = 0          # the Executor's running + waiting, all callers (ListModels)
     reported_at: float = -math.inf
@@ -82,15 +86,15 @@ class Replica:
     def ejected(self, now: float) -> bool:
         return now < self.ejected_until
 
-    def expected_wait_ms(self, now: float, stale_s: float, default_service_ms: float) -> float:
+    def expected_wait_ms(self, now: float, stale_s: float, default_service_ms: Callable[[], float]) -> float:
         """Queueing a new request should expect here: the requests ahead of it beyond the free
-        slots, served `slots` at a time."""
+        slots, served `slots` at a time (`default_service_ms()` before a reply gave a service time)."""
         depth = self.reported_depth if now - self.reported_at <= stale_s else 0
         ahead = max(self.in_flight, depth)
         beyond = ahead - self.slots + 1
         if beyond <= 0:
             return 0.0
-        service = self.service_ms if self.service_ms is not None else default_service_ms
+        service = self.service_ms if self.service_ms is not None else default_service_ms()
         return beyond * service / max(1, self.slots)
 
 
@@ -109,13 +113,24 @@ class ExecutorPool:
         self.settings = settings
         self._candidates = candidates
         self._clock = clock
-        self.replicas = [Replica(t, ch, executor_pb2_grpc.ExecutorServiceStub(ch)) for t, ch in (
-            (t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes, interceptors=interceptors))
-            for t in targets)]
+        if settings.transport not in TRANSPORTS:
+            raise ValueError(f"executor transport must be one of {', '.join(TRANSPORTS)}, got {settings.transport!r}")
+        self.transport = settings.transport
+        if self.transport == "auto":
+            self.transport = "unary" if interceptors else "stream"
+        self._max_message_bytes = max_message_bytes
+        self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
+                                                      interceptors=interceptors)) for t in targets]
         self._turn = itertools.count()
         self._poller: asyncio.Task | None = None
         self.retries = 0
         self.rescued = 0  # requests served by a retry
+
+    def _replica(self, target: str, channel: grpc.aio.Channel) -> Replica:
+        stub = executor_pb2_grpc.ExecutorServiceStub(channel)
+        execute = (StreamExecute(stub, target=target, max_message_bytes=self._max_message_bytes)
+                   if self.transport == "stream" else UnaryExecute(stub))
+        return Replica(target, channel, stub, execute)
 
     # -- choosing -----------------------------------------------------------------------------------
     def _default_service_ms(self) -> float:
@@ -124,7 +139,7 @@ class ExecutorPool:
     def wait_ms(self, replica: Replica, now: float | None = None) -> float:
         now = self._clock() if now is None else now
         return replica.expected_wait_ms(now, 3 * self.settings.poll_s + self.settings.poll_timeout_s,
-                                        self._default_service_ms())
+                                        self._default_service_ms)
 
     def choose(self, exclude: Sequence[Replica] = ()) -> Replica:
         now = self._clock()
@@ -132,6 +147,8 @@ class ExecutorPool:
         healthy = [r for r in pool if not r.ejected(now)]
         if not healthy:  # everything ejected: the one back soonest, rather than refusing
             return min(pool, key=lambda r: r.ejected_until)
+        if len(healthy) == 1:
+            return healthy[0]
         turn = next(self._turn)
         order = {id(r): (i - turn) % len(healthy) for i, r in enumerate(healthy)}
         return min(healthy, key=lambda r: (self.wait_ms(r, now), order[id(r)]))
@@ -144,7 +161,7 @@ class ExecutorPool:
 
     # -- the stub's Execute -------------------------------------------------------------------------
     async def Execute(self, request: executor_pb2.ExecuteRequest, timeout: float | None = None,
-                      metadata=None, **kwargs) -> executor_pb2.ExecuteResponse:
+                      metadata=None) -> executor_pb2.ExecuteResponse:
         s = self.settings
         total = timeout if timeout is not None else 30.0
         deadline = self._clock() + total - min(s.answer_margin_ms / 1000.0, total * 0.05)
@@ -157,8 +174,7 @@ class ExecutorPool:
                 attempt_timeout = self._first_cut(attempt.model, left, replica) if number == 1 else left
             replica.in_flight += 1
             try:
-                reply = await replica.stub.Execute(attempt, timeout=max(attempt_timeout, 0.0),
-                                                   metadata=metadata, **kwargs)
+                reply = await replica.execute(attempt, max(attempt_timeout, 0.0), metadata)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 cut = attempt_timeout < left - 1e-3
@@ -301,6 +317,7 @@ class ExecutorPool:
                 pass
             self._poller = None
         for replica in self.replicas:
+            await replica.execute.close()
             await replica.channel.close()
 
 

@@ -1,0 +1,218 @@
+"""The Selector's side of ExecuteStream (modipick.selector.execute_transport) against a real Executor
+(embedded TensorFlow, digits pool) over real gRPC: concurrency on one stream, deadlines with cancel,
+refusals as the unary call's errors, an Executor without ExecuteStream, one that goes away, one
+that drains."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import pytest
+from executor_helpers import execute_request, tensor_input
+from fixtures_suite import free_port, wait_until
+from structlog.testing import capture_logs
+
+from modipick.runtime.channels import aio_channel
+from modipick.selector.execute_transport import StreamExecute, UnaryExecute
+from modipick.selector.executors import ExecutorPool, PoolSettings
+from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture
+def transport_to(loop_thread):
+    """transport_to(target, kind) -> a StreamExecute/UnaryExecute on the loop thread (closed after)."""
+    made = []
+
+    def make(target: str, kind: type = StreamExecute, max_message_bytes: int = 16 * 1024 * 1024):
+        async def build():
+            channel = aio_channel(target, max_message_bytes=max_message_bytes)
+            stub = executor_pb2_grpc.ExecutorServiceStub(channel)
+            transport = (kind(stub, target=target, max_message_bytes=max_message_bytes) if kind is StreamExecute
+                         else kind(stub))
+            made.append((transport, channel))
+            return transport
+
+        return loop_thread.run(build())
+
+    yield make
+
+    async def close_all() -> None:
+        for transport, channel in made:
+            await transport.close()
+            await channel.close()
+
+    loop_thread.run(close_all())
+
+
+def run_calls(loop_thread, transport, requests, timeout_s: float = 10.0):
+    """Every request at once through `transport`; each result or the error it raised."""
+    async def all_at_once():
+        return await asyncio.gather(*(transport(r, timeout_s) for r in requests), return_exceptions=True)
+
+    return loop_thread.run(all_at_once())
+
+
+def test_concurrent_calls_share_one_stream_and_get_the_unary_answers(embedded_executor, loop_thread, transport_to,
+                                                                     held_out):
+    images, _ = held_out
+    models = ["cnn-small", "cnn-large", "mlp-tiny"]
+    requests = [execute_request(models[i % 3], tensor_input(images[i]), request_id=f"t-{i}") for i in range(9)]
+    stream, unary = transport_to(embedded_executor.target), transport_to(embedded_executor.target, UnaryExecute)
+    streamed = run_calls(loop_thread, stream, requests)
+    opened = stream._stream
+    again = run_calls(loop_thread, stream, requests[:3])
+    assert stream._stream is opened is not None  # one stream served both rounds
+    expected = run_calls(loop_thread, unary, requests)
+    for got, want, second in zip(streamed, expected, again + [None] * 6):
+        assert not isinstance(got, BaseException), got
+        assert (got.request_id, got.model, got.prediction.label) == (want.request_id, want.model, want.prediction.label)
+        if second is not None:
+            assert second.prediction.label == got.prediction.label
+
+
+def test_a_call_past_its_timeout_raises_deadline_exceeded_and_cancels_on_the_executor(
+        slow_executor, loop_thread, transport_to, held_out):
+    app, backend, sink = slow_executor(delay_s=2.0)
+    stream = transport_to(app.target)
+    started = time.monotonic()
+    [outcome] = run_calls(loop_thread, stream, [execute_request("cnn-small", tensor_input(held_out[0][0]))], 0.3)
+    elapsed = time.monotonic() - started
+    assert isinstance(outcome, grpc.aio.AioRpcError) and outcome.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert 0.25 <= elapsed < 1.0
+    # the Executor heard the cancel (its own deadline was the same 300 ms, so either ends it)
+    wait_until(lambda: sink.observations, timeout_s=5)
+    assert sink.observations[0].error_code in ("CANCELLED", "DEADLINE_EXCEEDED")
+    assert stream._stream is not None and not stream._stream.ended  # the stream carries on
+
+
+def test_refusals_raise_the_status_a_unary_call_would(embedded_executor, loop_thread, transport_to, held_out):
+    stream = transport_to(embedded_executor.target)
+    missing, bad_shape = run_calls(loop_thread, stream, [
+        execute_request("no-such-model", tensor_input(held_out[0][0])),
+        execute_request("cnn-small", tensor_input(held_out[0][0][:3]))])
+    assert missing.code() == grpc.StatusCode.NOT_FOUND and "no-such-model" in missing.details()
+    assert bad_shape.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [zero] = run_calls(loop_thread, stream, [execute_request("cnn-small", tensor_input(held_out[0][0]))], 0.0)
+    assert zero.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_an_input_over_the_message_limit_fails_alone_and_the_stream_goes_on(embedded_executor, loop_thread,
+                                                                           transport_to, held_out):
+    stream = transport_to(embedded_executor.target, max_message_bytes=64 * 1024)
+    good = [execute_request("cnn-small", tensor_input(held_out[0][i])) for i in range(4)]
+    huge = execute_request("cnn-small", common_pb2.Input(encoded_image=bytes(100 * 1024)))
+    results = run_calls(loop_thread, stream, [good[0], huge, *good[1:]])
+    assert isinstance(results[1], grpc.aio.AioRpcError)
+    assert results[1].code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert [r.model.name for r in results[:1] + results[2:]] == ["cnn-small"] * 4
+    opened = stream._stream
+    assert opened is not None and not opened.ended
+    assert not isinstance(run_calls(loop_thread, stream, good[:1])[0], BaseException)
+    assert stream._stream is opened
+
+
+def test_an_executor_without_execute_stream_gets_unary_calls(embedded_executor, loop_thread, transport_to, held_out):
+    """An Executor from before ExecuteStream: only Execute is served (anything else UNIMPLEMENTED)."""
+    service = embedded_executor.service
+
+    async def start_old_executor():
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("modipick.v1.ExecutorService", {
+            "Execute": grpc.unary_unary_rpc_method_handler(
+                service.Execute, request_deserializer=executor_pb2.ExecuteRequest.FromString,
+                response_serializer=executor_pb2.ExecuteResponse.SerializeToString)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = loop_thread.run(start_old_executor())
+    try:
+        stream = transport_to(f"127.0.0.1:{port}")
+        requests = [execute_request("cnn-small", tensor_input(held_out[0][i])) for i in range(3)]
+        with capture_logs() as logs:
+            first = run_calls(loop_thread, stream, requests)
+            later = run_calls(loop_thread, stream, requests[:1])
+        assert all(not isinstance(r, BaseException) for r in first + later), first + later
+        assert stream._unary_only
+        assert [e for e in logs if "no ExecuteStream" in e["event"]] != []
+    finally:
+        loop_thread.run(server.stop(0))
+
+
+def test_calls_on_a_stream_whose_executor_goes_away_fail_unavailable_then_a_new_stream_serves(
+        slow_executor, loop_thread, transport_to, held_out):
+    address = f"127.0.0.1:{free_port()}"
+    app, _, _ = slow_executor(delay_s=1.0, address=address, grace_s=0.0)
+    stream = transport_to(address)
+    request = execute_request("cnn-small", tensor_input(held_out[0][0]))
+
+    async def call_then_kill():
+        pending = asyncio.ensure_future(stream(request, 10.0))
+        await asyncio.sleep(0.3)
+        await app.server.server.stop(0)  # gone without draining: the stream is cut
+        started = time.monotonic()
+        try:
+            await pending
+        except grpc.aio.AioRpcError as exc:
+            return exc, time.monotonic() - started
+        return None, 0.0
+
+    error, waited = loop_thread.run(call_then_kill())
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE, error
+    assert waited < 2.0  # failed when the stream ended, not at its 10 s timeout
+    slow_executor(delay_s=0.0, address=address)  # back on the same address
+    # once the channel has reconnected (its backoff), the next call opens a new stream and is served
+    served = wait_until(lambda: [r for r in run_calls(loop_thread, stream, [request])
+                                 if not isinstance(r, BaseException)], timeout_s=15, interval_s=0.2)
+    assert served[0].model.name == "cnn-small"
+
+
+def test_a_graceful_stop_answers_the_calls_in_flight(slow_executor, loop_thread, transport_to, held_out):
+    app, _, _ = slow_executor(delay_s=0.5, grace_s=5.0)
+    stream = transport_to(app.target)
+    request = execute_request("cnn-small", tensor_input(held_out[0][0]))
+
+    async def call_then_stop():
+        pending = asyncio.ensure_future(stream(request, 10.0))
+        await asyncio.sleep(0.2)
+        began = time.monotonic()
+        stopping = asyncio.ensure_future(app.server.stop())  # drains the stream, then refuses new calls
+        reply = await pending
+        await stopping
+        return reply, time.monotonic() - began
+
+    reply, stop_took = loop_thread.run(call_then_stop())
+    assert reply.prediction.label >= 0 and reply.model.name == "cnn-small"
+    # the drained stream ended with its last answer: the stop did not sit out its 5 s grace for it
+    assert stop_took < 2.5
+    [late] = run_calls(loop_thread, stream, [request], 2.0)
+    assert isinstance(late, grpc.aio.AioRpcError) and late.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_the_pool_picks_its_transport_by_name(loop_thread):
+    async def pools():
+        made = [ExecutorPool(["127.0.0.1:1"], list, settings=PoolSettings(transport=t)) for t in ("auto", "unary")]
+        kinds = [(p.transport, type(p.replicas[0].execute).__name__) for p in made]
+        for p in made:
+            await p.close()
+        return kinds
+
+    assert loop_thread.run(pools()) == [("stream", "StreamExecute"), ("unary", "UnaryExecute")]
+    with pytest.raises(ValueError, match="transport"):
+        ExecutorPool(["127.0.0.1:1"], list, settings=PoolSettings(transport="pigeon"))
+
+
+def test_the_selector_flag_and_its_environment_variable_choose_the_transport(capsys):
+    from modipick.selector.__main__ import parse_settings
+
+    assert parse_settings([], environ={})[0].executor_pool.transport == "auto"
+    assert parse_settings(["--executor-transport", "unary"], environ={})[0].executor_pool.transport == "unary"
+    chosen = parse_settings([], environ={"MODIPICK_EXECUTOR_TRANSPORT": "stream"})[0].executor_pool.transport
+    assert chosen == "stream"
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(["--executor-transport", "pigeon"], environ={})
+    assert exit_.value.code == 2 and "--executor-transport" in capsys.readouterr().err

@@ -216,3 +216,26 @@ def test_the_selector_flag_and_its_environment_variable_choose_the_transport(cap
     with pytest.raises(SystemExit) as exit_:
         parse_settings(["--executor-transport", "pigeon"], environ={})
     assert exit_.value.code == 2 and "--executor-transport" in capsys.readouterr().err
+
+
+def test_a_broken_stream_counts_as_one_failure_of_its_replica(slow_executor, loop_thread, held_out):
+    """Every call waiting on the stream fails at once; the replica's backoff must not grow with
+    how many there were (it would stay ejected long after the Executor is back)."""
+    app, _, _ = slow_executor(delay_s=1.0, max_concurrency=4, grace_s=0.0)
+    request = execute_request("cnn-small", tensor_input(held_out[0][0]))
+
+    async def three_calls_then_kill():
+        pool = ExecutorPool([app.target], list, settings=PoolSettings(transport="stream"))
+        try:
+            calls = [asyncio.ensure_future(pool.Execute(request, timeout=10.0)) for _ in range(3)]
+            await asyncio.sleep(0.3)
+            await app.server.server.stop(0)
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            replica = pool.replicas[0]
+            return [r.code() for r in results], replica.failures, replica.ejected_until - time.monotonic()
+        finally:
+            await pool.close()
+
+    codes, failures, ejected_for = loop_thread.run(three_calls_then_kill())
+    assert codes == [grpc.StatusCode.UNAVAILABLE] * 3
+    assert failures == 1 and 0 < ejected_for <= PoolSettings().eject_base_s

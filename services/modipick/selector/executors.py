@@ -257,6 +257,8 @@ class ExecutorPool:
         replica.stats[code.name] = replica.stats.get(code.name, 0) + 1
         if code not in _EJECTING:
             return
+        if replica.ejected(self._clock()):
+            return  # the same outage (a broken stream fails every call on it at once): one failure
         replica.failures += 1
         backoff = min(self.settings.eject_max_s, self.settings.eject_base_s * 2 ** (replica.failures - 1))
         replica.ejected_until = self._clock() + backoff

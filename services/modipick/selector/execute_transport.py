@@ -112,13 +112,10 @@ class _OpenStream:
         self.ended = True
         self._writer.cancel()
         self._on_end(self)
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            failure: BaseException = _UseUnary()
-        else:
-            failure = ExecuteFailed(grpc.StatusCode.UNAVAILABLE, f"executor stream ended: {code.name}: {details}")
-        for future in self.waiting.values():
+        for future in self.waiting.values():  # an exception each: they are raised in different tasks
             if not future.done():
-                future.set_exception(failure)
+                future.set_exception(_UseUnary() if code == grpc.StatusCode.UNIMPLEMENTED else ExecuteFailed(
+                    grpc.StatusCode.UNAVAILABLE, f"executor stream ended: {code.name}: {details}"))
         self.waiting.clear()
 
     def close(self) -> None:

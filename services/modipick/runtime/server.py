@@ -44,7 +44,8 @@ class RunningServer:
     health: HealthServicer
     service_names: tuple[str, ...]
     options: ServerOptions
-    on_drain: list[Callable[[], None]] = field(default_factory=list)  # told when stopping, before refusing calls: ends long streams
+    # told when stopping, after drain_delay_s and before calls are refused: long streams end here
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
     _stopped: bool = field(default=False, repr=False)
 
     @property

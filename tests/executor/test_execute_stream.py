@@ -97,14 +97,21 @@ def test_refusals_are_answers_and_the_stream_goes_on(embedded_executor, stub_for
     assert "timeout_ms" in stream.answers[3].error.message
 
 
-def test_an_undecodable_stream_message_ends_the_stream_with_invalid_argument(embedded_executor):
+def test_an_undecodable_stream_message_ends_the_stream_with_invalid_argument(embedded_executor, held_out):
+    """Also right behind calls whose answers are being written (found by the fuzzer: the refusal
+    raced the writes and the call hung until its deadline)."""
+    good = executor_pb2.ExecuteStreamRequest(calls=[
+        call(i, execute_request("cnn-small", tensor_input(held_out[0][i]))) for i in range(1, 4)]).SerializeToString()
     with grpc.insecure_channel(embedded_executor.target) as channel:
         raw = channel.stream_stream("/modipick.v1.ExecutorService/ExecuteStream",
                                     request_serializer=None, response_deserializer=None)
-        with pytest.raises(grpc.RpcError) as err:
-            list(raw(iter([b"\xff\xff\xff garbage"]), timeout=10))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "ExecuteStream" in err.value.details()
+        for messages in [[b"\xff\xff\xff garbage"]] + [[good, b"\xff\xff"], [good, good, b"\xff\xff"]] * 5:
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as err:
+                list(raw(iter(messages), timeout=10))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+            assert "ExecuteStream" in err.value.details()
+            assert time.monotonic() - started < 2.0
 
 
 def test_a_call_ends_at_its_timeout_from_arrival(slow_executor, stub_for, held_out):

@@ -57,15 +57,21 @@ class StreamSession:
             done, _ = await asyncio.wait({writer, reader, drained}, return_when=asyncio.FIRST_COMPLETED)
             if writer in done:
                 writer.result()  # a write failed: the stream is gone
-            if reader in done:
-                reader.result()  # the caller closed its side, or a message could not be decoded
-            else:  # shutting down: messages not read yet fail on the caller's side, which retries them
+            failure = reader.exception() if reader in done else None  # e.g. an undecodable message
+            if reader not in done:  # shutting down: messages not read yet fail on the caller's side, who retries
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
+            if failure is not None:  # no more answers: the stream is about to end with an error
+                for task in self._running.values():
+                    task.cancel()
             while self._running:
                 await asyncio.wait(set(self._running.values()))
+            # the writer finishes the write in flight and what is queued: ending the call while a
+            # write is in flight can leave it hanging
             self._answers.put_nowait(_END)
             await writer
+            if failure is not None:
+                raise failure
         finally:
             for task in (writer, reader, drained, *self._running.values()):
                 task.cancel()

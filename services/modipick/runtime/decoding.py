@@ -52,8 +52,14 @@ def guard(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodH
     if inspect.iscoroutinefunction(handler.stream_unary):
         return grpc.stream_unary_rpc_method_handler(_streaming(handler.stream_unary, method), **kwargs)
     if inspect.iscoroutinefunction(handler.stream_stream):  # answers with context.write, returns None
-        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, method), **kwargs)
+        return grpc.stream_stream_rpc_method_handler(_bidirectional(handler.stream_stream, method), **kwargs)
     return handler
+
+
+class UndecodableRequest(Exception):
+    """Raised by a guarded stream-stream handler's request iterator: the handler stops its own
+    writes, lets it propagate, and the guard then refuses the call (aborting from another task
+    while a write is in flight can leave the call hanging)."""
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):
@@ -109,5 +115,21 @@ def _streaming(behavior, method: str):
                 yield request
 
         return await behavior(checked(), context)
+
+    return guarded
+
+
+def _bidirectional(behavior, method: str):
+    async def guarded(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext):
+        async def checked() -> AsyncIterator[Any]:
+            async for request in request_iterator:
+                if isinstance(request, _Undecodable):
+                    raise UndecodableRequest(_refusal(method, request.error))
+                yield request
+
+        try:
+            return await behavior(checked(), context)
+        except UndecodableRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     return guarded

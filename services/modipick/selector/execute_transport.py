@@ -31,6 +31,7 @@ log = structlog.get_logger("modipick.selector.executors")
 TRANSPORTS = ("auto", "stream", "unary")
 MAX_CALLS_PER_MESSAGE = 256
 BATCH_BYTES = 1 << 20  # calls join a message while it stays under this (and half the message limit)
+STREAM_MAX_INPUT_BYTES = 64 * 1024  # bigger requests go unary: see StreamExecute.__call__
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -130,6 +131,7 @@ class StreamExecute:
         self._stub = stub
         self._target = target
         self._batch_bytes = min(BATCH_BYTES, max_message_bytes // 2)
+        self._stream_max_bytes = min(STREAM_MAX_INPUT_BYTES, self._batch_bytes)
         self._unary = UnaryExecute(stub)
         self._unary_only = False
         self._stream: _OpenStream | None = None
@@ -137,9 +139,11 @@ class StreamExecute:
 
     async def __call__(self, request: executor_pb2.ExecuteRequest, timeout_s: float,
                        metadata=None) -> executor_pb2.ExecuteResponse:
-        if self._unary_only or request.ByteSize() > self._batch_bytes:
-            # a big input gains nothing from sharing a message, and one over the message limit
-            # must fail alone (RESOURCE_EXHAUSTED) rather than end the stream for every call on it
+        if self._unary_only or request.ByteSize() > self._stream_max_bytes:
+            # A call set-up is what the stream saves, and it only matters for small inputs. A big
+            # one (past HTTP/2's 64 KiB initial window) would hold every call behind it on the one
+            # stream while an Executor short of CPU reads it slowly (a live test under load showed
+            # it); one over the message limit must fail alone rather than end the stream for all.
             return await self._unary(request, timeout_s, metadata)
         if timeout_s <= 0:
             raise ExecuteFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")

@@ -115,6 +115,18 @@ def test_an_input_over_the_message_limit_fails_alone_and_the_stream_goes_on(embe
     assert stream._stream is opened
 
 
+def test_a_big_input_goes_unary_and_leaves_the_stream_to_small_ones(embedded_executor, loop_thread, transport_to,
+                                                                    held_out):
+    """Past HTTP/2's 64 KiB initial window a request would hold the calls behind it on the stream."""
+    stream = transport_to(embedded_executor.target)
+    big = execute_request("cnn-small", common_pb2.Input(encoded_image=bytes(80 * 1024)))  # undecodable
+    [refused] = run_calls(loop_thread, stream, [big])
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT  # the Executor's own answer, by unary call
+    assert stream._stream is None  # no stream was opened for it
+    [served] = run_calls(loop_thread, stream, [execute_request("cnn-small", tensor_input(held_out[0][0]))])
+    assert served.model.name == "cnn-small" and stream._stream is not None
+
+
 def test_an_executor_without_execute_stream_gets_unary_calls(embedded_executor, loop_thread, transport_to, held_out):
     """An Executor from before ExecuteStream: only Execute is served (anything else UNIMPLEMENTED)."""
     service = embedded_executor.service
@@ -209,7 +221,7 @@ def test_the_pool_picks_its_transport_by_name(loop_thread):
 def test_the_selector_flag_and_its_environment_variable_choose_the_transport(capsys):
     from modipick.selector.__main__ import parse_settings
 
-    assert parse_settings([], environ={})[0].executor_pool.transport == "auto"
+    assert parse_settings([], environ={})[0].executor_pool.transport == "unary"
     assert parse_settings(["--executor-transport", "unary"], environ={})[0].executor_pool.transport == "unary"
     chosen = parse_settings([], environ={"MODIPICK_EXECUTOR_TRANSPORT": "stream"})[0].executor_pool.transport
     assert chosen == "stream"

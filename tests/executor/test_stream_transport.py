@@ -251,3 +251,26 @@ def test_a_broken_stream_counts_as_one_failure_of_its_replica(slow_executor, loo
     codes, failures, ejected_for = loop_thread.run(three_calls_then_kill())
     assert codes == [grpc.StatusCode.UNAVAILABLE] * 3
     assert failures == 1 and 0 < ejected_for <= PoolSettings().eject_base_s
+
+
+def test_when_every_attempt_fails_the_pool_raises_the_last_status_not_an_internal_error(loop_thread):
+    """Three replicas that refuse connections: three attempts, then UNAVAILABLE naming each one
+    (the loop used to run out after a third failure that still planned a retry: UNKNOWN)."""
+    from modipick.core import Candidate
+
+    targets = [f"127.0.0.1:{free_port()}" for _ in range(4)]
+    fits = [Candidate("cnn-small", 1, 96.0, 1.0, 0.1)]
+
+    async def attempt_all():
+        pool = ExecutorPool(targets, lambda: fits, settings=PoolSettings(transport="unary"))
+        try:
+            request = executor_pb2.ExecuteRequest(model=common_pb2.ModelRef(name="cnn-small", version=1))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pool.Execute(request, timeout=5.0)
+            return err.value
+        finally:
+            await pool.close()
+
+    error = loop_thread.run(attempt_all())
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "3 attempts made" in error.details() and error.details().count("UNAVAILABLE") == 3

@@ -183,11 +183,14 @@ class ExecutorPool:
                                 f" ({exc.details()})" if exc.details() else ""))
                 self._failed(replica, code, exc.details() or "")
                 tried.append(replica)
-                nxt = self._next_attempt(attempt, code, cut, deadline, tried, failed_models)
+                nxt = None if number == s.max_attempts else self._next_attempt(attempt, code, cut, deadline, tried,
+                                                                                failed_models)
                 if nxt is None:
                     if number == 1:
                         raise
-                    raise AttemptsFailed(code, "; ".join(notes) + self._why_stopped(deadline, code))
+                    why = self._why_stopped(deadline, code) if number < s.max_attempts else \
+                        f"; {s.max_attempts} attempts made"
+                    raise AttemptsFailed(code, "; ".join(notes) + why)
                 self.retries += 1
                 log.info("retrying on another executor", failed=notes[-1], model=_key(nxt.model),
                          left_ms=round((deadline - self._clock()) * 1000, 1))
@@ -199,7 +202,7 @@ class ExecutorPool:
             if number > 1:
                 self.rescued += 1
             return reply
-        raise AssertionError("unreachable")  # the last attempt either returns or raises
+        raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
     def _first_cut(self, model: common_pb2.ModelRef, left: float, replica: Replica) -> float:
         """The first attempt's deadline: the budget minus the reserve for a retry, when the chosen

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sla", type=float, default=1000.0)
     parser.add_argument("--executor-transport", choices=("stream", "unary"), default="stream",
                         help="how the Selector reaches the Executor (its --executor-transport)")
+    parser.add_argument("--tf-intra-op-threads", type=int, default=0,
+                        help="the Executor's --tf-intra-op-threads (0: TensorFlow picks, one per core)")
     args = parser.parse_args(argv)
     from modipick.cli.suite import Suite, SuiteSettings
     from modipick.runtime.logging import configure_logging
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=url,
                                      threshold_ms=1.0, log_level="warning", child_output=log,
-                                     extra_env={"MODIPICK_EXECUTOR_TRANSPORT": args.executor_transport})
+                                     extra_env={"MODIPICK_EXECUTOR_TRANSPORT": args.executor_transport,
+                                                "MODIPICK_TF_INTRA_OP_THREADS": str(args.tf_intra_op_threads)})
 
             async def run() -> dict:
                 async with Suite(settings) as suite:
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
               "  (SDK path - plain-stub path)")
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
+    print(f"Selector -> Executor: {args.executor_transport}; Executor TensorFlow intra-op threads: "
+          f"{args.tf_intra_op_threads or 'auto'}")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "
           f"{statistics.mean(sel):.2f} ms, direct {statistics.mean(dire):.2f} ms")
     return 0

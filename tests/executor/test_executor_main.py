@@ -38,7 +38,8 @@ def wait_until(check, timeout_s: float):
 def test_executor_process_serves_and_shuts_down_gracefully(digits_pool, held_out, tmp_path):
     port = free_port()
     env = {**os.environ, "MODIPICK_MODEL_BASE": str(digits_pool), "MODIPICK_LISTEN": f"127.0.0.1:{port}",
-           "MODIPICK_LOG_JSON": "1", "MODIPICK_MAX_CONCURRENCY": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+           "MODIPICK_LOG_JSON": "1", "MODIPICK_MAX_CONCURRENCY": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "MODIPICK_TF_INTRA_OP_THREADS": "1"}
     log_path = tmp_path / "executor.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "modipick.executor"], env=env, stdout=log, stderr=log)
@@ -72,3 +73,26 @@ def test_executor_process_serves_and_shuts_down_gracefully(digits_pool, held_out
     assert refused and refused[0]["request_id"] == "rid-bad-2" and refused[0]["code"] == "NOT_FOUND"
     events = [line.get("event") for line in lines]
     assert "executor started" in events and "stopped" in events
+    sized = [line for line in lines if line.get("event") == "TensorFlow thread pools sized"]
+    assert sized and sized[0]["intra_op"] == 1 and sized[0]["inter_op"] == "auto"
+
+
+def test_tensorflow_threads_come_from_flags_and_environment() -> None:
+    from modipick.executor.__main__ import parse_settings
+
+    settings, _ = parse_settings(["--model-base", "/pool", "--tf-intra-op-threads", "1"],
+                                 {"MODIPICK_TF_INTER_OP_THREADS": "2"})
+    assert (settings.tf_intra_op_threads, settings.tf_inter_op_threads) == (1, 2)
+    assert parse_settings(["--model-base", "/pool"], {})[0].tf_intra_op_threads == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model-base", "/pool", "--tf-intra-op-threads", "-1"], "must be >= 0"),
+    (["--backend", "tfserving", "--tf-inter-op-threads", "2"], "--tensorflow_inter_op_parallelism"),
+])
+def test_bad_tensorflow_threads_exit_2(argv, message, capsys) -> None:
+    from modipick.executor.__main__ import parse_settings
+
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(argv, {})
+    assert exited.value.code == 2 and message in capsys.readouterr().err

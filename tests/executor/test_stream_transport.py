@@ -221,7 +221,7 @@ def test_the_pool_picks_its_transport_by_name(loop_thread):
 def test_the_selector_flag_and_its_environment_variable_choose_the_transport(capsys):
     from modipick.selector.__main__ import parse_settings
 
-    assert parse_settings([], environ={})[0].executor_pool.transport == "unary"
+    assert parse_settings([], environ={})[0].executor_pool.transport == "auto"
     assert parse_settings(["--executor-transport", "unary"], environ={})[0].executor_pool.transport == "unary"
     chosen = parse_settings([], environ={"MODIPICK_EXECUTOR_TRANSPORT": "stream"})[0].executor_pool.transport
     assert chosen == "stream"

@@ -58,6 +58,12 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--tfserving-target", default="127.0.0.1:8500", help="TensorFlow Serving gRPC address")
     p.add_option("--profiler-target", default="", help="Profiler to report observations to (empty: none)")
     p.add_option("--max-concurrency", default=2, type=_positive_int, help="executions running at once")
+    p.add_option("--tf-intra-op-threads", default=0, type=_non_negative_int,
+                 help="embedded backend: threads one TensorFlow op may use (0: one per core); as TF Serving's "
+                      "--tensorflow_intra_op_parallelism")
+    p.add_option("--tf-inter-op-threads", default=0, type=_non_negative_int,
+                 help="embedded backend: TensorFlow ops run at once (0: one per core); as TF Serving's "
+                      "--tensorflow_inter_op_parallelism")
     p.add_option("--max-queue", default=32, type=_non_negative_int,
                  help="requests waiting for a slot; beyond it RESOURCE_EXHAUSTED")
     p.add_option("--default-timeout-s", default=30.0, type=_positive_float, help="deadline of calls without one")
@@ -67,10 +73,14 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
                 "build a pool with `modipick zoo build --pool digits`")
+    if args.backend == "tfserving" and (args.tf_intra_op_threads or args.tf_inter_op_threads):
+        p.error("--tf-intra-op-threads/--tf-inter-op-threads size the embedded backend's TensorFlow; "
+                "TensorFlow Serving takes --tensorflow_intra_op_parallelism/--tensorflow_inter_op_parallelism")
     settings = ExecutorSettings(
         address=args.listen, backend=args.backend, model_base=args.model_base or None,
         tfserving_target=args.tfserving_target, profiler_target=args.profiler_target,
-        max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
+        max_concurrency=args.max_concurrency, max_queue=args.max_queue,
+        tf_intra_op_threads=args.tf_intra_op_threads, tf_inter_op_threads=args.tf_inter_op_threads, default_timeout_s=args.default_timeout_s,
         **server_settings(p, args))
     return settings, args
 

@@ -29,6 +29,8 @@ class ExecutorSettings:
     tfserving_target: str = "127.0.0.1:8500"
     profiler_target: str = ""          # empty: observations are not reported
     max_concurrency: int = 2
+    tf_intra_op_threads: int = 0       # embedded backend; 0: TensorFlow picks (one per core)
+    tf_inter_op_threads: int = 0
     max_queue: int = 32
     default_timeout_s: float = 30.0    # for calls that carry no deadline
     report_batch_size: int = 256
@@ -68,7 +70,9 @@ def build_backend(settings: ExecutorSettings) -> Backend:
     if settings.backend == "embedded":
         if not settings.model_base:
             raise ValueError("the embedded backend needs --model-base (a TF Serving base path)")
-        return make_backend("embedded", model_base=settings.model_base, threads=settings.max_concurrency)
+        return make_backend("embedded", model_base=settings.model_base, threads=settings.max_concurrency,
+                            intra_op_threads=settings.tf_intra_op_threads,
+                            inter_op_threads=settings.tf_inter_op_threads)
     interceptors = client_interceptors()  # TF Serving calls join the request's trace
     return make_backend(settings.backend, target=settings.tfserving_target, model_base=settings.model_base,
                         channel_factory=(lambda target: aio_channel(target, interceptors=interceptors))

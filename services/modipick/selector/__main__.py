@@ -26,10 +26,10 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052",
                  help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
-    p.add_option("--executor-transport", default="unary", choices=TRANSPORTS,
-                 help="'unary': one Execute call each (the default); 'stream': executions as messages on one "
-                      "ExecuteStream per Executor (no call set-up per request: faster, but still new); "
-                      "'auto': stream, unary when tracing is on")
+    p.add_option("--executor-transport", default="auto", choices=TRANSPORTS,
+                 help="'auto' (the default): 'stream', or 'unary' when tracing is on; 'stream': executions as "
+                      "messages on one ExecuteStream per Executor (no call set-up per request); 'unary': one "
+                      "Execute call each")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")

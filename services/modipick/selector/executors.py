@@ -64,7 +64,7 @@ class PoolSettings:
     service_alpha: float = 0.2       # EWMA weight of a reply's execution time
     answer_margin_ms: float = 3.0    # the last attempt ends this early: the Selector's answer, not the
                                      # caller's own timer, reports what ran out
-    transport: str = "unary"         # unary | stream | auto (stream, but unary with client interceptors:
+    transport: str = "auto"          # unary | stream | auto (stream, but unary with client interceptors:
                                      # tracing's per-request spans live on unary calls)
 
 

@@ -4,7 +4,9 @@ Serves what TF Serving would serve from the same base path (models.config's mode
 policy and labels, else every model's latest version). Versions load in the background one at a
 time (LOADING -> AVAILABLE, or UNAVAILABLE with the error), each warmed with one zero batch so the
 first request does not pay for tracing. Signatures run in a thread pool: the event loop never
-blocks on TensorFlow.
+blocks on TensorFlow. TensorFlow's own thread pools are sized as TF Serving's
+--tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism would size them (0: TensorFlow
+picks, one thread per core).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class EmbeddedBackend:
     name = "embedded"
 
     def __init__(self, model_base: str | os.PathLike[str], *, threads: int = 2, models: Sequence[str] = (),
-                 warmup: bool = True) -> None:
+                 warmup: bool = True, intra_op_threads: int = 0, inter_op_threads: int = 0) -> None:
         self._base = Path(model_base)
+        self._tf_threads = (intra_op_threads, inter_op_threads)
         self._only = frozenset(models)
         self._warmup = warmup
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="embedded-tf")
@@ -65,6 +68,7 @@ class EmbeddedBackend:
 
     async def _load_all(self, todo: list[tuple[str, int, Path]]) -> None:
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._loader, size_tensorflow_threads, *self._tf_threads)
         for name, version, path in todo:
             info = self._versions[name][version]
             try:
@@ -127,6 +131,28 @@ class EmbeddedBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._loaded.clear()
+
+
+def size_tensorflow_threads(intra_op: int, inter_op: int) -> None:
+    """Before TensorFlow runs its first op; after that its pools are fixed for the process."""
+    if not intra_op and not inter_op:
+        return
+    import tensorflow as tf
+
+    current = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
+    if current == (intra_op or current[0], inter_op or current[1]):
+        return
+    try:
+        if intra_op:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as exc:  # TensorFlow already ran in this process (an embedding test, a notebook)
+        log.warning("TensorFlow thread pools already sized; keeping them", error=str(exc),
+                    intra_op=current[0], inter_op=current[1])
+        return
+    log.info("TensorFlow thread pools sized", intra_op=intra_op or "auto", inter_op=inter_op or "auto")
 
 
 def _run(function: Any, model: ModelInfo, batch: np.ndarray) -> np.ndarray:

@@ -11,7 +11,9 @@ model the Selector chose last, the next through the Selector with the SDK (Async
 all paths run the same model mix under the same load, side by side. Overhead = the difference of
 the two plain-stub paths' latency quantiles (the same client machinery on both sides); the SDK's own
 client-side cost is printed apart, as is the Selector's time around the Executor call
-(server_ms - queue_ms - execution_ms, from the reply's timings).
+(server_ms - queue_ms - execution_ms, from the reply's timings). First it times a bare grpc.aio
+round trip paced every 5 ms in this process: the machine's cost of one hop, to tell a slower machine
+from slower code when comparing runs.
 """
 
 from __future__ import annotations
@@ -156,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     from modipick.runtime.logging import configure_logging
 
     configure_logging(level="warning")
+    from benchmarks.selector_hot_path import aio_round_trip
+
+    # the machine's own cost of one paced gRPC hop (both ends in this process): the overhead below
+    # is about one such hop, so this line tells a slower machine from slower code
+    calibration_p50, _ = asyncio.run(aio_round_trip(1000, 0.005))
     with tempfile.TemporaryDirectory() as workdir, open(os.path.join(workdir, "services.log"), "w") as log:
         redis, url = start_redis(workdir)
         try:
@@ -190,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
               "  (SDK path - plain-stub path)")
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
+    print(f"machine calibration: a bare grpc.aio round trip paced every 5 ms takes p50 {calibration_p50:.2f} ms")
     print(f"Selector -> Executor: {args.executor_transport}; Executor TensorFlow intra-op threads: "
           f"{args.tf_intra_op_threads or 'auto'}")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "

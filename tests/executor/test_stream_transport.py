@@ -15,7 +15,7 @@ from fixtures_suite import free_port, wait_until
 from structlog.testing import capture_logs
 
 from modipick.runtime.channels import aio_channel
-from modipick.selector.execute_transport import StreamExecute, UnaryExecute
+from modipick.selector.execute_transport import StreamExecute, UnaryExecute, transport_for
 from modipick.selector.executors import ExecutorPool, PoolSettings
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -205,15 +205,23 @@ def test_a_graceful_stop_answers_the_calls_in_flight(slow_executor, loop_thread,
     assert isinstance(late, grpc.aio.AioRpcError) and late.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_the_pool_picks_its_transport_by_name(loop_thread):
+def test_the_pool_picks_each_replicas_transport_by_name_and_target(loop_thread):
+    targets = ["127.0.0.1:1", "[::1]:2", "unix:///tmp/executor.sock", "executor:50052",
+               "dns:///executor-headless:50052", "ipv4:10.0.0.1:1,10.0.0.2:1"]
+
     async def pools():
-        made = [ExecutorPool(["127.0.0.1:1"], list, settings=PoolSettings(transport=t)) for t in ("auto", "unary")]
-        kinds = [(p.transport, type(p.replicas[0].execute).__name__) for p in made]
+        made = [ExecutorPool(targets, list, settings=PoolSettings(transport=t)) for t in ("auto", "stream", "unary")]
+        kinds = [[r.execute.name for r in p.replicas] for p in made]
         for p in made:
             await p.close()
         return kinds
 
-    assert loop_thread.run(pools()) == [("stream", "StreamExecute"), ("unary", "UnaryExecute")]
+    auto, stream, unary = loop_thread.run(pools())
+    # a name may resolve to many Executors that the channel balances unary calls over; one stream
+    # would pin every execution to one of them
+    assert auto == ["stream", "stream", "stream", "unary", "unary", "unary"]
+    assert stream == ["stream"] * len(targets) and unary == ["unary"] * len(targets)
+    assert transport_for("auto", "127.0.0.1:1", traced=True) == "unary"  # spans live on unary calls
     with pytest.raises(ValueError, match="transport"):
         ExecutorPool(["127.0.0.1:1"], list, settings=PoolSettings(transport="pigeon"))
 

@@ -27,9 +27,10 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--executor-target", default="127.0.0.1:50052",
                  help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
     p.add_option("--executor-transport", default="auto", choices=TRANSPORTS,
-                 help="'auto' (the default): 'stream', or 'unary' when tracing is on; 'stream': executions as "
-                      "messages on one ExecuteStream per Executor (no call set-up per request); 'unary': one "
-                      "Execute call each")
+                 help="'auto' (the default): 'stream' to each Executor address, 'unary' when tracing is on or "
+                      "to a name (dns:///..., a service name: its Executors are balanced per call); 'stream': "
+                      "executions as messages on one ExecuteStream per target (no call set-up per request); "
+                      "'unary': one Execute call each")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")

@@ -148,6 +148,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     await health.start()
     log.info("selector started", target=server.target, policy=settings.policy, seed=settings.seed,
              executor=settings.executor_target, profiler=settings.profiler_target or None,
+             executor_transport=",".join(sorted({r.execute.name for r in pool.replicas})),
              models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
              return_leg_sharing=sharing)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ipaddress
 from typing import Protocol
 
 import grpc
@@ -35,7 +36,36 @@ STREAM_MAX_INPUT_BYTES = 64 * 1024  # bigger requests go unary: see StreamExecut
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
+def one_address(target: str) -> bool:
+    """Whether a target can only ever reach one Executor: an IP literal or a Unix socket. A name may
+    resolve to many (a headless Service, a scaled Compose service), and the channel balances unary
+    calls over all of them, while one long-lived stream would pin every execution to one."""
+    scheme, _, rest = target.partition(":")
+    if scheme in ("unix", "unix-abstract", "ipv4", "ipv6"):
+        return "," not in rest  # ipv4:a:1,b:2 lists several
+    if scheme == "dns":
+        return False
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or target.startswith("[") else target
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def transport_for(setting: str, target: str, *, traced: bool) -> str:
+    """`auto`: the stream to one address, unary calls to a name (balanced) or when tracing
+    (per-execution spans live on unary calls)."""
+    if setting not in TRANSPORTS:
+        raise ValueError(f"executor transport must be one of {', '.join(TRANSPORTS)}, got {setting!r}")
+    if setting != "auto":
+        return setting
+    return "stream" if one_address(target) and not traced else "unary"
+
+
 class ExecuteTransport(Protocol):
+    name: str
+
     async def __call__(self, request: executor_pb2.ExecuteRequest, timeout_s: float,
                        metadata=None) -> executor_pb2.ExecuteResponse: ...
 
@@ -50,6 +80,8 @@ class ExecuteFailed(grpc.aio.AioRpcError):
 
 
 class UnaryExecute:
+    name = "unary"
+
     def __init__(self, stub: executor_pb2_grpc.ExecutorServiceStub) -> None:
         self._execute = stub.Execute
 
@@ -126,6 +158,8 @@ class _OpenStream:
 
 
 class StreamExecute:
+    name = "stream"
+
     def __init__(self, stub: executor_pb2_grpc.ExecutorServiceStub, *, target: str = "",
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._stub = stub

@@ -33,7 +33,8 @@ import structlog
 from modipick.core import Candidate
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.tls import TlsConfig
-from modipick.selector.execute_transport import TRANSPORTS, ExecuteTransport, StreamExecute, UnaryExecute
+from modipick.selector.execute_transport import (TRANSPORTS, ExecuteTransport, StreamExecute, UnaryExecute,
+                                                 transport_for)
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -64,8 +65,7 @@ class PoolSettings:
     service_alpha: float = 0.2       # EWMA weight of a reply's execution time
     answer_margin_ms: float = 3.0    # the last attempt ends this early: the Selector's answer, not the
                                      # caller's own timer, reports what ran out
-    transport: str = "auto"          # unary | stream | auto (stream, but unary with client interceptors:
-                                     # tracing's per-request spans live on unary calls)
+    transport: str = "auto"          # unary | stream | auto (see execute_transport.transport_for)
 
 
 @dataclass
@@ -115,21 +115,20 @@ class ExecutorPool:
         self._clock = clock
         if settings.transport not in TRANSPORTS:
             raise ValueError(f"executor transport must be one of {', '.join(TRANSPORTS)}, got {settings.transport!r}")
-        self.transport = settings.transport
-        if self.transport == "auto":
-            self.transport = "unary" if interceptors else "stream"
         self._max_message_bytes = max_message_bytes
         self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
-                                                      interceptors=interceptors)) for t in targets]
+                                                      interceptors=interceptors),
+                                       transport_for(settings.transport, t, traced=bool(interceptors)))
+                         for t in targets]
         self._turn = itertools.count()
         self._poller: asyncio.Task | None = None
         self.retries = 0
         self.rescued = 0  # requests served by a retry
 
-    def _replica(self, target: str, channel: grpc.aio.Channel) -> Replica:
+    def _replica(self, target: str, channel: grpc.aio.Channel, transport: str) -> Replica:
         stub = executor_pb2_grpc.ExecutorServiceStub(channel)
         execute = (StreamExecute(stub, target=target, max_message_bytes=self._max_message_bytes)
-                   if self.transport == "stream" else UnaryExecute(stub))
+                   if transport == "stream" else UnaryExecute(stub))
         return Replica(target, channel, stub, execute)
 
     # -- choosing -----------------------------------------------------------------------------------

@@ -282,3 +282,31 @@ def test_when_every_attempt_fails_the_pool_raises_the_last_status_not_an_interna
     error = loop_thread.run(attempt_all())
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "3 attempts made" in error.details() and error.details().count("UNAVAILABLE") == 3
+
+
+def test_auto_keeps_unary_calls_to_a_target_that_balances_over_several_executors(slow_executor, loop_thread,
+                                                                                     held_out):
+    """One target naming two Executors: unary calls are spread over both by the channel; one
+    stream would carry every execution to the same one."""
+    (first, first_backend, _), (second, second_backend, _) = slow_executor(0.0), slow_executor(0.0)
+    target = f"ipv4:{first.target},{second.target}"
+    request = execute_request("cnn-small", tensor_input(held_out[0][0]))
+
+    def served_by(transport: str) -> tuple[int, int]:
+        before = first_backend.finished, second_backend.finished
+
+        async def calls():
+            pool = ExecutorPool([target], list, settings=PoolSettings(transport=transport))
+            try:
+                for _ in range(20):
+                    await pool.Execute(request, timeout=10.0)
+            finally:
+                await pool.close()
+
+        loop_thread.run(calls())
+        return first_backend.finished - before[0], second_backend.finished - before[1]
+
+    spread = served_by("auto")
+    assert sum(spread) == 20 and min(spread) > 0, spread
+    pinned = served_by("stream")
+    assert sum(pinned) == 20 and min(pinned) == 0, pinned

@@ -69,6 +69,7 @@ def _mirror():
 
 def test_a_full_executor_sheds_at_once(e3, figures):
     results: list[tuple[str, float]] = []
+    refusals: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(24)
 
@@ -84,7 +85,8 @@ def test_a_full_executor_sheds_at_once(e3, figures):
                 outcome = "OK"
             except grpc.RpcError as exc:
                 outcome = exc.code().name
-                assert exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or "saturated" in exc.details()
+                with lock:
+                    refusals.append(exc.details() or "")
             with lock:
                 results.append((outcome, (time.monotonic() - began) * 1000.0))
 
@@ -103,9 +105,9 @@ def test_a_full_executor_sheds_at_once(e3, figures):
     # one slot and 4 queued are always served; a slow machine staggers the 24 uploads, and every
     # request that arrives after one finished finds room (4 of 24 shed in one full-suite run)
     assert counts["RESOURCE_EXHAUSTED"] >= 3 and counts["OK"] >= 5, counts
-    # shed on arrival: a refusal comes back before the requests that waited their turn (both carry
-    # the 4 MB upload; how much earlier depends on how fast this machine decodes it right now)
-    assert shed_ms[len(shed_ms) // 2] < served_ms[-1], (shed_ms, served_ms)
+    # shed on arrival, against a full queue, not after waiting in it. (Timing cannot show it: each
+    # request's 4 MB upload takes up to ~800 ms here, longer than a served request's whole call.)
+    assert all("saturated" in detail and "and 4 waiting" in detail for detail in refusals), refusals[:3]
 
 
 def test_the_selector_under_overload_sheds_and_never_answers_late(selector3, figures):

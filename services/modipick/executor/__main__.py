@@ -79,8 +79,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     settings = ExecutorSettings(
         address=args.listen, backend=args.backend, model_base=args.model_base or None,
         tfserving_target=args.tfserving_target, profiler_target=args.profiler_target,
-        max_concurrency=args.max_concurrency, max_queue=args.max_queue,
-        tf_intra_op_threads=args.tf_intra_op_threads, tf_inter_op_threads=args.tf_inter_op_threads, default_timeout_s=args.default_timeout_s,
+        max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
+        tf_intra_op_threads=args.tf_intra_op_threads, tf_inter_op_threads=args.tf_inter_op_threads,
         **server_settings(p, args))
     return settings, args
 

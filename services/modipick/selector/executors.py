@@ -33,8 +33,7 @@ import structlog
 from modipick.core import Candidate
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.tls import TlsConfig
-from modipick.selector.execute_transport import (TRANSPORTS, ExecuteTransport, StreamExecute, UnaryExecute,
-                                                 transport_for)
+from modipick.selector.execute_transport import ExecuteTransport, StreamExecute, UnaryExecute, transport_for
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -113,13 +112,11 @@ class ExecutorPool:
         self.settings = settings
         self._candidates = candidates
         self._clock = clock
-        if settings.transport not in TRANSPORTS:
-            raise ValueError(f"executor transport must be one of {', '.join(TRANSPORTS)}, got {settings.transport!r}")
         self._max_message_bytes = max_message_bytes
+        kinds = [transport_for(settings.transport, t, traced=bool(interceptors)) for t in targets]  # may refuse
         self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
-                                                      interceptors=interceptors),
-                                       transport_for(settings.transport, t, traced=bool(interceptors)))
-                         for t in targets]
+                                                      interceptors=interceptors), kind)
+                         for t, kind in zip(targets, kinds)]
         self._turn = itertools.count()
         self._poller: asyncio.Task | None = None
         self.retries = 0

@@ -141,7 +141,8 @@ def size_tensorflow_threads(intra_op: int, inter_op: int) -> None:
 
     current = (tf.config.threading.get_intra_op_parallelism_threads(),
                tf.config.threading.get_inter_op_parallelism_threads())
-    if current == (intra_op or current[0], inter_op or current[1]):
+    wanted = (intra_op or current[0], inter_op or current[1])
+    if current == wanted:
         return
     try:
         if intra_op:

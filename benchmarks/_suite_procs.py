@@ -54,7 +54,7 @@ class InstantBackend:
         pass
 
 
-def instant_executor_main(port_queue) -> None:
+def instant_executor_main(port_queue, socket_path: str = "") -> None:
     """The real Executor service (admission, input checks, Execute and ExecuteStream) on InstantBackend."""
     from modipick.executor.app import ExecutorSettings, start_executor
     from modipick.executor.reporter import NullSink
@@ -65,7 +65,7 @@ def instant_executor_main(port_queue) -> None:
 
     async def serve() -> None:
         app = await start_executor(ExecutorSettings(address="127.0.0.1:0", backend="instant", max_concurrency=64,
-                                                    max_queue=1024, grace_s=0.5),
+                                                    max_queue=1024, grace_s=0.5, execute_socket=socket_path),
                                    backend=InstantBackend(), sink=NullSink())
         port_queue.put(app.target)
         await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
@@ -100,7 +100,7 @@ def bare_proxy_main(executor_target: str, port_queue) -> None:
 
 
 def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0,
-                  transport: str = "stream") -> None:
+                  transport: str = "stream", socket_path: str = "") -> None:
     from modipick.core import ModelProfile
     from modipick.runtime.logging import configure_logging
     from modipick.runtime.server import run_until_signal
@@ -116,7 +116,8 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
     async def serve() -> None:
         app = await start_selector(SelectorSettings(executor_target=executor_target, profiler_target="",
                                                     seed=seed, policy_params={"threshold_ms": 1.0},
-                                                    executor_pool=PoolSettings(transport=transport)), store=store)
+                                                    executor_pool=PoolSettings(transport=transport, socket_path=socket_path)),
+                                    store=store)
         port_queue.put(app.target)
 
         async def stop() -> None:

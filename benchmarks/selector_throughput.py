@@ -1,6 +1,6 @@
 """Selector throughput: one Selector replica in front of an Executor whose model answers at once.
 
-    python -m benchmarks.selector_throughput [--load h2load|stub|sdk] [--transport stream|unary]
+    python -m benchmarks.selector_throughput [--load h2load|stub|sdk] [--transport socket|stream|unary]
                                              [--seconds 10] [--clients 2] [--concurrency 32] [--profile]
 
 Processes (spawn): the Executor (the real service, admission and input checks included, on a
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per load client")
     parser.add_argument("--load", choices=("h2load", "stub", "sdk"),
                         default="h2load" if shutil.which("h2load") else "stub")
-    parser.add_argument("--transport", choices=("stream", "unary"), default="stream",
-                        help="how the Selector reaches the Executor (ExecuteStream messages or unary Execute calls)")
+    parser.add_argument("--transport", choices=("socket", "stream", "unary"), default="socket",
+                        help="how the Selector reaches the Executor: the co-located Executor's Unix socket "
+                             "(`modipick up`'s default), ExecuteStream messages or unary Execute calls")
     parser.add_argument("--profile", action="store_true", help="cProfile the Selector process")
     parser.add_argument("--bare-proxy", action="store_true",
                         help="replace the Selector by a pass-through proxy: the grpc.aio floor for comparison")
@@ -64,17 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     queue = ctx.Queue()
     procs = []
     profile_path = tempfile.mktemp(suffix=".prof") if args.profile else None
+    socket_dir = tempfile.TemporaryDirectory(prefix="modipick-bench-")
+    socket_path = os.path.join(socket_dir.name, "executor.sock") if args.transport == "socket" else ""
     counts = None
     try:
-        executor = ctx.Process(target=instant_executor_main, args=(queue,), daemon=True)
+        executor = ctx.Process(target=instant_executor_main, args=(queue, socket_path), daemon=True)
         executor.start()
         procs.append(executor)
         executor_target = queue.get(timeout=60)
         if args.bare_proxy:
             selector = ctx.Process(target=bare_proxy_main, args=(executor_target, queue), daemon=True)
         else:
-            selector = ctx.Process(target=selector_main, args=(executor_target, queue, profile_path, 0, args.transport),
-                                   daemon=True)
+            selector = ctx.Process(target=selector_main, daemon=True, args=(
+                executor_target, queue, profile_path, 0, "stream" if args.transport == "socket" else args.transport,
+                socket_path))
         selector.start()
         procs.append(selector)
         selector_target = queue.get(timeout=60)
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             if p.is_alive():
                 os.kill(p.pid, signal.SIGTERM)
                 p.join(15)
+        socket_dir.cleanup()
     rps = ok / args.seconds
     print(f"requests ok {ok}, errors {errors}")
     if counts is not None:

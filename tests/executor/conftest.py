@@ -111,3 +111,30 @@ def slow_executor(loop_thread, digits_pool):
     yield make
     for app in apps:
         loop_thread.run(app.stop(0))
+
+
+@pytest.fixture
+def transport_over(loop_thread):
+    """transport_over(target, build) -> build(stub) on the loop thread, over a real channel to
+    target (the Selector's Execute transports); closed after the test."""
+    from modipick.runtime.channels import aio_channel
+
+    made = []
+
+    def make(target: str, build, max_message_bytes: int = 16 * 1024 * 1024):
+        async def create():
+            channel = aio_channel(target, max_message_bytes=max_message_bytes)
+            transport = build(executor_pb2_grpc.ExecutorServiceStub(channel))
+            made.append((transport, channel))
+            return transport
+
+        return loop_thread.run(create())
+
+    yield make
+
+    async def close_all() -> None:
+        for transport, channel in made:
+            await transport.close()
+            await channel.close()
+
+    loop_thread.run(close_all())

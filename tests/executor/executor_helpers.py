@@ -46,6 +46,14 @@ def execute_request(name: str, image_input: common_pb2.Input, *, version: int = 
         input=image_input, probe=probe)
 
 
+def run_calls(loop_thread: LoopThread, transport, requests, timeout_s: float = 10.0) -> list:
+    """Every request at once through `transport`; each result or the error it raised."""
+    async def all_at_once():
+        return await asyncio.gather(*(transport(r, timeout_s) for r in requests), return_exceptions=True)
+
+    return loop_thread.run(all_at_once())
+
+
 def start_app(loop_thread: LoopThread, settings, **kwargs):
     from modipick.executor.app import start_executor
 

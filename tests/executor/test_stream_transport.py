@@ -10,50 +10,26 @@ import time
 
 import grpc
 import pytest
-from executor_helpers import execute_request, tensor_input
+from executor_helpers import execute_request, run_calls, tensor_input
 from fixtures_suite import free_port, wait_until
 from structlog.testing import capture_logs
 
-from modipick.runtime.channels import aio_channel
 from modipick.selector.execute_transport import StreamExecute, UnaryExecute, transport_for
 from modipick.selector.executors import ExecutorPool, PoolSettings
-from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from modipick.v1 import common_pb2, executor_pb2
 
 pytestmark = pytest.mark.tf
 
 
 @pytest.fixture
-def transport_to(loop_thread):
+def transport_to(transport_over):
     """transport_to(target, kind) -> a StreamExecute/UnaryExecute on the loop thread (closed after)."""
-    made = []
 
     def make(target: str, kind: type = StreamExecute, max_message_bytes: int = 16 * 1024 * 1024):
-        async def build():
-            channel = aio_channel(target, max_message_bytes=max_message_bytes)
-            stub = executor_pb2_grpc.ExecutorServiceStub(channel)
-            transport = (kind(stub, target=target, max_message_bytes=max_message_bytes) if kind is StreamExecute
-                         else kind(stub))
-            made.append((transport, channel))
-            return transport
+        return transport_over(target, lambda stub: kind(stub, target=target, max_message_bytes=max_message_bytes)
+                              if kind is StreamExecute else kind(stub), max_message_bytes)
 
-        return loop_thread.run(build())
-
-    yield make
-
-    async def close_all() -> None:
-        for transport, channel in made:
-            await transport.close()
-            await channel.close()
-
-    loop_thread.run(close_all())
-
-
-def run_calls(loop_thread, transport, requests, timeout_s: float = 10.0):
-    """Every request at once through `transport`; each result or the error it raised."""
-    async def all_at_once():
-        return await asyncio.gather(*(transport(r, timeout_s) for r in requests), return_exceptions=True)
-
-    return loop_thread.run(all_at_once())
+    return make
 
 
 def test_concurrent_calls_share_one_stream_and_get_the_unary_answers(embedded_executor, loop_thread, transport_to,

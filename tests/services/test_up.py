@@ -27,7 +27,7 @@ def _read_until_up(proc: subprocess.Popen, timeout_s: float) -> dict[str, str]:
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     targets: dict[str, str] = {}
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and len(targets) < 4:
+    while time.monotonic() < deadline and len(targets) < 5:
         try:
             line = lines.get(timeout=0.5)
         except queue.Empty:
@@ -36,8 +36,16 @@ def _read_until_up(proc: subprocess.Popen, timeout_s: float) -> dict[str, str]:
         words = line.split()
         if len(words) >= 2 and words[0] in ("selector", "executor", "profiler", "profiles"):
             targets[words[0]] = words[1] if words[0] != "profiles" else line.strip()
-    assert len(targets) == 4, targets
+        elif "Unix socket" in line:
+            targets["socket"] = words[0]
+    assert len(targets) == 5, targets
     return targets
+
+
+def _unix_sockets_at(path: str) -> int:
+    """Sockets bound to `path` (the listener and each accepted connection), from /proc/net/unix."""
+    with open("/proc/net/unix") as table:
+        return sum(1 for row in table if row.split()[-1] == path)
 
 
 def _serving(target: str) -> bool:
@@ -76,12 +84,15 @@ def test_up_serves_and_stops_on_sigterm(mode, redis_url, digits_pool, digits, tm
                     assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()[-3000:]
                     time.sleep(0.5)
             assert 0 <= result.label <= 9 and result.model in {m.name for m in read_manifest(digits_pool).models}
+        # the Selector reaches the Executor through its Unix socket: a listener and a connection
+        assert _unix_sockets_at(targets["socket"]) >= 2, targets["socket"]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
     for name in ("selector", "executor", "profiler"):
         assert not _serving(targets[name]), f"{name} still serving after SIGTERM"
+    assert not os.path.exists(targets["socket"])
 
 
 @pytest.mark.slow

@@ -66,6 +66,7 @@ class SuiteSettings:
     seed: int = 0
     profile_refresh_ms: float = 200.0
     serving_overhead: str = "auto"      # the Selector's --serving-overhead-ms
+    execute_socket: bool = True         # the Selector reaches the Executor over a Unix socket (co-located)
     warmup_runs: int = 5
     probe_runs: int = 20
     log_level: str = "info"
@@ -89,6 +90,8 @@ class Suite:
         self._procs: list[tuple[str, subprocess.Popen]] = []
         self._redis: subprocess.Popen | None = None
         self._redis_dir: tempfile.TemporaryDirectory | None = None
+        self._socket_dir = tempfile.TemporaryDirectory(prefix="modipick-") if settings.execute_socket else None
+        self.execute_socket = os.path.join(self._socket_dir.name, "executor.sock") if self._socket_dir else ""
         self._in_process: list[Any] = []
         self._store = None
 
@@ -164,7 +167,8 @@ class Suite:
 
     def _executor_args(self) -> list[str]:
         return ["executor", "--listen", self.executor_target, "--model-base", str(self.model_base),
-                "--profiler-target", self.profiler_target, *self._common()]
+                "--profiler-target", self.profiler_target, "--execute-socket", self.execute_socket,
+                *self._common()]
 
     def _profiler_args(self) -> list[str]:
         s = self.settings
@@ -178,7 +182,7 @@ class Suite:
                 "--executor-target", self.executor_target, "--profiler-target", self.profiler_target,
                 "--policy", s.policy, "--threshold-ms", repr(s.threshold_ms), "--seed", str(s.seed),
                 "--profile-refresh-ms", repr(s.profile_refresh_ms), "--serving-overhead-ms", s.serving_overhead,
-                *self._common()]
+                "--executor-socket", self.execute_socket, *self._common()]
 
     def _spawn(self, name: str, args: list[str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODIPICK_") or k == "MODIPICK_ZOO_CACHE"}
@@ -194,6 +198,7 @@ class Suite:
         from modipick.profiler.lifecycle import LifecycleSettings
         from modipick.selector.app import SelectorSettings, start_selector
         from modipick.selector.budget import parse_overhead
+        from modipick.selector.executors import PoolSettings
         from modipick.stores import make_store
 
         s = self.settings
@@ -206,7 +211,8 @@ class Suite:
         selector = await start_selector(SelectorSettings(
             address=self.selector_target, executor_target=self.executor_target,
             profiler_target=self.profiler_target, policy=s.policy, policy_params={"threshold_ms": s.threshold_ms},
-            seed=s.seed, refresh_ms=s.profile_refresh_ms, serving_overhead_ms=parse_overhead(s.serving_overhead)),
+            seed=s.seed, refresh_ms=s.profile_refresh_ms, serving_overhead_ms=parse_overhead(s.serving_overhead),
+            executor_pool=PoolSettings(socket_path=self.execute_socket)),
             store=self._store)
         self._in_process.insert(0, selector)
 
@@ -248,13 +254,17 @@ class Suite:
         if self._redis_dir is not None:
             self._redis_dir.cleanup()
             self._redis_dir = None
+        if self._socket_dir is not None:
+            self._socket_dir.cleanup()
+            self._socket_dir = None
 
     def describe(self) -> list[str]:
         store = {"redis": f"Redis at {_redact(self.redis_url)}",
                  "local-redis": f"a local redis-server at {self.redis_url} (stopped with the suite)",
                  "memory": "the in-memory store (single replica; Profiler and Selector in this process)"}[self.mode]
         return [f"selector  {self.selector_target}   <- clients: modipick infer IMAGE --target {self.selector_target}",
-                f"executor  {self.executor_target}   (embedded TensorFlow, models from {self.model_base})",
+                f"executor  {self.executor_target}   (embedded TensorFlow, models from {self.model_base})"
+                + (f"\n          {self.execute_socket}   (the Selector's way in: a Unix socket)" if self.execute_socket else ""),
                 f"profiler  {self.profiler_target}",
                 f"profiles  {store}"]
 

@@ -34,6 +34,8 @@ def parse(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--serving-overhead-ms", default="auto",
                  help="the Selector's own time taken off each budget: 'auto' (learned) or ms")
     p.add_option("--log-level", default="info", help="services' log level")
+    p.add_option("--no-execute-socket", action="store_true",
+                 help="the Selector reaches the Executor over gRPC, not the Executor's Unix socket")
     return p.parse_args(argv)
 
 
@@ -47,7 +49,7 @@ def settings_from(args):
                          model_base=Path(args.model_base).expanduser() if args.model_base else None,
                          pool=args.pool, policy=args.policy, threshold_ms=args.threshold_ms, seed=args.seed,
                          profile_refresh_ms=args.profile_refresh_ms, serving_overhead=args.serving_overhead_ms,
-                         log_level=args.log_level)
+                         log_level=args.log_level, execute_socket=not args.no_execute_socket)
 
 
 async def run(settings) -> None:

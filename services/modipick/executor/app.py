@@ -8,6 +8,7 @@ import grpc
 import structlog
 
 from modipick.executor.backends.base import Backend, make_backend
+from modipick.executor.local_socket import LocalExecuteSocket
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
@@ -40,13 +41,15 @@ class ExecutorSettings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
     drain_delay_s: float = 0.0         # NOT_SERVING this long before refusing new calls on shutdown
+    execute_socket: str = ""           # also serve stream sessions on this Unix socket (a co-located Selector)
 
 
 class ExecutorApp:
     def __init__(self, settings: ExecutorSettings, server: RunningServer, service: ExecutorService,
                  backend: Backend, sink: ObservationSink, channel: grpc.aio.Channel | None,
-                 metrics: ExecutorMetrics | None = None) -> None:
+                 metrics: ExecutorMetrics | None = None, local: LocalExecuteSocket | None = None) -> None:
         self.settings = settings
+        self.local = local
         self.metrics = metrics if metrics is not None else ExecutorMetrics()
         self.server = server
         self.service = service
@@ -60,6 +63,8 @@ class ExecutorApp:
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
+        if self.local is not None:
+            await self.local.stop(self.settings.grace_s if grace_s is None else grace_s)
         await self.sink.close()
         await self.backend.close()
         if self._channel is not None:
@@ -102,7 +107,16 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
                       drain_delay_s=settings.drain_delay_s),
         interceptors=server_interceptors(root_spans=False))
     server.on_drain.append(service.drain)
+    local = None
+    if settings.execute_socket:
+        local = LocalExecuteSocket(settings.execute_socket, service, max_message_bytes=settings.max_message_bytes)
+        try:
+            await local.start()
+        except OSError:
+            await server.stop(0)
+            raise
+        server.on_drain.append(local.close_listener)
     log.info("executor started", target=server.target, backend=backend.name, model_base=settings.model_base,
              profiler=settings.profiler_target or None, max_concurrency=settings.max_concurrency,
-             max_queue=settings.max_queue)
-    return ExecutorApp(settings, server, service, backend, sink, channel, metrics)
+             max_queue=settings.max_queue, execute_socket=settings.execute_socket or None)
+    return ExecutorApp(settings, server, service, backend, sink, channel, metrics, local)

@@ -24,7 +24,7 @@ from modipick.executor.backends.base import DEFAULT_SIGNATURE, Backend, ModelInf
 from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInput
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
-from modipick.executor.stream import StreamSession
+from modipick.executor.stream import AnswerSink, StreamSession
 from modipick.runtime.metadata import request_id_from
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -57,12 +57,16 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 
     async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
                             context: grpc.aio.ServicerContext) -> None:
-        fallback_id = request_id_from(context.invocation_metadata())
+        await self.serve_stream(request_iterator, context, request_id_from(context.invocation_metadata()))
+
+    async def serve_stream(self, messages: AsyncIterator[executor_pb2.ExecuteStreamRequest], answers: AnswerSink,
+                           fallback_id: str = "") -> None:
+        """One stream of executions, over gRPC or a local socket (modipick.executor.local_socket)."""
 
         async def run_one(request: executor_pb2.ExecuteRequest, timeout_s: float) -> executor_pb2.ExecuteResponse:
             return await self._execute_logged(request, request.request_id or fallback_id, timeout_s)
 
-        await StreamSession(run_one, context, self.draining).serve(request_iterator)
+        await StreamSession(run_one, answers, self.draining).serve(messages)
 
     def drain(self) -> None:
         """Shutting down: streams answer new messages UNAVAILABLE and end once the rest are answered."""

@@ -1,4 +1,5 @@
-"""ExecutorService.ExecuteStream: many executions over one long-lived stream (the Selector's path).
+"""ExecutorService.ExecuteStream: many executions over one long-lived stream (the Selector's path),
+on a gRPC call or a local socket (modipick.executor.local_socket).
 
 A unary call costs a call set-up on both sides; a message on an open stream does not, which halves
 what the Selector's extra hop costs (docs/benchmarks.md). Each ExecuteCall runs as its own
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 import grpc
 
@@ -32,6 +33,12 @@ ANSWER_BATCH_BYTES = 64 * 1024  # answers join a message while it stays under th
                                 # receive limit a caller sets (a bigger answer goes alone)
 
 
+class AnswerSink(Protocol):
+    """Where a session's answers go: the ExecuteStream call's context, or a local socket."""
+
+    async def write(self, message: executor_pb2.ExecuteStreamResponse) -> None: ...
+
+
 def refusal(call_id: int, code: grpc.StatusCode, message: str) -> executor_pb2.ExecuteAnswer:
     return executor_pb2.ExecuteAnswer(call_id=call_id,
                                       error=executor_pb2.ExecuteError(code=code.value[0], message=message))
@@ -40,13 +47,14 @@ def refusal(call_id: int, code: grpc.StatusCode, message: str) -> executor_pb2.E
 class StreamSession:
     """One ExecuteStream call: reads messages, runs each as a task, writes the answers."""
 
-    def __init__(self, run_one: RunOne, context: grpc.aio.ServicerContext, draining: asyncio.Event, *,
+    def __init__(self, run_one: RunOne, answers: AnswerSink, draining: asyncio.Event, *,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         self._run_one = run_one
-        self._context = context
+        self._sink = answers
         self._draining = draining
         self._max_in_flight = max_in_flight
         self._answers: asyncio.Queue = asyncio.Queue()
+        self._writing = False  # a write is in flight: later answers queue behind it
         self._running: dict[int, asyncio.Task] = {}
 
     async def serve(self, requests: AsyncIterator[executor_pb2.ExecuteStreamRequest]) -> None:
@@ -90,7 +98,7 @@ class StreamSession:
             return
         problem = self._problem(message)
         if problem is not None:
-            self._answers.put_nowait(refusal(call_id, *problem))
+            self._answer(refusal(call_id, *problem))
             return
         task = asyncio.ensure_future(self._one(call_id, message.request, message.timeout_ms / 1000.0))
         self._running[call_id] = task
@@ -112,9 +120,16 @@ class StreamSession:
         try:
             response = await self._run_one(request, timeout_s)
         except ExecutorError as exc:
-            self._answers.put_nowait(refusal(call_id, exc.code, exc.message))
+            self._answer(refusal(call_id, exc.code, exc.message))
             return
-        self._answers.put_nowait(executor_pb2.ExecuteAnswer(call_id=call_id, response=response))
+        self._answer(executor_pb2.ExecuteAnswer(call_id=call_id, response=response))
+
+    def _answer(self, answer: executor_pb2.ExecuteAnswer) -> None:
+        """To the writer task; straight to a sink that can take it now when nothing waits before it."""
+        write_now = getattr(self._sink, "write_now", None)
+        if (write_now is None or not self._answers.empty() or self._writing
+                or not write_now(executor_pb2.ExecuteStreamResponse(answers=[answer]))):
+            self._answers.put_nowait(answer)
 
     async def _write(self) -> None:
         """Answers ready while the previous message was being written go together."""
@@ -125,4 +140,8 @@ class StreamSession:
                 return
             batch, carried = take_batch(first, self._answers, max_items=MAX_ANSWERS_PER_MESSAGE,
                                         max_bytes=ANSWER_BATCH_BYTES, stop=_END)
-            await self._context.write(executor_pb2.ExecuteStreamResponse(answers=batch))
+            self._writing = True
+            try:
+                await self._sink.write(executor_pb2.ExecuteStreamResponse(answers=batch))
+            finally:
+                self._writing = False

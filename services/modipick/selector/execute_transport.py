@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ipaddress
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 import grpc
 import structlog
 
 from modipick.runtime.batching import take_batch
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
+from modipick.runtime.frames import FrameError
 from modipick.v1 import executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -53,11 +54,14 @@ def one_address(target: str) -> bool:
     return True
 
 
-def transport_for(setting: str, target: str, *, traced: bool) -> str:
+def transport_for(setting: str, target: str, *, traced: bool, socket: bool = False) -> str:
     """`auto`: the stream to one address, unary calls to a name (balanced) or when tracing
-    (per-execution spans live on unary calls)."""
+    (per-execution spans live on unary calls). With a local socket (`socket`): the socket, unless
+    unary calls are asked for or tracing is on."""
     if setting not in TRANSPORTS:
         raise ValueError(f"executor transport must be one of {', '.join(TRANSPORTS)}, got {setting!r}")
+    if socket and setting != "unary" and not traced:
+        return "socket"
     if setting != "auto":
         return setting
     return "stream" if one_address(target) and not traced else "unary"
@@ -93,22 +97,63 @@ class UnaryExecute:
         pass
 
 
-class _UseUnary(Exception):
-    """The Executor has no ExecuteStream: send this call unary."""
+class StreamUnsupported(Exception):
+    """The stream could not be opened at all (an Executor without ExecuteStream, no socket): nothing
+    was sent, so the call goes another way."""
+
+
+class GrpcConduit:
+    """The messages of one ExecuteStream call."""
+
+    def __init__(self, stub: executor_pb2_grpc.ExecutorServiceStub) -> None:
+        self.call = stub.ExecuteStream()
+
+    async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None:
+        await self.call.write(message)
+
+    async def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]:
+        async for message in self.call:
+            yield message
+        code = await self.call.code()
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            raise StreamUnsupported(await self.call.details())
+        if code != grpc.StatusCode.OK:
+            raise ExecuteFailed(code, await self.call.details())
+
+    def close(self) -> None:
+        self.call.cancel()
+
+
+class Conduit(Protocol):
+    """One open stream of execution messages: a gRPC call, or a local socket (socket_transport)."""
+
+    async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None: ...
+
+    def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]: ...
+
+    def close(self) -> None: ...
 
 
 class _OpenStream:
-    """One ExecuteStream call: a writer task feeding it, a reader task matching answers to calls."""
+    """One open conduit: a writer task feeding it, a reader task matching answers to calls."""
 
-    def __init__(self, stub: executor_pb2_grpc.ExecutorServiceStub, on_end, batch_bytes: int) -> None:
-        self.call = stub.ExecuteStream()
+    def __init__(self, conduit: Conduit, on_end, batch_bytes: int) -> None:
+        self.conduit = conduit
         self.batch_bytes = batch_bytes
         self.waiting: dict[int, asyncio.Future] = {}
         self.outbox: asyncio.Queue[executor_pb2.ExecuteCall] = asyncio.Queue()
         self.ended = False
         self._on_end = on_end
+        self._writing = False  # a write is in flight: later calls queue behind it
+        self._write_now = getattr(conduit, "write_now", None)
         self._writer = asyncio.ensure_future(self._write())
         self._reader = asyncio.ensure_future(self._read())
+
+    def send(self, call: executor_pb2.ExecuteCall) -> None:
+        """To the writer task; straight to a conduit that can take it now when nothing waits before it."""
+        if (self._write_now is None or self._writing or not self.outbox.empty()
+                or not self._write_now(executor_pb2.ExecuteStreamRequest(calls=[call]))):
+            self.outbox.put_nowait(call)
 
     async def _write(self) -> None:
         """Calls queued while the previous message was being written go together (no added wait)."""
@@ -117,42 +162,49 @@ class _OpenStream:
             first = carried if carried is not None else await self.outbox.get()
             calls, carried = take_batch(first, self.outbox, max_items=MAX_CALLS_PER_MESSAGE,
                                         max_bytes=self.batch_bytes)
+            self._writing = True
             try:
-                await self.call.write(executor_pb2.ExecuteStreamRequest(calls=calls))
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                await self.conduit.write(executor_pb2.ExecuteStreamRequest(calls=calls))
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, OSError, StreamUnsupported, FrameError):
                 return  # the stream ended: the reader sees why and fails whoever waits
+            finally:
+                self._writing = False
 
     async def _read(self) -> None:
-        code, details = grpc.StatusCode.UNAVAILABLE, "the Executor ended the stream"
+        failure: Exception = ExecuteFailed(grpc.StatusCode.UNAVAILABLE, "the Executor ended the stream")
         try:
-            async for message in self.call:
+            async for message in self.conduit.messages():
                 for answer in message.answers:
                     future = self.waiting.pop(answer.call_id, None)
                     if future is not None and not future.done():
                         future.set_result(answer)
-            status = await self.call.code()
-            if status != grpc.StatusCode.OK:
-                code, details = status, await self.call.details()
         except grpc.aio.AioRpcError as exc:
-            code, details = exc.code(), exc.details() or ""
+            failure = StreamUnsupported(exc.details()) if exc.code() == grpc.StatusCode.UNIMPLEMENTED else exc
+        except StreamUnsupported as exc:
+            failure = exc
+        except (OSError, FrameError) as exc:
+            failure = ExecuteFailed(grpc.StatusCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
-            code, details = grpc.StatusCode.CANCELLED, "the Selector closed the stream"
+            failure = ExecuteFailed(grpc.StatusCode.CANCELLED, "the Selector closed the stream")
             raise
         finally:
-            self._end(code, details)
+            self._end(failure)
 
-    def _end(self, code: grpc.StatusCode, details: str) -> None:
+    def _end(self, failure: Exception) -> None:
         self.ended = True
         self._writer.cancel()
         self._on_end(self)
+        if isinstance(failure, grpc.aio.AioRpcError):
+            failure = ExecuteFailed(grpc.StatusCode.UNAVAILABLE,
+                                    f"executor stream ended: {failure.code().name}: {failure.details() or ''}")
         for future in self.waiting.values():  # an exception each: they are raised in different tasks
             if not future.done():
-                future.set_exception(_UseUnary() if code == grpc.StatusCode.UNIMPLEMENTED else ExecuteFailed(
-                    grpc.StatusCode.UNAVAILABLE, f"executor stream ended: {code.name}: {details}"))
+                future.set_exception(StreamUnsupported(str(failure)) if isinstance(failure, StreamUnsupported)
+                                     else ExecuteFailed(failure.code(), failure.details()))
         self.waiting.clear()
 
     def close(self) -> None:
-        self.call.cancel()
+        self.conduit.close()
         self._reader.cancel()
         self._writer.cancel()
 
@@ -173,12 +225,15 @@ class StreamExecute:
 
     async def __call__(self, request: executor_pb2.ExecuteRequest, timeout_s: float,
                        metadata=None) -> executor_pb2.ExecuteResponse:
-        if self._unary_only or request.ByteSize() > self._stream_max_bytes:
+        if request.ByteSize() > self._stream_max_bytes:
             # A call set-up is what the stream saves, and it only matters for small inputs. A big
             # one (past HTTP/2's 64 KiB initial window) would hold every call behind it on the one
             # stream while an Executor short of CPU reads it slowly (a live test under load showed
             # it); one over the message limit must fail alone rather than end the stream for all.
             return await self._unary(request, timeout_s, metadata)
+        detour = self._detour()
+        if detour is not None:
+            return await detour(request, timeout_s, metadata)
         if timeout_s <= 0:
             raise ExecuteFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         stream = self._open()
@@ -186,26 +241,40 @@ class StreamExecute:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         stream.waiting[call_id] = future
-        stream.outbox.put_nowait(executor_pb2.ExecuteCall(call_id=call_id, request=request,
+        stream.send(executor_pb2.ExecuteCall(call_id=call_id, request=request,
                                                           timeout_ms=timeout_s * 1000.0))
         timer = loop.call_later(timeout_s, self._expire, stream, call_id)
         try:
             answer = await future
-        except _UseUnary:
-            self._use_unary()
-            return await self._unary(request, timeout_s, metadata)  # nothing ran: the stream never opened
+        except StreamUnsupported as exc:
+            # nothing ran: the stream never opened
+            return await self._fall_back(str(exc))(request, timeout_s, metadata)
         finally:
             timer.cancel()
             if stream.waiting.pop(call_id, None) is not None and not stream.ended:  # given up (cancelled)
-                stream.outbox.put_nowait(executor_pb2.ExecuteCall(call_id=call_id, cancel=True))
+                stream.send(executor_pb2.ExecuteCall(call_id=call_id, cancel=True))
         if answer.WhichOneof("result") == "response":
             return answer.response
         error = answer.error
         raise ExecuteFailed(_CODES.get(error.code, grpc.StatusCode.UNKNOWN), error.message)
 
+    def _conduit(self) -> Conduit:
+        return GrpcConduit(self._stub)
+
+    def _detour(self) -> ExecuteTransport | None:
+        """Another way to send calls for now (the stream cannot be used), or None."""
+        return self._unary if self._unary_only else None
+
+    def _fall_back(self, reason: str) -> ExecuteTransport:
+        """The stream could not open: the way to send this call (and, per `_detour`, later ones)."""
+        if not self._unary_only:
+            self._unary_only = True
+            log.warning("executor has no ExecuteStream: sending unary Execute calls", target=self._target)
+        return self._unary
+
     def _open(self) -> _OpenStream:
         if self._stream is None:
-            self._stream = _OpenStream(self._stub, self._forget, self._batch_bytes)
+            self._stream = _OpenStream(self._conduit(), self._forget, self._batch_bytes)
         return self._stream
 
     def _forget(self, stream: _OpenStream) -> None:
@@ -218,12 +287,7 @@ class StreamExecute:
             return
         future.set_exception(ExecuteFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
         if not stream.ended:
-            stream.outbox.put_nowait(executor_pb2.ExecuteCall(call_id=call_id, cancel=True))
-
-    def _use_unary(self) -> None:
-        if not self._unary_only:
-            self._unary_only = True
-            log.warning("executor has no ExecuteStream: sending unary Execute calls", target=self._target)
+            stream.send(executor_pb2.ExecuteCall(call_id=call_id, cancel=True))
 
     async def close(self) -> None:
         if self._stream is not None:

@@ -34,6 +34,7 @@ from modipick.core import Candidate
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.tls import TlsConfig
 from modipick.selector.execute_transport import ExecuteTransport, StreamExecute, UnaryExecute, transport_for
+from modipick.selector.socket_transport import SocketExecute
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -65,6 +66,7 @@ class PoolSettings:
     answer_margin_ms: float = 3.0    # the last attempt ends this early: the Selector's answer, not the
                                      # caller's own timer, reports what ran out
     transport: str = "auto"          # unary | stream | auto (see execute_transport.transport_for)
+    socket_path: str = ""            # the co-located Executor's --execute-socket (one target only)
 
 
 @dataclass
@@ -113,7 +115,11 @@ class ExecutorPool:
         self._candidates = candidates
         self._clock = clock
         self._max_message_bytes = max_message_bytes
-        kinds = [transport_for(settings.transport, t, traced=bool(interceptors)) for t in targets]  # may refuse
+        if settings.socket_path and len(targets) != 1:
+            raise ValueError(f"an Executor socket serves one co-located Executor; got {len(targets)} targets "
+                             f"({', '.join(targets)})")
+        kinds = [transport_for(settings.transport, t, traced=bool(interceptors), socket=bool(settings.socket_path))
+                 for t in targets]  # may refuse
         self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
                                                       interceptors=interceptors), kind)
                          for t, kind in zip(targets, kinds)]
@@ -124,8 +130,13 @@ class ExecutorPool:
 
     def _replica(self, target: str, channel: grpc.aio.Channel, transport: str) -> Replica:
         stub = executor_pb2_grpc.ExecutorServiceStub(channel)
-        execute = (StreamExecute(stub, target=target, max_message_bytes=self._max_message_bytes)
-                   if transport == "stream" else UnaryExecute(stub))
+        if transport == "socket":
+            execute = SocketExecute(stub, self.settings.socket_path, target=target,
+                                    max_message_bytes=self._max_message_bytes)
+        elif transport == "stream":
+            execute = StreamExecute(stub, target=target, max_message_bytes=self._max_message_bytes)
+        else:
+            execute = UnaryExecute(stub)
         return Replica(target, channel, stub, execute)
 
     # -- choosing -----------------------------------------------------------------------------------

@@ -75,8 +75,11 @@ def test_a_client_clock_10_s_off_does_not_change_the_choice_when_the_deadline_ca
     for skew in (-10.0, 10.0):
         skewed = [_select(stub, sla, skew_s=skew, client_id=f"skewed{skew:+.0f}") for sla in SLAS]
         assert [_choice(r) for r in skewed] == [_choice(r) for r in honest]
-        for a, b in zip(skewed, honest):  # the same budget, up to loopback jitter on a shared machine
-            assert a.budget_ms == pytest.approx(b.budget_ms, abs=10.0)
+        # the same budget, up to loopback jitter on a shared machine (counted twice: the return leg
+        # mirrors the upload; CI once saw 10.4 ms between two calls); a leaked 10 s skew would be off
+        # by far more than any SLA here
+        for a, b in zip(skewed, honest):
+            assert a.budget_ms == pytest.approx(b.budget_ms, abs=30.0)
         # the offset was measured on the way ...
         offset = app.service.budgeter.clocks.offset(f"skewed{skew:+.0f}")
         assert offset == pytest.approx(-skew * 1000.0, abs=50.0)
@@ -92,11 +95,16 @@ def test_a_client_clock_10_s_off_does_not_change_the_choice_when_the_deadline_ca
 def test_the_budget_comes_from_the_deadline_not_the_send_time(synthetic_selector):
     _, stub = synthetic_selector
     # stamped "now" but 50 ms of the SLA already spent before the call (the deadline says so)
-    sent = stamp(time.time_ns())
-    reply = stub.Select(selector_pb2.SelectRequest(request_id="spent", sla_ms=170.0, client_send_time=sent),
-                        timeout=0.120)
-    # upload 50 mirrored: 170 - 100 leaves only the middle model
-    assert reply.model.name == "middle" and 60.0 < reply.budget_ms < 72.0
+    replies = [stub.Select(selector_pb2.SelectRequest(request_id=f"spent-{i}", sla_ms=170.0,
+                                                      client_send_time=stamp(time.time_ns())), timeout=0.120)
+               for i in range(3)]
+    # from the send time the budget would be ~170 ms; from the deadline it is at most 170 - 2 * 50
+    assert all(r.budget_ms < 72.0 for r in replies), [r.budget_ms for r in replies]
+    # upload 50 mirrored: 170 - 100 leaves only the middle model. Loopback delay only shrinks the
+    # budget (twice: mirrored), and one stalled call on a busy machine left too little for it (CI),
+    # so the least-delayed of three calls decides
+    best = max(replies, key=lambda r: r.budget_ms)
+    assert best.model.name == "middle" and 60.0 < best.budget_ms < 72.0, [r.budget_ms for r in replies]
     # no send time at all is fine with a deadline
     reply = stub.Select(selector_pb2.SelectRequest(request_id="no-stamp", sla_ms=300.0), timeout=0.3)
     assert reply.model.name == "accurate"

@@ -182,9 +182,15 @@ def test_a_peer_that_breaks_the_framing_is_closed_alone(socket_executor, socket_
             oversized.sendall(MAGIC + (1 << 30).to_bytes(4, "big"))
             oversized.settimeout(5)
             assert oversized.recv(64) == MAGIC and oversized.recv(64) == b""
+        with socket.socket(socket.AF_UNIX) as garbled:
+            garbled.connect(app.local.path)
+            garbled.sendall(MAGIC + (5).to_bytes(4, "big") + b"\xff\xff\xff\xff\xff")
+            garbled.settimeout(5)
+            assert garbled.recv(64) == MAGIC and garbled.recv(64) == b""
         [served] = run_calls(loop_thread, transport, [request])
     assert served.model.name == "cnn-small"
     reasons = [e["reason"] for e in logs if e["event"] == "execute socket session closed"]
+    assert any("undecodable ExecuteStreamRequest" in r for r in reasons), reasons
     assert any("not a modipick execute socket" in r for r in reasons), reasons
     assert any("over the" in r and "message limit" in r for r in reasons), reasons
 

@@ -11,7 +11,12 @@ from modipick.sim.progress import NoProgress, Progress
 from modipick.sim.runner import PointResult, run_point
 from modipick.sim.scenario import Scenario
 
-_SCENARIOS: Sequence[Scenario] = ()  # set in the parent before forking workers
+_SCENARIOS: Sequence[Scenario] = ()  # this process's scenarios (workers get them from _adopt)
+
+
+def _adopt(scenarios: Sequence[Scenario]) -> None:
+    global _SCENARIOS
+    _SCENARIOS = scenarios
 
 
 def _run_unit(unit: tuple[int, int, float]) -> PointResult:
@@ -40,8 +45,11 @@ def run_scenarios(scenarios: Sequence[Scenario], *, jobs: int = 1,
                 results.append(_run_unit(unit))
                 _advance(progress, scenarios[unit[0]], weight, results[-1])
         else:
-            # fork: workers inherit the scenarios (and any packaged data) without pickling them
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            # forkserver, not fork: forking a process that has gRPC threads running (a test run, a
+            # notebook with a client open) can kill the child (CI saw BrokenProcessPool); each worker
+            # receives the scenarios once
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
+                                     initializer=_adopt, initargs=(tuple(scenarios),)) as pool:
                 for result, unit in zip(pool.map(_run_unit, units, chunksize=1), units):
                     results.append(result)
                     _advance(progress, scenarios[unit[0]], weight, result)

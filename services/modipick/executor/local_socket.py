@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import stat
 
 import structlog
@@ -36,8 +37,6 @@ def _clear_stale(path: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise SocketInUse(f"{path} exists and is not a socket")
-    import socket
-
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)

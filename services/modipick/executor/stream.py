@@ -55,6 +55,7 @@ class StreamSession:
         self._max_in_flight = max_in_flight
         self._answers: asyncio.Queue = asyncio.Queue()
         self._writing = False  # a write is in flight: later answers queue behind it
+        self._write_now = getattr(answers, "write_now", None)  # a local socket's: no wait, no task
         self._running: dict[int, asyncio.Task] = {}
 
     async def serve(self, requests: AsyncIterator[executor_pb2.ExecuteStreamRequest]) -> None:
@@ -126,9 +127,8 @@ class StreamSession:
 
     def _answer(self, answer: executor_pb2.ExecuteAnswer) -> None:
         """To the writer task; straight to a sink that can take it now when nothing waits before it."""
-        write_now = getattr(self._sink, "write_now", None)
-        if (write_now is None or not self._answers.empty() or self._writing
-                or not write_now(executor_pb2.ExecuteStreamResponse(answers=[answer]))):
+        if (self._write_now is None or not self._answers.empty() or self._writing
+                or not self._write_now(executor_pb2.ExecuteStreamResponse(answers=[answer]))):
             self._answers.put_nowait(answer)
 
     async def _write(self) -> None:

@@ -60,7 +60,7 @@ async def measure(suite, args) -> dict:
     from modipick.zoo.digits import held_out_digits
     from modipick.zoo.manifest import read_manifest
 
-    await wait_eligible(suite.profiler_target, len(read_manifest(suite.model_base).models), 300)
+    await wait_eligible(suite.profiler_target, suite.executor_target, len(read_manifest(suite.model_base).models), 300)
     images, _ = held_out_digits()
     tensors = [common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1],
                                                          content=np.ascontiguousarray(im, np.float32).tobytes()))

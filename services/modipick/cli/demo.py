@@ -66,18 +66,27 @@ def place_slas(profiles: list, upload_ms: float, overhead_ms: float, threshold_m
     return [math.ceil((2 * upload_ms + overhead_ms + b) * 10) / 10 for b in budgets]
 
 
-async def wait_eligible(profiler_target: str, expected: int, timeout_s: float) -> list:
+async def wait_eligible(profiler_target: str, executor_target: str, expected: int, timeout_s: float) -> list:
+    """The profiles once every model is eligible and the Executor has it loaded. Profiles kept in
+    Redis from an earlier run read eligible before the Profiler has seen that this Executor is
+    still loading (a second `make demo` once sent its first requests into LOADING models)."""
     import grpc
 
-    from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
+    from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
 
     deadline = time.monotonic() + timeout_s
     shown = -1
-    async with grpc.aio.insecure_channel(profiler_target) as channel:
+    async with grpc.aio.insecure_channel(profiler_target) as channel, \
+            grpc.aio.insecure_channel(executor_target) as executor_channel:
         stub = profiler_pb2_grpc.ProfilerServiceStub(channel)
+        executor = executor_pb2_grpc.ExecutorServiceStub(executor_channel)
         while True:
             reply = await stub.ListProfiles(profiler_pb2.ListProfilesRequest(), timeout=5)
-            eligible = [p for p in reply.profiles if p.state == common_pb2.MODEL_STATE_ELIGIBLE]
+            listed = await executor.ListModels(executor_pb2.ListModelsRequest(), timeout=5)
+            loaded = {(m.model.name, m.model.version) for m in listed.models
+                      if m.state == common_pb2.MODEL_STATE_ELIGIBLE}
+            eligible = [p for p in reply.profiles if p.state == common_pb2.MODEL_STATE_ELIGIBLE
+                        and (p.model.name, p.model.version) in loaded]
             if len(eligible) != shown:
                 shown = len(eligible)
                 print(f"warming up models: {shown}/{expected} eligible", file=sys.stderr, flush=True)
@@ -205,7 +214,7 @@ async def run(args, log_file) -> int:
     async with Suite(settings) as suite:
         print("suite up:", *suite.describe(), sep="\n  ")
         manifest = read_manifest(suite.model_base)
-        profiles = await wait_eligible(suite.profiler_target, len(manifest.models), 300)
+        profiles = await wait_eligible(suite.profiler_target, suite.executor_target, len(manifest.models), 300)
         accuracy = {p.name: p.declared_accuracy for p in profiles}
         print("models (learned during warm-up):")
         for p in sorted(profiles, key=lambda p: p.mean_ms):

@@ -16,7 +16,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.core.returnleg import PRIORS
     from modipick.selector.app import SelectorSettings
     from modipick.selector.execute_transport import TRANSPORTS
-    from modipick.selector.executors import PoolSettings
+    from modipick.selector.executors import PoolSettings, split_targets
     from modipick.selector.returnlegs import ReturnLegSettings, parse_return_leg_mode
 
     p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
@@ -71,7 +71,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
     if args.executor_socket:
-        targets = [t for t in args.executor_target.split(",") if t.strip()]
+        targets = split_targets(args.executor_target)
         if len(targets) != 1:
             p.error(f"--executor-socket: the socket reaches one co-located Executor, but --executor-target "
                     f"names {len(targets)}: {args.executor_target!r}")

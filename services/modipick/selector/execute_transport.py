@@ -112,13 +112,17 @@ class GrpcConduit:
         await self.call.write(message)
 
     async def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]:
-        async for message in self.call:
-            yield message
-        code = await self.call.code()
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            raise StreamUnsupported(await self.call.details())
-        if code != grpc.StatusCode.OK:
-            raise ExecuteFailed(code, await self.call.details())
+        """The answers; at the end the call's status, UNIMPLEMENTED as StreamUnsupported."""
+        try:
+            async for message in self.call:
+                yield message
+            code = await self.call.code()
+            if code != grpc.StatusCode.OK:
+                raise ExecuteFailed(code, await self.call.details())
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise StreamUnsupported(exc.details()) from None
+            raise
 
     def close(self) -> None:
         self.call.cancel()
@@ -178,9 +182,7 @@ class _OpenStream:
                     future = self.waiting.pop(answer.call_id, None)
                     if future is not None and not future.done():
                         future.set_result(answer)
-        except grpc.aio.AioRpcError as exc:
-            failure = StreamUnsupported(exc.details()) if exc.code() == grpc.StatusCode.UNIMPLEMENTED else exc
-        except StreamUnsupported as exc:
+        except (grpc.aio.AioRpcError, StreamUnsupported) as exc:
             failure = exc
         except (OSError, FrameError) as exc:
             failure = ExecuteFailed(grpc.StatusCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
@@ -216,6 +218,7 @@ class StreamExecute:
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._stub = stub
         self._target = target
+        self._max_message_bytes = max_message_bytes
         self._batch_bytes = min(BATCH_BYTES, max_message_bytes // 2)
         self._stream_max_bytes = min(STREAM_MAX_INPUT_BYTES, self._batch_bytes)
         self._unary = UnaryExecute(stub)

@@ -75,7 +75,6 @@ class SocketExecute(StreamExecute):
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(stub, target=target, max_message_bytes=max_message_bytes)
         self.path = path
-        self._max_message_bytes = max_message_bytes
         self._via_grpc = StreamExecute(stub, target=target, max_message_bytes=max_message_bytes)
         self._retry_s = retry_s
         self._clock = clock

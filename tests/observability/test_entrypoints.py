@@ -69,12 +69,33 @@ def test_metrics_port_from_the_environment_serves_the_role_and_process_metrics(r
     ([], {"MODIPICK_METRICS_PORT": "nine"}, "MODIPICK_METRICS_PORT='nine'"),
     (["--tracing", "jaeger"], {}, "--tracing: must be one of off, console, otlp, got 'jaeger'"),
     ([], {"MODIPICK_TRACING": "zipkin"}, "MODIPICK_TRACING='zipkin'"),
+    (["--event-loop", "trio"], {}, "--event-loop: event loop must be one of auto, asyncio, uvloop, got 'trio'"),
+    ([], {"MODIPICK_EVENT_LOOP": "tokio"}, "MODIPICK_EVENT_LOOP='tokio'"),
 ])
 def test_bad_settings_exit_2_with_one_line(args: list[str], env: dict[str, str], message: str) -> None:
     done = subprocess.run([*COMMAND, "selector", "--redis-url", "memory", *args], env=clean_env(**env),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("args,env,loop", [([], {}, "uvloop"), (["--event-loop", "asyncio"], {}, "asyncio"),
+                                           ([], {"MODIPICK_EVENT_LOOP": "asyncio"}, "asyncio")])
+def test_the_event_loop_is_uvloop_unless_asked_otherwise(args: list[str], env: dict[str, str], loop: str) -> None:
+    proc = subprocess.Popen([*COMMAND, "selector", "--listen", f"127.0.0.1:{free_port()}", "--redis-url", "memory",
+                             "--log-json", *args], env=clean_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = []
+    try:
+        for line in proc.stdout:  # until it serves (signal handlers set), saying on which loop
+            if '"serving"' in line:
+                said.append(json.loads(line)["loop"])
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert said == [loop]
+    assert proc.returncode == 0
 
 
 def test_a_busy_metrics_port_is_named(tmp_path) -> None:

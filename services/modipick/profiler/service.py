@@ -9,7 +9,6 @@ from typing import AsyncIterator
 
 import grpc
 import structlog
-from structlog.contextvars import bound_contextvars
 
 from modipick.core import ModelProfile
 from modipick.profiler.failures import FailureTracker
@@ -17,6 +16,7 @@ from modipick.profiler.ingest import Item, ObservationSink
 from modipick.profiler.lifecycle import ModelLifecycle
 from modipick.profiler.probe import ProbeFailed, Prober
 from modipick.profiler.return_legs import ReturnLegSink
+from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import request_id_from
 from modipick.stores import ProfileStore, ReturnLegSample, StoreError, StoreUnavailable
 from modipick.stores.base import check_leg_samples
@@ -106,7 +106,7 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
 
     async def RecordOutcome(self, request: profiler_pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_contextvars(request_id=rid):
+        with bound_request_id(rid):
             if request.HasField("return_leg") and self._legs is not None:  # whatever the model part says
                 sample = return_leg_sample(request.return_leg)
                 if sample is None:

@@ -5,11 +5,11 @@ they become, and the configure-serve-stop run with its exit codes."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any, Awaitable, Callable
 
 from modipick.runtime.config import non_negative_float, positive_int
+from modipick.runtime.event_loop import event_loop_option, run_on
 from modipick.runtime.logging import configure_logging
 from modipick.runtime.metrics import add_metrics_option, serve_metrics
 from modipick.runtime.server import run_until_signal
@@ -36,6 +36,8 @@ def add_server_options(parser, *, downstream: str, downstream_pronoun: str = "it
     parser.add_option("--downstream-key", default="", help=f"client key for {downstream} (mTLS)", secret=True)
     parser.add_option("--log-level", default="info", help="debug|info|warning|error")
     parser.add_option("--log-json", action="store_true", help="JSON logs even on a terminal")
+    parser.add_option("--event-loop", default="auto", type=event_loop_option,
+                      help="auto (uvloop where installed, else asyncio) | asyncio | uvloop")
     add_metrics_option(parser)
     add_tracing_option(parser)
     add_reliability_options(parser, **reliability)
@@ -66,7 +68,7 @@ def run_service(role: str, args: argparse.Namespace, serve: Callable[[], Awaitab
     configure_logging(json=True if args.log_json else None, level=args.log_level)
     configure_tracing(args.tracing, service_name=f"modipick-{role}")
     try:
-        asyncio.run(serve())
+        run_on(args.event_loop, serve)
     except bad_config as exc:
         print(f"modipick {role}: {bad_config_flag + ': ' if bad_config_flag else ''}{exc}", file=sys.stderr)
         return 2

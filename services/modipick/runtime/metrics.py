@@ -36,13 +36,15 @@ by collectors instead of being counted twice.
 from __future__ import annotations
 
 import argparse
+import bisect
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # Milliseconds from sub-ms model runs to multi-second SLAs.
 MS_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000,
@@ -185,8 +187,62 @@ def _child(cache: dict[tuple, Any], metric: Any, *labels: str) -> Any:
     return child
 
 
+class CountingHistogram:
+    """A histogram's buckets, sum and count, kept by the event loop's thread alone (no lock)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # le: a value on a bound counts in it
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        running, out = 0, []
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+class _SelectorCounts(Collector):
+    """modipick_requests_total, modipick_sla_met_total, modipick_selections_total and
+    modipick_budget_ms from SelectorMetrics' plain counts, at scrape time."""
+
+    def __init__(self, metrics: "SelectorMetrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        m = self._metrics
+        requests = CounterMetricFamily("modipick_requests", "Infer requests by policy and disposition",
+                                       labels=["policy", "disposition"])
+        for labels, value in list(m.requests.items()):
+            requests.add_metric(labels, value)
+        sla_met = CounterMetricFamily("modipick_sla_met", "Infer requests served within their SLA", labels=["policy"])
+        for policy, value in list(m.sla_met.items()):
+            sla_met.add_metric([policy], value)
+        selections = CounterMetricFamily("modipick_selections", "Model selections by model and reason",
+                                         labels=["model", "reason"])
+        for labels, value in list(m.selections.items()):
+            selections.add_metric(labels, value)
+        budget = HistogramMetricFamily("modipick_budget_ms", "Execution budget T_U per decision (ms)")
+        budget.add_metric([], m.budget.cumulative(), m.budget.sum)
+        yield from (requests, sla_met, budget, selections)
+
+    def describe(self) -> list:
+        return []
+
+
 # -- per service ----------------------------------------------------------------------------------
 class SelectorMetrics:
+    """The request path counts in plain dicts, read at scrape time (`_SelectorCounts`): a
+    prometheus_client child's inc or observe takes its lock and ~1-2 us warm, several times that
+    on a CPU that idled since the last request, and Infer makes four of them."""
+
     def __init__(self, registry: CollectorRegistry | None = None, *, policies: Iterable[str] | None = None) -> None:
         if policies is None:
             from modipick.core.policies import LIVE_POLICIES
@@ -194,33 +250,31 @@ class SelectorMetrics:
             policies = LIVE_POLICIES
         self.registry = registry if registry is not None else CollectorRegistry()
         self._policies = frozenset(policies)  # other names are labelled "unknown" (bounded cardinality)
-        self.requests = Counter("modipick_requests", "Infer requests by policy and disposition",
-                                ["policy", "disposition"], registry=self.registry)
-        self.sla_met = Counter("modipick_sla_met", "Infer requests served within their SLA", ["policy"],
-                               registry=self.registry)
-        self.budget = Histogram("modipick_budget_ms", "Execution budget T_U per decision (ms)",
-                                buckets=MS_BUCKETS, registry=self.registry)
+        self.requests: dict[tuple[str, str], int] = {}  # (policy, disposition) -> count
+        self.sla_met: dict[str, int] = {}               # policy -> count
+        self.selections: dict[tuple[str, str], int] = {}  # (model, reason) -> count
+        self.budget = CountingHistogram(MS_BUCKETS)
+        self.registry.register(_SelectorCounts(self))
         self.e2e = Histogram("modipick_e2e_ms", "End-to-end time clients reported through ReportOutcome (ms)",
                              buckets=MS_BUCKETS, registry=self.registry)
-        self.selections = Counter("modipick_selections", "Model selections by model and reason",
-                                  ["model", "reason"], registry=self.registry)
         self.staleness = Gauge("modipick_profile_staleness_seconds", "Age of the local profile copy (s)",
                                registry=self.registry)
         self.redis_errors = _redis_errors(self.registry)
-        self._children: dict[tuple, Any] = {}
 
     def policy_label(self, requested: str, default: str) -> str:
         name = requested or default
         return name if name in self._policies else UNKNOWN_POLICY
 
     def request(self, policy: str, disposition: str, *, sla_met: bool = False) -> None:
-        _child(self._children, self.requests, policy, disposition).inc()
+        key = (policy, disposition)
+        self.requests[key] = self.requests.get(key, 0) + 1
         if sla_met:
-            _child(self._children, self.sla_met, policy).inc()
+            self.sla_met[policy] = self.sla_met.get(policy, 0) + 1
 
     def selection(self, model: str, reason: str, budget_ms: float) -> None:
-        _child(self._children, self.selections, model, reason).inc()
-        self.budget.observe(max(0.0, budget_ms))
+        key = (model, reason)
+        self.selections[key] = self.selections.get(key, 0) + 1
+        self.budget.observe(budget_ms if budget_ms > 0.0 else 0.0)
 
     def outcome(self, e2e_ms: float) -> None:
         self.e2e.observe(e2e_ms)

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
 from modipick.runtime.decoding import DecodeGuardRegistrar
+from modipick.runtime.event_loop import loop_name
 from modipick.runtime.tls import TlsConfig
 
 log = structlog.get_logger("modipick.server")
@@ -108,7 +109,7 @@ async def run_until_signal(running: RunningServer, *,
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving", target=running.target, services=list(running.service_names))
+    log.info("serving", target=running.target, services=list(running.service_names), loop=loop_name(loop))
     await stop.wait()
     log.info("shutting down", grace_s=running.options.grace_s)
     await running.stop()

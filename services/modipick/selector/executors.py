@@ -149,6 +149,8 @@ class ExecutorPool:
                                         self._default_service_ms)
 
     def choose(self, exclude: Sequence[Replica] = ()) -> Replica:
+        if len(self.replicas) == 1:  # ejected or tried, it is still the only one (as below)
+            return self.replicas[0]
         now = self._clock()
         pool = [r for r in self.replicas if r not in exclude] or list(self.replicas)
         healthy = [r for r in pool if not r.ejected(now)]
@@ -163,6 +165,8 @@ class ExecutorPool:
     def expected_queue_ms(self) -> float:
         """What the replica the next request goes to should make it wait (0 when idle)."""
         now = self._clock()
+        if len(self.replicas) == 1:
+            return self.wait_ms(self.replicas[0], now)
         healthy = [r for r in self.replicas if not r.ejected(now)] or self.replicas
         return min(self.wait_ms(r, now) for r in healthy)
 
@@ -220,8 +224,8 @@ class ExecutorPool:
             return left
         fastest = min(c.mean_ms for c in candidates)
         reserve_ms = max(fastest + s.retry_overhead_ms, s.reserve_share * left * 1000.0)
-        chosen_ms = next((c.mean_ms for c in candidates if c.name == model.name and c.version == model.version),
-                         fastest)
+        name, version = model.name, model.version
+        chosen_ms = next((c.mean_ms for c in candidates if c.name == name and c.version == version), fastest)
         first_ms = left * 1000.0 - reserve_ms
         if first_ms >= chosen_ms + self.wait_ms(replica) + s.retry_overhead_ms:
             return first_ms / 1000.0

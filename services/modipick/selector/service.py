@@ -11,9 +11,9 @@ from typing import Callable
 
 import grpc
 import structlog
-from structlog.contextvars import bound_contextvars
 
 from modipick.core import Budget, Decision, Reason
+from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
 from modipick.runtime.metrics import SelectorMetrics
 from modipick.runtime.tracing import annotate, tracing_enabled
@@ -54,9 +54,9 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
         self._executor = executor
-        # the Executor reads the request id from the message; a metadata copy (~25 us a call) only
-        # serves tracing's span attributes
-        self._id_metadata = tracing_enabled()
+        # the Executor reads the request id from the message; a metadata copy (~25 us a call) and
+        # span attributes serve tracing only
+        self._traced = tracing_enabled()
         self._policies = policies
         self._outcomes = outcomes
         self._rng_for = rng_for
@@ -72,8 +72,9 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
     def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
                 receive_ns: int) -> tuple[RequestBudget, Decision]:
         """`request`: an InferRequest or SelectRequest. The time left is read here, at the decision."""
-        if request_id_problem(request.request_id):  # it travels on in gRPC metadata
-            raise RequestInvalid("request_id", request_id_problem(request.request_id).partition(": ")[2])
+        problem = request_id_problem(request.request_id)  # it travels on in gRPC metadata
+        if problem:
+            raise RequestInvalid("request_id", problem.partition(": ")[2])
         policy = self._policies.get(request.policy)
         made = self.budgeter.make(
             sla_ms=request.sla_ms, receive_ns=receive_ns,
@@ -95,7 +96,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         receive_ns = self._wall_ns()
         rid = request.request_id or request_id_from(context.invocation_metadata())
         policy_label = self.metrics.policy_label(request.policy, self._policies.default_name)
-        with bound_contextvars(request_id=rid):
+        with bound_request_id(rid):
             try:
                 _check_input(request)
                 made, decision = self._decide(request, context, rid, receive_ns)
@@ -109,15 +110,18 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             decided = self._perf()
             budget = made.budget
-            timings = common_pb2.Timings(upload_ms=made.upload_ms, budget_ms=budget.execution_ms,
+            budget_ms = budget.execution_ms
+            timings = common_pb2.Timings(upload_ms=made.upload_ms, budget_ms=budget_ms,
                                          selection_ms=(decided - started) * 1000.0)
             chosen = decision.model
             ref = common_pb2.ModelRef(name=chosen.name, version=chosen.version)
-            self.metrics.selection(chosen.name, decision.reason.value, budget.execution_ms)
-            annotate(**{"modipick.model": chosen.key, "modipick.reason": decision.reason.value,
-                        "modipick.budget_ms": budget.execution_ms, "modipick.policy": policy_label})
+            reason = decision.reason.value
+            self.metrics.selection(chosen.name, reason, budget_ms)
+            if self._traced:
+                annotate(**{"modipick.model": chosen.key, "modipick.reason": reason,
+                            "modipick.budget_ms": budget_ms, "modipick.policy": policy_label})
             # the Executor call may use the budget plus the overhead set aside for its round trip
-            timeout_s = (budget.execution_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+            timeout_s = (budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
             left = context.time_remaining()
             if left is not None and left < timeout_s:
                 timeout_s = left
@@ -125,14 +129,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 self.counts["run_on_device"] += 1
                 self.metrics.request(policy_label, "run_on_device")
                 timings.server_ms = (self._perf() - started) * 1000.0
-                log.debug("run on device", budget_ms=budget.execution_ms, fastest_ms=chosen.mean_ms)
+                log.debug("run on device", budget_ms=budget_ms, fastest_ms=chosen.mean_ms)
                 return selector_pb2.InferResponse(
                     request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE, model=ref,
                     reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings)
             try:
                 reply = await self._executor.Execute(
                     executor_pb2.ExecuteRequest(request_id=rid, model=ref, input=request.input),
-                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),) if self._id_metadata else None)
+                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
             except grpc.aio.AioRpcError as exc:
                 code = _EXECUTOR_STATUS.get(exc.code(), grpc.StatusCode.INTERNAL)
                 self.counts[f"executor_{exc.code().name.lower()}"] += 1
@@ -145,16 +149,15 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 self.metrics.request(policy_label, "error")
                 await context.abort(code, message)
             self.counts["served"] += 1
-            timings.queue_ms = reply.queue_ms
-            timings.execution_ms = reply.execution_ms
             replied = self._perf()
-            timings.server_ms = (replied - started) * 1000.0
-            self.overhead.observe(timings.server_ms - reply.queue_ms - reply.execution_ms)
+            server_ms = (replied - started) * 1000.0
+            queue_ms, execution_ms = reply.queue_ms, reply.execution_ms
+            timings.queue_ms, timings.execution_ms, timings.server_ms = queue_ms, execution_ms, server_ms
+            self.overhead.observe(server_ms - queue_ms - execution_ms)
             served = self.learner.remember(rid, made, after_decision_ms=(replied - decided) * 1000.0,
-                                           server_ms=timings.server_ms)
+                                           server_ms=server_ms)
             # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
-            self.metrics.request(policy_label, "served",
-                                 sla_met=timings.server_ms <= budget.execution_ms + self.overhead.value_ms)
+            self.metrics.request(policy_label, "served", sla_met=server_ms <= budget_ms + self.overhead.value_ms)
             if reply.HasField("model") and reply.model.name:
                 ref = reply.model
             return selector_pb2.InferResponse(
@@ -166,7 +169,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
         rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_contextvars(request_id=rid):
+        with bound_request_id(rid):
             try:
                 made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
@@ -188,7 +191,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
 
     async def ReportOutcome(self, request: selector_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_contextvars(request_id=rid):
+        with bound_request_id(rid):
             problem = _check_outcome(request)
             ticketed = request.HasField("ticket")
             if not problem and ticketed:
@@ -235,7 +238,7 @@ def _check_input(request: selector_pb2.InferRequest) -> None:
         raise RequestInvalid("input.tensor.dtype", f"{tensor.dtype[:32]!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
     if len(tensor.shape) > _MAX_DIMS:  # (and the error message below stays short)
         raise RequestInvalid("input.tensor.shape", f"has {len(tensor.shape)} dimensions, at most {_MAX_DIMS}")
-    if not tensor.shape or any(d <= 0 for d in tensor.shape):
+    if not tensor.shape or min(tensor.shape) <= 0:
         raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(tensor.shape)}")
     expected = math.prod(tensor.shape) * itemsize
     if len(tensor.content) != expected:
@@ -244,8 +247,9 @@ def _check_input(request: selector_pb2.InferRequest) -> None:
 
 
 def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:
-    if request_id_problem(request.request_id):
-        return request_id_problem(request.request_id)
+    problem = request_id_problem(request.request_id)
+    if problem:
+        return problem
     if not request.model.name:
         return "model.name: required (the model the reply named)"
     if request.model.version < 0:

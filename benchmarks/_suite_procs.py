@@ -8,6 +8,8 @@ import asyncio
 import os
 import time
 
+from modipick.runtime.event_loop import run_on
+
 FIXED_PROFILES = (  # name, accuracy %, mean ms, std ms: the digits pool's shape
     ("mlp-tiny", 90.0, 0.6, 0.1), ("cnn-small", 96.0, 1.2, 0.2), ("cnn-large", 98.5, 4.0, 0.5))
 
@@ -54,7 +56,7 @@ class InstantBackend:
         pass
 
 
-def instant_executor_main(port_queue, socket_path: str = "") -> None:
+def instant_executor_main(port_queue, socket_path: str = "", loop: str = "auto") -> None:
     """The real Executor service (admission, input checks, Execute and ExecuteStream) on InstantBackend."""
     from modipick.executor.app import ExecutorSettings, start_executor
     from modipick.executor.reporter import NullSink
@@ -70,10 +72,10 @@ def instant_executor_main(port_queue, socket_path: str = "") -> None:
         port_queue.put(app.target)
         await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
 
-    asyncio.run(serve())
+    run_on(loop, serve)
 
 
-def bare_proxy_main(executor_target: str, port_queue) -> None:
+def bare_proxy_main(executor_target: str, port_queue, loop: str = "auto") -> None:
     """The floor: a SelectorService that only forwards Infer to the Executor (no budget, no policy,
     no validation, no logging context): what two grpc.aio hops cost on this machine."""
     from modipick.runtime.channels import aio_channel
@@ -96,11 +98,11 @@ def bare_proxy_main(executor_target: str, port_queue) -> None:
         port_queue.put(running.target)
         await run_until_signal(running)
 
-    asyncio.run(serve())
+    run_on(loop, serve)
 
 
 def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0,
-                  transport: str = "stream", socket_path: str = "") -> None:
+                  transport: str = "stream", socket_path: str = "", loop: str = "auto") -> None:
     from modipick.core import ModelProfile
     from modipick.runtime.logging import configure_logging
     from modipick.runtime.server import run_until_signal
@@ -132,12 +134,12 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            asyncio.run(serve())
+            run_on(loop, serve)
         finally:
             profiler.disable()
             profiler.dump_stats(profile_path)
     else:
-        asyncio.run(serve())
+        run_on(loop, serve)
 
 
 def _stub_infer(target: str, image, sla_ms: float):

@@ -11,7 +11,11 @@ model the Selector chose last, the next through the Selector with the SDK (Async
 all paths run the same model mix under the same load, side by side. Overhead = the difference of
 the two plain-stub paths' latency quantiles (the same client machinery on both sides); the SDK's own
 client-side cost is printed apart, as is the Selector's time around the Executor call
-(server_ms - queue_ms - execution_ms, from the reply's timings). First it times a bare grpc.aio
+(server_ms - queue_ms - execution_ms, from the reply's timings). "Less the model run" is the same
+difference with each request's queue + execution time (as the Executor measured it, from the reply)
+taken off its latency first: the model run is the same work on both paths, and its spread (a few ms
+on a busy 2-vCPU machine) otherwise moves the difference of two p50s by tenths of a ms from run to
+run. First it times a bare grpc.aio
 round trip paced every 5 ms in this process: the machine's cost of one hop, to tell a slower machine
 from slower code when comparing runs.
 """
@@ -69,6 +73,10 @@ async def measure(suite, args) -> dict:
     via_sdk: list[float] = []
     direct: list[float] = []
     inside: list[float] = []
+    # each path's latency less the model's queue + run as the Executor measured it: the same overhead
+    # without the model run's own spread (a few ms here), which both paths share
+    selector_beside_model: list[float] = []
+    direct_beside_model: list[float] = []
     errors = {"selector": 0, "sdk": 0, "direct": 0}
     last_model = [common_pb2.ModelRef()]
     rng = random.Random(0)
@@ -101,6 +109,7 @@ async def measure(suite, args) -> dict:
             if record:
                 via_selector.append(elapsed)
                 inside.append(r.timings.server_ms - r.timings.queue_ms - r.timings.execution_ms)
+                selector_beside_model.append(elapsed - r.timings.queue_ms - r.timings.execution_ms)
 
         async def through_sdk(index: int, record: bool) -> None:
             t0 = time.perf_counter()
@@ -115,14 +124,16 @@ async def measure(suite, args) -> dict:
         async def straight(index: int, record: bool) -> None:
             t0 = time.perf_counter()
             try:
-                await executor.Execute(executor_pb2.ExecuteRequest(
+                reply = await executor.Execute(executor_pb2.ExecuteRequest(
                     request_id=f"direct-{index}", model=last_model[0],
                     input=tensors[index]), timeout=args.sla / 1000)
             except grpc.aio.AioRpcError:
                 errors["direct"] += record
                 return
             if record:
-                direct.append((time.perf_counter() - t0) * 1000)
+                elapsed = (time.perf_counter() - t0) * 1000
+                direct.append(elapsed)
+                direct_beside_model.append(elapsed - reply.queue_ms - reply.execution_ms)
 
         tasks = []
         interval = 1.0 / args.rate
@@ -140,7 +151,7 @@ async def measure(suite, args) -> dict:
         achieved = total / (time.perf_counter() - start)
         print(file=sys.stderr)
     return dict(via_selector=via_selector, via_sdk=via_sdk, direct=direct, inside=inside, errors=errors,
-                achieved=achieved)
+                achieved=achieved, selector_beside_model=selector_beside_model, direct_beside_model=direct_beside_model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                              "co-located Executor's Unix socket), or over gRPC (its --executor-transport)")
     parser.add_argument("--tf-intra-op-threads", type=int, default=0,
                         help="the Executor's --tf-intra-op-threads (0: TensorFlow picks, one per core)")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the services' --event-loop (auto: uvloop where installed)")
     args = parser.parse_args(argv)
     from modipick.cli.suite import Suite, SuiteSettings
     from modipick.runtime.logging import configure_logging
@@ -172,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                                      execute_socket=args.executor_transport == "socket",
                                      extra_env={"MODIPICK_EXECUTOR_TRANSPORT": args.executor_transport
                                                 if args.executor_transport != "socket" else "auto",
-                                                "MODIPICK_TF_INTRA_OP_THREADS": str(args.tf_intra_op_threads)})
+                                                "MODIPICK_TF_INTRA_OP_THREADS": str(args.tf_intra_op_threads),
+                                                "MODIPICK_EVENT_LOOP": args.event_loop})
 
             async def run() -> dict:
                 async with Suite(settings) as suite:
@@ -192,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     p50 = quantile(sel, .5) - quantile(dire, .5)
     p99 = quantile(sel, .99) - quantile(dire, .99)
     print(f"{'overhead (difference)':>22} {p50:7.2f} {quantile(sel, .9) - quantile(dire, .9):7.2f} {p99:7.2f}")
+    beside_sel, beside_direct = result["selector_beside_model"], result["direct_beside_model"]
+    print(f"{'less the model run':>22} {quantile(beside_sel, .5) - quantile(beside_direct, .5):7.2f} "
+          f"{quantile(beside_sel, .9) - quantile(beside_direct, .9):7.2f} "
+          f"{quantile(beside_sel, .99) - quantile(beside_direct, .99):7.2f}"
+          "  (the difference of each path's latency - queue - execution)")
     print(f"{'inside the Selector':>22} {quantile(inside, .5):7.2f} {quantile(inside, .9):7.2f} "
           f"{quantile(inside, .99):7.2f}  (server_ms - queue - execution)")
     if sdk:
@@ -202,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
     print(f"machine calibration: a bare grpc.aio round trip paced every 5 ms takes p50 {calibration_p50:.2f} ms")
     print(f"Selector -> Executor: {args.executor_transport}; Executor TensorFlow intra-op threads: "
-          f"{args.tf_intra_op_threads or 'auto'}")
+          f"{args.tf_intra_op_threads or 'auto'}; services' event loop: {args.event_loop}")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "
           f"{statistics.mean(sel):.2f} ms, direct {statistics.mean(dire):.2f} ms")
     return 0

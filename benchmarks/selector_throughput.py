@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", choices=("socket", "stream", "unary"), default="socket",
                         help="how the Selector reaches the Executor: the co-located Executor's Unix socket "
                              "(`modipick up`'s default), ExecuteStream messages or unary Execute calls")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the Executor's and the Selector's event loop (the services' --event-loop)")
     parser.add_argument("--profile", action="store_true", help="cProfile the Selector process")
     parser.add_argument("--bare-proxy", action="store_true",
                         help="replace the Selector by a pass-through proxy: the grpc.aio floor for comparison")
@@ -69,21 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     socket_path = os.path.join(socket_dir.name, "executor.sock") if args.transport == "socket" else ""
     counts = None
     try:
-        executor = ctx.Process(target=instant_executor_main, args=(queue, socket_path), daemon=True)
+        executor = ctx.Process(target=instant_executor_main, args=(queue, socket_path, args.event_loop), daemon=True)
         executor.start()
         procs.append(executor)
         executor_target = queue.get(timeout=60)
         if args.bare_proxy:
-            selector = ctx.Process(target=bare_proxy_main, args=(executor_target, queue), daemon=True)
+            selector = ctx.Process(target=bare_proxy_main, args=(executor_target, queue, args.event_loop), daemon=True)
         else:
             selector = ctx.Process(target=selector_main, daemon=True, args=(
                 executor_target, queue, profile_path, 0, "stream" if args.transport == "socket" else args.transport,
-                socket_path))
+                socket_path, args.event_loop))
         selector.start()
         procs.append(selector)
         selector_target = queue.get(timeout=60)
         print(f"load: {args.load}, {args.clients} x {args.concurrency} in flight, {args.warmup:g} s warm-up + "
-              f"{args.seconds:g} s measured; Selector -> Executor: {args.transport} ...", file=sys.stderr)
+              f"{args.seconds:g} s measured; Selector -> Executor: {args.transport}; event loop {args.event_loop} ...",
+              file=sys.stderr)
         driver = _h2load if args.load == "h2load" else _python_load
         ok, errors, latencies, cpu = driver(args, ctx, selector_target, (executor, selector))
         if not args.bare_proxy:

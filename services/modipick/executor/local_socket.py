@@ -19,7 +19,7 @@ import stat
 import structlog
 
 from modipick.executor.service import ExecutorService
-from modipick.runtime.frames import FrameError, FrameWriter, greet, read_frames
+from modipick.runtime.frames import FrameConnection, FrameError
 from modipick.v1 import executor_pb2
 
 log = structlog.get_logger("modipick.executor.local_socket")
@@ -58,7 +58,7 @@ class LocalExecuteSocket:
 
     async def start(self) -> None:
         _clear_stale(self.path)
-        self._server = await asyncio.start_unix_server(self._accept, self.path)
+        self._server = await asyncio.get_running_loop().create_unix_server(self._connection, self.path)
         os.chmod(self.path, 0o660)  # the Selector runs as the same user or group
         log.info("execute socket listening", path=self.path)
 
@@ -66,22 +66,23 @@ class LocalExecuteSocket:
         if self._server is not None:
             self._server.close()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
+    def _connection(self) -> FrameConnection:
+        connection = FrameConnection(executor_pb2.ExecuteStreamRequest, self._max_bytes, first=False)
+        task = asyncio.ensure_future(self._serve(connection))
         self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+        return connection
+
+    async def _serve(self, connection: FrameConnection) -> None:
         try:
-            await greet(reader, writer, first=False)
-            frames = read_frames(reader, executor_pb2.ExecuteStreamRequest, self._max_bytes)
-            await self._service.serve_stream(frames, FrameWriter(writer))
+            await connection.greeted()
+            await self._service.serve_stream(connection, connection)
         except FrameError as exc:
             log.warning("execute socket session closed", reason=str(exc))
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             pass  # the Selector went away: its calls were given up with it
         finally:
-            self._sessions.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            connection.close()
 
     async def stop(self, grace_s: float) -> None:
         self.close_listener()

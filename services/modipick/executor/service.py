@@ -24,7 +24,7 @@ from modipick.executor.backends.base import DEFAULT_SIGNATURE, Backend, ModelInf
 from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInput
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
-from modipick.executor.stream import AnswerSink, StreamSession
+from modipick.executor.stream import AnswerSink, Requests, StreamSession
 from modipick.runtime.metadata import request_id_from
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -59,7 +59,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
                             context: grpc.aio.ServicerContext) -> None:
         await self.serve_stream(request_iterator, context, request_id_from(context.invocation_metadata()))
 
-    async def serve_stream(self, messages: AsyncIterator[executor_pb2.ExecuteStreamRequest], answers: AnswerSink,
+    async def serve_stream(self, messages: Requests, answers: AnswerSink,
                            fallback_id: str = "") -> None:
         """One stream of executions, over gRPC or a local socket (modipick.executor.local_socket)."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Protocol, Union
 
 import grpc
 
@@ -39,6 +39,16 @@ class AnswerSink(Protocol):
     async def write(self, message: executor_pb2.ExecuteStreamResponse) -> None: ...
 
 
+class MessageSource(Protocol):
+    """A local socket's messages, handed to `on_message` as they arrive until the peer closes."""
+
+    async def listen(self, on_message: Callable[[executor_pb2.ExecuteStreamRequest], None]) -> None: ...
+
+
+# an ExecuteStream call's request iterator, or a local socket
+Requests = Union[AsyncIterator[executor_pb2.ExecuteStreamRequest], MessageSource]
+
+
 def refusal(call_id: int, code: grpc.StatusCode, message: str) -> executor_pb2.ExecuteAnswer:
     return executor_pb2.ExecuteAnswer(call_id=call_id,
                                       error=executor_pb2.ExecuteError(code=code.value[0], message=message))
@@ -58,7 +68,7 @@ class StreamSession:
         self._write_now = getattr(answers, "write_now", None)  # a local socket's: no wait, no task
         self._running: dict[int, asyncio.Task] = {}
 
-    async def serve(self, requests: AsyncIterator[executor_pb2.ExecuteStreamRequest]) -> None:
+    async def serve(self, requests: Requests) -> None:
         writer = asyncio.ensure_future(self._write())
         reader = asyncio.ensure_future(self._read(requests))
         drained = asyncio.ensure_future(self._draining.wait())
@@ -85,10 +95,17 @@ class StreamSession:
             for task in (writer, reader, drained, *self._running.values()):
                 task.cancel()
 
-    async def _read(self, requests: AsyncIterator[executor_pb2.ExecuteStreamRequest]) -> None:
+    async def _read(self, requests: Requests) -> None:
+        listen = getattr(requests, "listen", None)
+        if listen is not None:  # a local socket hands over each message as it arrives
+            await listen(self._accept_all)
+            return
         async for message in requests:
-            for call in message.calls:
-                self._accept(call)
+            self._accept_all(message)
+
+    def _accept_all(self, message: executor_pb2.ExecuteStreamRequest) -> None:
+        for call in message.calls:
+            self._accept(call)
 
     def _accept(self, message: executor_pb2.ExecuteCall) -> None:
         call_id = message.call_id

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ipaddress
-from typing import AsyncIterator, Protocol
+from typing import Callable, Protocol
 
 import grpc
 import structlog
@@ -111,11 +111,11 @@ class GrpcConduit:
     async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None:
         await self.call.write(message)
 
-    async def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]:
-        """The answers; at the end the call's status, UNIMPLEMENTED as StreamUnsupported."""
+    async def listen(self, on_message: Callable[[executor_pb2.ExecuteStreamResponse], None]) -> None:
+        """Each answer to `on_message`; at the end the call's status, UNIMPLEMENTED as StreamUnsupported."""
         try:
             async for message in self.call:
-                yield message
+                on_message(message)
             code = await self.call.code()
             if code != grpc.StatusCode.OK:
                 raise ExecuteFailed(code, await self.call.details())
@@ -133,7 +133,8 @@ class Conduit(Protocol):
 
     async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None: ...
 
-    def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]: ...
+    async def listen(self, on_message: Callable[[executor_pb2.ExecuteStreamResponse], None]) -> None:
+        """Hand each answer message to `on_message` until the stream ends (raising why, if not cleanly)."""
 
     def close(self) -> None: ...
 
@@ -177,11 +178,7 @@ class _OpenStream:
     async def _read(self) -> None:
         failure: Exception = ExecuteFailed(grpc.StatusCode.UNAVAILABLE, "the Executor ended the stream")
         try:
-            async for message in self.conduit.messages():
-                for answer in message.answers:
-                    future = self.waiting.pop(answer.call_id, None)
-                    if future is not None and not future.done():
-                        future.set_result(answer)
+            await self.conduit.listen(self._dispatch)
         except (grpc.aio.AioRpcError, StreamUnsupported) as exc:
             failure = exc
         except (OSError, FrameError) as exc:
@@ -191,6 +188,12 @@ class _OpenStream:
             raise
         finally:
             self._end(failure)
+
+    def _dispatch(self, message: executor_pb2.ExecuteStreamResponse) -> None:
+        for answer in message.answers:
+            future = self.waiting.pop(answer.call_id, None)
+            if future is not None and not future.done():
+                future.set_result(answer)
 
     def _end(self, failure: Exception) -> None:
         self.ended = True

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import structlog
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
-from modipick.runtime.frames import FrameError, greet, read_frames, write_frame, write_now
+from modipick.runtime.frames import FrameConnection, FrameError
 from modipick.selector.execute_transport import ExecuteTransport, StreamExecute, StreamUnsupported
 from modipick.v1 import executor_pb2, executor_pb2_grpc
 
@@ -33,38 +33,36 @@ class SocketConduit:
         self._max_bytes = max_message_bytes
         self._opened = asyncio.ensure_future(self._connect())
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> FrameConnection:
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_unix_connection(self._path)
+            _, connection = await loop.create_unix_connection(
+                lambda: FrameConnection(executor_pb2.ExecuteStreamResponse, self._max_bytes, first=True), self._path)
         except OSError as exc:
             raise StreamUnsupported(f"cannot connect to {self._path}: {exc.strerror or exc}") from None
         try:
-            await greet(reader, writer, first=True)
-        except (FrameError, OSError) as exc:
-            writer.close()
+            await connection.greeted()
+        except FrameError as exc:
+            connection.close()
             raise StreamUnsupported(f"{self._path}: {exc}") from None
-        return reader, writer
+        return connection
 
     async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None:
-        _, writer = await self._opened
-        write_frame(writer, message)
-        await writer.drain()
+        await (await self._opened).write(message)
 
     def write_now(self, message: executor_pb2.ExecuteStreamRequest) -> bool:
         if not self._opened.done() or self._opened.cancelled() or self._opened.exception() is not None:
             return False
-        return write_now(self._opened.result()[1], message)
+        return self._opened.result().write_now(message)
 
-    async def messages(self) -> AsyncIterator[executor_pb2.ExecuteStreamResponse]:
-        reader, _ = await self._opened
-        async for message in read_frames(reader, executor_pb2.ExecuteStreamResponse, self._max_bytes):
-            yield message
+    async def listen(self, on_message: Callable[[executor_pb2.ExecuteStreamResponse], None]) -> None:
+        await (await self._opened).listen(on_message)
 
     def close(self) -> None:
         if not self._opened.done():
             self._opened.cancel()
         elif not self._opened.cancelled() and self._opened.exception() is None:
-            self._opened.result()[1].close()
+            self._opened.result().close()
 
 
 class SocketExecute(StreamExecute):

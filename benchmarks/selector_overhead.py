@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{quantile(beside_sel, .9) - quantile(beside_direct, .9):7.2f} "
           f"{quantile(beside_sel, .99) - quantile(beside_direct, .99):7.2f}"
           "  (the difference of each path's latency - queue - execution)")
+    model_sel = [a - b for a, b in zip(sel, beside_sel)]
+    model_direct = [a - b for a, b in zip(dire, beside_direct)]
+    print(f"{'model queue + run':>22} p50 {quantile(model_sel, .5):.2f} ms via the Selector, "
+          f"{quantile(model_direct, .5):.2f} ms direct  (as the Executor measured them)")
     print(f"{'inside the Selector':>22} {quantile(inside, .5):7.2f} {quantile(inside, .9):7.2f} "
           f"{quantile(inside, .99):7.2f}  (server_ms - queue - execution)")
     if sdk:

@@ -1,10 +1,9 @@
 """Which asyncio event loop a service runs on (`--event-loop`, MODIPICK_EVENT_LOOP).
 
 `auto` (the default) takes uvloop where it is installed (a dependency on Linux and macOS) and the
-standard loop elsewhere. On the benchmark machines uvloop takes ~35-40 us off each hand-over
-through the co-located Executor's socket (a paced round trip there: 0.38 ms with the standard
-loop, 0.25 ms with uvloop), which is most of what the Selector's hop costs beyond its own Python
-(docs/benchmarks.md). gRPC's asyncio stack runs on any asyncio loop.
+standard loop elsewhere. uvloop's loop passes and socket reads cost less: on the benchmark machines
+a paced Unix-socket round trip took 0.25 ms against 0.38, and one Selector's throughput rose ~7 %
+(docs/benchmarks.md, session 6). gRPC's asyncio stack runs on any asyncio loop.
 """
 
 from __future__ import annotations

@@ -81,6 +81,8 @@ class LocalExecuteSocket:
             log.warning("execute socket session closed", reason=str(exc))
         except ConnectionError:
             pass  # the Selector went away: its calls were given up with it
+        except Exception:  # a bug: this connection ends, the others go on
+            log.exception("execute socket session failed")
         finally:
             connection.close()
 

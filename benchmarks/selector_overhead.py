@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from modipick.runtime.event_loop import LOOPS
+
 TARGET_P50_MS, TARGET_P99_MS = 1.0, 3.0
 
 
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                              "co-located Executor's Unix socket), or over gRPC (its --executor-transport)")
     parser.add_argument("--tf-intra-op-threads", type=int, default=0,
                         help="the Executor's --tf-intra-op-threads (0: TensorFlow picks, one per core)")
-    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+    parser.add_argument("--event-loop", choices=LOOPS, default="auto",
                         help="the services' --event-loop (auto: uvloop where installed)")
     args = parser.parse_args(argv)
     from modipick.cli.suite import Suite, SuiteSettings

@@ -39,6 +39,7 @@ import tempfile
 import time
 
 from benchmarks._suite_procs import bare_proxy_main, cpu_seconds, instant_executor_main, load_main, selector_main
+from modipick.runtime.event_loop import LOOPS
 
 TARGET_RPS = 1500
 SLA_MS = 1000.0
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", choices=("socket", "stream", "unary"), default="socket",
                         help="how the Selector reaches the Executor: the co-located Executor's Unix socket "
                              "(`modipick up`'s default), ExecuteStream messages or unary Execute calls")
-    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+    parser.add_argument("--event-loop", choices=LOOPS, default="auto",
                         help="the Executor's and the Selector's event loop (the services' --event-loop)")
     parser.add_argument("--profile", action="store_true", help="cProfile the Selector process")
     parser.add_argument("--bare-proxy", action="store_true",

@@ -74,10 +74,8 @@ class FrameConnection(asyncio.Protocol, Generic[M]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._greeted.done():
-            heard = bytes(self._buffer)
-            self._greeted.set_exception(FrameError(
-                f"the peer closed the connection during the greeting (heard {heard!r})"))
-            self._greeted.exception()  # retrieved here: a caller may be gone already
+            _reject(self._greeted, FrameError(
+                f"the peer closed the connection during the greeting (heard {bytes(self._buffer)!r})"))
         if self._buffer and (exc is None or isinstance(exc, ConnectionError)):
             exc = FrameError("the connection ended inside a frame")
         self._end(exc)
@@ -139,6 +137,8 @@ class FrameConnection(asyncio.Protocol, Generic[M]):
         self._transport.write(_LENGTH.pack(len(body)) + body)
 
     def _deliver(self) -> None:
+        if not self._greeted.done():
+            return  # the buffer still holds (part of) the greeting
         buffer = self._buffer
         while self._listener is not None and len(buffer) >= _LENGTH.size and not self._ended.done():
             (length,) = _LENGTH.unpack_from(buffer)
@@ -162,8 +162,7 @@ class FrameConnection(asyncio.Protocol, Generic[M]):
 
     def _fail(self, error: Exception) -> None:
         if not self._greeted.done():
-            self._greeted.set_exception(error)
-            self._greeted.exception()
+            _reject(self._greeted, error)
         self._end(error)
         self.close()
 
@@ -173,5 +172,10 @@ class FrameConnection(asyncio.Protocol, Generic[M]):
         if error is None:
             self._ended.set_result(None)
         else:
-            self._ended.set_exception(error)
-            self._ended.exception()  # retrieved: nobody may be listening yet
+            _reject(self._ended, error)
+
+
+def _reject(future: asyncio.Future, error: Exception) -> None:
+    """Fail `future` with `error`, marked retrieved: whoever would await it may be gone already."""
+    future.set_exception(error)
+    future.exception()

@@ -218,23 +218,25 @@ class _SelectorCounts(Collector):
 
     def collect(self) -> Iterator[Any]:
         m = self._metrics
-        requests = CounterMetricFamily("modipick_requests", "Infer requests by policy and disposition",
-                                       labels=["policy", "disposition"])
-        for labels, value in list(m.requests.items()):
-            requests.add_metric(labels, value)
-        sla_met = CounterMetricFamily("modipick_sla_met", "Infer requests served within their SLA", labels=["policy"])
-        for policy, value in list(m.sla_met.items()):
-            sla_met.add_metric([policy], value)
-        selections = CounterMetricFamily("modipick_selections", "Model selections by model and reason",
-                                         labels=["model", "reason"])
-        for labels, value in list(m.selections.items()):
-            selections.add_metric(labels, value)
+        yield _counters("modipick_requests", "Infer requests by policy and disposition", ["policy", "disposition"],
+                        m.requests)
+        yield _counters("modipick_sla_met", "Infer requests served within their SLA", ["policy"],
+                        {(policy,): n for policy, n in list(m.sla_met.items())})
         budget = HistogramMetricFamily("modipick_budget_ms", "Execution budget T_U per decision (ms)")
         budget.add_metric([], m.budget.cumulative(), m.budget.sum)
-        yield from (requests, sla_met, budget, selections)
+        yield budget
+        yield _counters("modipick_selections", "Model selections by model and reason", ["model", "reason"],
+                        m.selections)
 
     def describe(self) -> list:
         return []
+
+
+def _counters(name: str, documentation: str, labels: list[str], counts: dict[tuple, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in list(counts.items()):  # a copy: the event loop may add a key meanwhile
+        family.add_metric(values, count)
+    return family
 
 
 # -- per service ----------------------------------------------------------------------------------

@@ -128,8 +128,7 @@ def test_tracing_console_continues_the_callers_trace() -> None:
         request = selector_pb2.InferRequest(sla_ms=100, input=common_pb2.Input(encoded_image=b"\x89PNG\r\n\x1a\n"))
         request.client_send_time.FromNanoseconds(time.time_ns())
         with grpc.insecure_channel(target) as channel:
-            # the metrics endpoint comes up before the gRPC server: a call before it would be refused
-            # UNAVAILABLE by the connection, with no server span to find
+            # a call the connection refused (UNAVAILABLE with no server span) would prove nothing
             grpc.channel_ready_future(channel).result(timeout=60)
             with pytest.raises(grpc.RpcError) as refused:
                 selector_pb2_grpc.SelectorServiceStub(channel).Infer(

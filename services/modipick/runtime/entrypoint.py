@@ -55,9 +55,14 @@ def server_settings(parser, args: argparse.Namespace) -> dict[str, Any]:
 
 async def serve_app(start: Callable[..., Awaitable[Any]], settings: Any, metrics: Any,
                     metrics_port: int = 0) -> None:
-    """Expose `metrics`, start the app (`start(settings, metrics=...)`), serve until SIGTERM/SIGINT."""
-    serve_metrics(metrics_port, metrics.registry)
+    """Start the app (`start(settings, metrics=...)`), expose `metrics`, serve until SIGTERM/SIGINT.
+    The endpoint opens after the app has registered its collectors, so no scrape sees a partial page."""
     app = await start(settings, metrics=metrics)
+    try:
+        serve_metrics(metrics_port, metrics.registry)
+    except OSError:
+        await app.stop(0)
+        raise
     await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
 
 

@@ -162,3 +162,19 @@ def test_a_draining_executor_answers_what_it_runs_and_ends_the_stream(slow_execu
     late.wait_ended(10)
     assert late.error is None and (2 not in late.answers
                                    or late.answers[2].error.code == grpc.StatusCode.UNAVAILABLE.value[0])
+
+
+def test_the_stream_is_greeted_with_initial_metadata_before_any_message(embedded_executor, stub_for):
+    """The Selector writes nothing until the Executor's initial metadata says the stream is served
+    (modipick.selector.execute_transport.GrpcConduit), so it must come with no message sent."""
+    outbox: queue.Queue = queue.Queue()
+    responses = stub_for(embedded_executor).ExecuteStream(iter(outbox.get, None), timeout=30)
+    greeted = threading.Thread(target=responses.initial_metadata, daemon=True)
+    greeted.start()
+    greeted.join(10)
+    try:
+        assert not greeted.is_alive(), "no initial metadata before the first message"
+        assert not responses.done()
+    finally:
+        outbox.put(None)
+        assert list(responses) == []

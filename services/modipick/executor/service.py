@@ -57,6 +57,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 
     async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
                             context: grpc.aio.ServicerContext) -> None:
+        await context.send_initial_metadata(())  # "served": the caller waits for it before writing
         await self.serve_stream(request_iterator, context, request_id_from(context.invocation_metadata()))
 
     async def serve_stream(self, messages: Requests, answers: AnswerSink,

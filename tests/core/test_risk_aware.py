@@ -67,6 +67,23 @@ def test_without_a_learned_leg_it_uses_the_budget_estimate():
     assert choose(Budget(sla_ms=200, upload_ms=50, return_estimate_ms=100)).model.name == "mid"
 
 
+def test_the_serving_overheads_spread_widens_every_models():
+    # 80 ms left for the model (150 - 50 upload - 20 return): slow (60 +- 0.3 ms) fits with 20 to spare
+    models = (Candidate("mid", 1, 70.0, 30.0, 0.2), Candidate("slow", 1, 80.0, 60.0, 0.3))
+    calm = Budget(sla_ms=150, upload_ms=50, return_leg=ReturnLegEstimate.exact(20))
+    assert choose(calm, models).model.name == "slow"
+    # the same budget with 15 ms of spread in the overhead around the model: slow's lower node
+    # (20 - sqrt(3) * 15 < 0) misses, P = 5/6 and 80 * 5/6 = 66.7 < mid's 70 * 1
+    noisy = Budget(sla_ms=150, upload_ms=50, return_leg=ReturnLegEstimate.exact(20), overhead_std_ms=15.0)
+    assert choose(noisy, models).model.name == "mid"
+    assert RiskAware().meet_probability(models[1], 100.0, ReturnLegEstimate.exact(20), 15.0) == pytest.approx(5 / 6)
+
+
+def test_a_negative_overhead_spread_is_refused():
+    with pytest.raises(ValueError, match="overhead spread"):
+        Budget(sla_ms=150, upload_ms=50, overhead_std_ms=-1.0)
+
+
 def test_no_exploration_the_rng_is_never_drawn():
     rng = random.Random(7)
     state = rng.getstate()
@@ -104,7 +121,7 @@ def brute_force(models, budget, miss_target, objective):
     policy = RiskAware(miss_target, objective)
     ret = budget.return_leg
     left = budget.sla_ms - budget.upload_ms
-    scored = [(m, policy.meet_probability(m, left, ret)) for m in models]
+    scored = [(m, policy.meet_probability(m, left, ret, budget.overhead_std_ms)) for m in models]
     if objective == "constrained":
         safe = [(m, p) for m, p in scored if p >= 1 - miss_target]
         if safe:
@@ -115,14 +132,15 @@ def brute_force(models, budget, miss_target, objective):
 
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(models_st, st.floats(1.0, 800.0), st.floats(0.0, 200.0), legs_st, st.booleans(),
-       st.sampled_from(["expected", "constrained"]), st.sampled_from([0.0, 0.05, 0.3]))
-def test_pruned_scan_matches_the_definition(rows, sla, upload, legs, log_scale, objective, miss_target):
+       st.sampled_from(["expected", "constrained"]), st.sampled_from([0.0, 0.05, 0.3]),
+       st.sampled_from([0.0, 0.7, 25.0]))
+def test_pruned_scan_matches_the_definition(rows, sla, upload, legs, log_scale, objective, miss_target, overhead_std):
     models = tuple(Candidate(f"m{i}", 1, a, mu, sd) for i, (a, mu, sd) in enumerate(rows))
     if log_scale:
         ret = ReturnLegEstimate(tuple(sorted(math.log(max(v, 0.01)) for v in legs)), 0.0, log_scale=True)
     else:
         ret = empirical(legs)
-    budget = Budget(sla_ms=sla, upload_ms=upload, return_leg=ret)
+    budget = Budget(sla_ms=sla, upload_ms=upload, return_leg=ret, overhead_std_ms=overhead_std)
     policy = RiskAware(miss_target, objective)
     d = policy.choose(models, budget, random.Random(0))
     again = policy.choose(list(models), budget, random.Random(0))  # uncached path
@@ -134,7 +152,7 @@ def test_pruned_scan_matches_the_definition(rows, sla, upload, legs, log_scale, 
         assert d.reason is Reason.FALLBACK and d.model.mean_ms == min(m.mean_ms for m in models)
     else:
         left = sla - upload
-        assert d.model.accuracy * policy.meet_probability(d.model, left, ret) == pytest.approx(best)
+        assert d.model.accuracy * policy.meet_probability(d.model, left, ret, overhead_std) == pytest.approx(best)
 
 
 def test_cached_candidates_follow_a_new_tuple():

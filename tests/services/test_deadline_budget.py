@@ -129,6 +129,23 @@ def test_budgets_for_modipick_stay_the_papers_and_risk_aware_gets_the_learned_le
     assert budgeter.make(**common, with_leg=False).budget.execution_ms == pytest.approx(paper.execution_ms)
 
 
+def test_a_learned_serving_overhead_has_a_mean_and_a_spread_and_risk_aware_gets_both():
+    fixed = ServingOverhead(2.0)
+    fixed.observe(9.0)
+    assert (fixed.value_ms, fixed.std_ms) == (2.0, 0.0)
+    learned = ServingOverhead(None, alpha=0.05)
+    for i in range(400):
+        learned.observe(1.0 if i % 2 else 3.0)
+    assert learned.value_ms == pytest.approx(2.0, abs=0.1) and learned.std_ms == pytest.approx(1.0, abs=0.1)
+    learned.observe(5000.0)  # past max_ms: not an overhead but a stall elsewhere
+    assert learned.std_ms == pytest.approx(1.0, abs=0.1)
+    budgeter = Budgeter(overhead=learned)
+    common = dict(sla_ms=150.0, send_time=None, receive_ns=NOW_NS, left_s=0.120, client_id="c")
+    budget = budgeter.make(**common, with_leg=True).budget
+    assert budget.overhead_std_ms == learned.std_ms
+    assert budget.upload_ms == pytest.approx(30.0 + learned.value_ms)
+
+
 def test_return_leg_models_per_client_with_a_shared_model_per_network_class():
     assert network_class("lte/device-42") == "lte" and network_class("device-42") == "default"
     assert network_class("") == "default" and network_class("/x") == "default"

@@ -33,12 +33,17 @@ class Budget:
     return_estimate_ms: float | None = None  # None: the paper's assumption, equal to upload
     hindsight: Hindsight | None = None
     return_leg: "ReturnLegEstimate | None" = None  # a learned distribution (risk_aware); None: use return_ms
+    # The spread of server time spent outside the model (a live Selector's serving overhead, whose
+    # mean is counted in upload_ms): risk_aware adds it to every model's own.
+    overhead_std_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.sla_ms) and self.sla_ms > 0):
             raise ValueError(f"SLA must be a positive number of ms, got {self.sla_ms!r}")
         if not (math.isfinite(self.upload_ms) and self.upload_ms >= 0):
             raise ValueError(f"upload time must be >= 0 ms, got {self.upload_ms!r}")
+        if not (math.isfinite(self.overhead_std_ms) and self.overhead_std_ms >= 0):
+            raise ValueError(f"overhead spread must be >= 0 ms, got {self.overhead_std_ms!r}")
         r = self.return_estimate_ms
         if r is not None and not (math.isfinite(r) and r >= 0):
             raise ValueError(f"return estimate must be >= 0 ms, got {r!r}")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from modipick.core import Budget
+from modipick.core.profiles import ewma_step
 from modipick.core.returnleg import ReturnLegEstimate
 from modipick.selector.clocks import ClockOffsets
 
@@ -81,19 +82,24 @@ class ServingOverhead:
     (de)serialisation, scheduling), which the model profiles (queue + run, measured inside the
     Executor) do not contain. Subtracted from the budget so the policy's hard limit is honest.
 
-    Fixed (the default 0: the paper's budget), or learned: an EWMA of server_ms - (queue + run)
-    over served requests, per replica (so replicas agree only as far as their estimates do)."""
+    Fixed (the default 0: the paper's budget), or learned: an EWMA mean and variance (the models'
+    formula) of server_ms - (queue + run) over served requests, per replica (so replicas agree only
+    as far as their estimates do). The mean is budgeted; `std_ms` goes to risk_aware."""
 
     def __init__(self, fixed_ms: float | None = 0.0, *, alpha: float = 0.05, initial_ms: float = 1.0,
                  max_ms: float = 1000.0) -> None:
         self.learned = fixed_ms is None
         self.value_ms = initial_ms if fixed_ms is None else fixed_ms
+        self.std_ms = 0.0
+        self._var = 0.0
         self._alpha = alpha
         self._max = max_ms
 
     def observe(self, overhead_ms: float) -> None:
         if self.learned and 0.0 <= overhead_ms < self._max:
-            self.value_ms += self._alpha * (overhead_ms - self.value_ms)
+            # from the initial guess, not from the first sample: one slow first request moves it by alpha
+            self.value_ms, self._var = ewma_step(self.value_ms, self._var, 1, overhead_ms, self._alpha)
+            self.std_ms = math.sqrt(self._var)
 
 
 def parse_overhead(text: str) -> float | None:
@@ -220,6 +226,8 @@ class Budgeter:
             back = leg.quantile(rules.cutoff_quantile)
         else:
             back = upload if rules.return_estimate_ms is None else rules.return_estimate_ms
-        budget = Budget(sla, upload + self.overhead.value_ms, back, return_leg=leg if with_leg else None)
+        overhead = self.overhead
+        budget = Budget(sla, upload + overhead.value_ms, back, return_leg=leg if with_leg else None,
+                        overhead_std_ms=overhead.std_ms)
         return RequestBudget(budget, upload, source, client_id, elapsed, offset, leg, owner)
 

@@ -7,6 +7,10 @@ R = T_input). For each model m with execution time E_m ~ N(mu, sigma) it compute
 
     P_m = P(E_m + R <= L)      (3-point Gauss-Hermite over E_m, empirical CDF of R)
 
+Live, E_m also carries the Selector's serving overhead: its mean is in L (Budget.upload_ms) and its
+spread (Budget.overhead_std_ms) widens sigma to sqrt(sigma^2 + spread^2); with models that take
+about a millisecond the overhead's spread is as wide as the models' differences.
+
 and then, by `objective`:
   "expected"     (default) the model with the best expected effective accuracy A(m) * P_m (a miss
                  scores 0, so this is the per-request Bayes decision for effective accuracy);
@@ -99,9 +103,12 @@ class RiskAware:
         self.miss_target = float(miss_target)
         self.objective = objective
 
-    def meet_probability(self, m: Candidate, left_ms: float, ret: ReturnLegEstimate) -> float:
-        """P_m for a request with `left_ms` after the upload and return-leg estimate `ret`."""
-        return meet_probability(ret.offsets, left_ms - m.mean_ms, _SQRT3 * m.std_ms, ret.centre, ret.log_scale)
+    def meet_probability(self, m: Candidate, left_ms: float, ret: ReturnLegEstimate,
+                         overhead_std_ms: float = 0.0) -> float:
+        """P_m for a request with `left_ms` after the upload and return-leg estimate `ret` (and a
+        serving overhead of that spread on top of the model's)."""
+        spread = _SQRT3 * math.sqrt(m.std_ms * m.std_ms + overhead_std_ms * overhead_std_ms)
+        return meet_probability(ret.offsets, left_ms - m.mean_ms, spread, ret.centre, ret.log_scale)
 
     def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
         prep = self._prepared
@@ -120,6 +127,7 @@ class RiskAware:
         if not log_scale:  # the common case inlined below: R = centre + offset
             left -= centre
         need = 1.0 - self.miss_target if self.objective == "constrained" else 2.0  # 2: never
+        extra_var = budget.overhead_std_ms * budget.overhead_std_ms
         best = None
         best_e = best_mu = -1.0
         chosen = None
@@ -130,6 +138,8 @@ class RiskAware:
             if acc < best_e and chosen is None and need > 1.0:
                 break  # expected objective: A * P <= A cannot beat the best any more
             x = left - mu
+            if extra_var:
+                spread = _SQRT3 * math.sqrt(m.std_ms * m.std_ms + extra_var)
             if log_scale:
                 p = meet_probability(offsets, x, spread, centre, True)
                 if p <= 0.0:

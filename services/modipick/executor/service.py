@@ -152,8 +152,8 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
     def _observe_when_done(self, run: asyncio.Future, request: executor_pb2.ExecuteRequest, name: str,
                            queue_ms: float, slot_at: float, request_id: str) -> None:
         """A run nobody waits for any more still ends, and its whole time is a latency sample like any
-        other: a profile fed only by the runs that made their deadlines learns the fast ones and keeps
-        offering a model that misses (a deadline of a few ms missed 77 of 80 times that way)."""
+        other: a profile fed only by the runs that made their deadlines learns the fast ones (it is
+        censored exactly where the model is slow) and keeps offering a model that misses."""
         if run.done():
             return
 

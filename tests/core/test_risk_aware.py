@@ -79,6 +79,20 @@ def test_the_serving_overheads_spread_widens_every_models():
     assert RiskAware().meet_probability(models[1], 100.0, ReturnLegEstimate.exact(20), 15.0) == pytest.approx(5 / 6)
 
 
+def test_a_minimum_chance_keeps_long_shots_out_and_declines_when_none_is_left():
+    # L = 60: fast P = 0.46 (23), mid P = 0.21 (14.7): the expected objective takes fast's long shot
+    budget = Budget(sla_ms=70, upload_ms=10, return_leg=WIDE)
+    assert choose(budget).model.name == "fast" and not choose(budget).on_device
+    declined = choose(budget, min_probability=0.5)
+    assert declined.reason is Reason.FALLBACK and declined.on_device and declined.model.name == "fast"
+    # L = 160: slow P = 0.91 (72.7) beats mid P = 1 (70); at a floor of 0.95 slow is not offered
+    roomy = Budget(sla_ms=170, upload_ms=10, return_leg=WIDE)
+    assert choose(roomy).model.name == "slow"
+    assert choose(roomy, min_probability=0.95).model.name == "mid"
+    with pytest.raises(ValueError, match="min_probability"):
+        RiskAware(min_probability=1.5)
+
+
 def test_a_negative_overhead_spread_is_refused():
     with pytest.raises(ValueError, match="overhead spread"):
         Budget(sla_ms=150, upload_ms=50, overhead_std_ms=-1.0)
@@ -116,12 +130,14 @@ models_st = st.lists(st.tuples(st.floats(1.0, 100.0) | st.sampled_from([50.0, 70
 legs_st = st.lists(st.floats(0.0, 300.0), min_size=1, max_size=40)
 
 
-def brute_force(models, budget, miss_target, objective):
-    """The definition, without pruning or caching: P_m for every model, then the rule."""
+def brute_force(models, budget, miss_target, objective, floor=0.0):
+    """The definition, without pruning or caching: P_m for every model offered (P_m >= floor), then the rule."""
     policy = RiskAware(miss_target, objective)
     ret = budget.return_leg
     left = budget.sla_ms - budget.upload_ms
-    scored = [(m, policy.meet_probability(m, left, ret, budget.overhead_std_ms)) for m in models]
+    scored = [(m, p) for m in models if (p := policy.meet_probability(m, left, ret, budget.overhead_std_ms)) >= floor]
+    if not scored:
+        return None, 0.0
     if objective == "constrained":
         safe = [(m, p) for m, p in scored if p >= 1 - miss_target]
         if safe:
@@ -133,23 +149,24 @@ def brute_force(models, budget, miss_target, objective):
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(models_st, st.floats(1.0, 800.0), st.floats(0.0, 200.0), legs_st, st.booleans(),
        st.sampled_from(["expected", "constrained"]), st.sampled_from([0.0, 0.05, 0.3]),
-       st.sampled_from([0.0, 0.7, 25.0]))
-def test_pruned_scan_matches_the_definition(rows, sla, upload, legs, log_scale, objective, miss_target, overhead_std):
+       st.sampled_from([0.0, 0.7, 25.0]), st.sampled_from([0.0, 0.5]))
+def test_pruned_scan_matches_the_definition(rows, sla, upload, legs, log_scale, objective, miss_target, overhead_std,
+                                            floor):
     models = tuple(Candidate(f"m{i}", 1, a, mu, sd) for i, (a, mu, sd) in enumerate(rows))
     if log_scale:
         ret = ReturnLegEstimate(tuple(sorted(math.log(max(v, 0.01)) for v in legs)), 0.0, log_scale=True)
     else:
         ret = empirical(legs)
     budget = Budget(sla_ms=sla, upload_ms=upload, return_leg=ret, overhead_std_ms=overhead_std)
-    policy = RiskAware(miss_target, objective)
+    policy = RiskAware(miss_target, objective, min_probability=floor)
     d = policy.choose(models, budget, random.Random(0))
     again = policy.choose(list(models), budget, random.Random(0))  # uncached path
     assert (d.model, d.reason) == (again.model, again.reason)
-    safe_accuracy, best = brute_force(models, budget, miss_target, objective)
+    safe_accuracy, best = brute_force(models, budget, miss_target, objective, floor)
     if safe_accuracy is not None:
         assert d.reason is Reason.BASE and d.model.accuracy == safe_accuracy
     elif best <= 0:
-        assert d.reason is Reason.FALLBACK and d.model.mean_ms == min(m.mean_ms for m in models)
+        assert d.reason is Reason.FALLBACK and d.on_device and d.model.mean_ms == min(m.mean_ms for m in models)
     else:
         left = sla - upload
         assert d.model.accuracy * policy.meet_probability(d.model, left, ret, overhead_std) == pytest.approx(best)

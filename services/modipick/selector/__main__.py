@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Mapping
 
-from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
+from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int, probability
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
@@ -38,6 +38,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")
     p.add_option("--threshold-ms", default=20.0, type=non_negative_float, help="ModiPick T_threshold")
+    p.add_option("--min-meet-probability", default=0.5, type=probability,
+                 help="risk_aware: answer RUN_ON_DEVICE at once when no model has at least this chance of "
+                      "meeting the SLA (a miss answers at the SLA's end, too late for the device's model)")
     p.add_option("--seed", default=0, type=int,
                  help="RNG seed: replicas with the same seed and profiles choose alike per request id")
     p.add_option("--profile-refresh-ms", default=500.0, type=positive_float,
@@ -80,7 +83,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
         profiler_target=args.profiler_target, policy=args.policy,
-        policy_params={"threshold_ms": args.threshold_ms}, seed=args.seed, refresh_ms=args.profile_refresh_ms,
+        policy_params={"threshold_ms": args.threshold_ms}, min_meet_probability=args.min_meet_probability,
+        seed=args.seed, refresh_ms=args.profile_refresh_ms,
         rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg,
                           use_deadline=args.budget_from == "deadline"),
         return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,

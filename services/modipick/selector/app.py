@@ -41,6 +41,9 @@ class SelectorSettings:
     profiler_target: str = ""            # "" : outcome reports are counted and dropped
     policy: str = "risk_aware"
     policy_params: dict[str, Any] = field(default_factory=dict)
+    # risk_aware: a request whose best model has a lower chance of meeting its SLA is answered
+    # RUN_ON_DEVICE at once (the policy's own default, 0, is the simulator's: every chance counts)
+    min_meet_probability: float = 0.5
     seed: int = 0
     refresh_ms: float = 500.0
     rules: BudgetRules = BudgetRules()
@@ -101,7 +104,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
                          metrics: SelectorMetrics | None = None) -> SelectorApp:
     """Start serving; with `store`, share that store (the caller closes it). `wall_ns` is the clock
     request receive times are read from (injected by tests to give replicas identical budgets)."""
-    policies = PolicyBook(settings.policy, **settings.policy_params)
+    policies = PolicyBook(settings.policy, **{"min_probability": settings.min_meet_probability,
+                                              **settings.policy_params})
     metrics = metrics if metrics is not None else SelectorMetrics()
     owns_store = store is None
     store = store if store is not None else make_store(settings.store_url, **settings.store_options)

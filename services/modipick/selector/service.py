@@ -88,7 +88,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
 
     @staticmethod
     def _on_device(budget: Budget, decision: Decision) -> bool:
-        return decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms
+        return decision.on_device or (decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms)
 
     # -- RPCs -------------------------------------------------------------------------------------
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):

@@ -25,6 +25,9 @@ class Decision:
     base: Candidate | None = None
     explored: int = 0        # size of the exploration set M_E (0 where the policy has none)
     probability: float = 1.0  # probability with which `model` was drawn
+    # The policy judged the request better left to the device's own model (a live Selector answers
+    # RUN_ON_DEVICE); without it a FALLBACK goes to the device only when `model` cannot fit T_U.
+    on_device: bool = False
 
     @property
     def fits(self) -> bool:

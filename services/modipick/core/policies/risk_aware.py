@@ -16,8 +16,11 @@ and then, by `objective`:
                  scores 0, so this is the per-request Bayes decision for effective accuracy);
   "constrained"  the most accurate model whose miss probability 1 - P_m is at most `miss_target`,
                  and where none is, the best A(m) * P_m.
-Ties: higher value, then the faster model, then higher accuracy, then name. When no model can meet
-the SLA at all (every P_m = 0) it falls back to the fastest model, as ModiPick does.
+Ties: higher value, then the faster model, then higher accuracy, then name. A model with
+P_m < `min_probability` is not offered (default 0: every chance counts, the simulator's metric; a
+live Selector passes 0.5, the paper's "likely to finish": a miss answers at the SLA's end, too late
+for the device's own model, where declining at once leaves the device its time). When no model is
+left (every P_m = 0, or below the floor) it falls back to the fastest model with `on_device` set.
 
 No exploration on user requests: uncertain, cold and drifted models are kept measured by the
 Profiler's probes and warm-ups, off the request path (a Selector offers only "eligible" models).
@@ -95,13 +98,16 @@ class RiskAware:
     name = "risk_aware"
     _prepared: _Prepared | None = None
 
-    def __init__(self, miss_target: float = 0.05, objective: str = "expected") -> None:
+    def __init__(self, miss_target: float = 0.05, objective: str = "expected", min_probability: float = 0.0) -> None:
         if not 0.0 <= miss_target < 1.0:
             raise ValueError(f"miss_target must be in [0, 1), got {miss_target!r}")
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be 'constrained' or 'expected', got {objective!r}")
+        if not 0.0 <= min_probability <= 1.0:
+            raise ValueError(f"min_probability must be in [0, 1], got {min_probability!r}")
         self.miss_target = float(miss_target)
         self.objective = objective
+        self.min_probability = float(min_probability)
 
     def meet_probability(self, m: Candidate, left_ms: float, ret: ReturnLegEstimate,
                          overhead_std_ms: float = 0.0) -> float:
@@ -128,6 +134,7 @@ class RiskAware:
             left -= centre
         need = 1.0 - self.miss_target if self.objective == "constrained" else 2.0  # 2: never
         extra_var = budget.overhead_std_ms * budget.overhead_std_ms
+        floor = self.min_probability
         best = None
         best_e = best_mu = -1.0
         chosen = None
@@ -150,6 +157,8 @@ class RiskAware:
                     continue
                 lo = bisect_right(offsets, x - spread)
                 p = lo / n if lo == hi else (4 * bisect_right(offsets, x) + lo + hi) / (6.0 * n)
+            if p < floor:
+                continue
             e = acc * p
             if e > best_e or (e == best_e and mu < best_mu):
                 best, best_e, best_mu = m, e, mu
@@ -158,5 +167,5 @@ class RiskAware:
         if chosen is not None:
             return Decision(chosen, _BASE, base=chosen)
         if best is None or best_e <= 0.0:
-            return Decision(prep.fastest, _FALLBACK)
+            return Decision(prep.fastest, _FALLBACK, on_device=True)
         return Decision(best, _BASE, base=best)

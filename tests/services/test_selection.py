@@ -35,9 +35,12 @@ def test_choice_moves_from_fast_to_accurate_as_the_sla_grows(live_suite, digits)
         profiles, best = _by_accuracy(live_suite)
         fastest = min(profiles.values(), key=lambda p: p.mean_ms)
         # Tight: even with the smallest upload seen, the budget covers the fastest model but stays
-        # below the most accurate one (loopback uploads vary by a fraction of a ms; both legs count).
+        # below the most accurate one (loopback uploads vary by a fraction of a ms; both legs count),
+        # by 0.25 ms at least: the digits models are within tenths of a ms, and earlier tests' misses
+        # (their whole times are learned) can leave the most accurate model the fastest on record.
         # Generous: everything fits with room.
-        tight = 2 * min(uploads) + fastest.mean_ms + min(1.0, 0.7 * (best.mean_ms - fastest.mean_ms))
+        room = min(fastest.mean_ms + min(1.0, 0.7 * (best.mean_ms - fastest.mean_ms)), best.mean_ms - 0.25)
+        tight = 2 * min(uploads) + room
         generous = 2 * statistics.median(uploads) + best.mean_ms + 3 * best.std_ms + 30.0
         chosen: dict[tuple[str, float], list] = {}
         for policy in ("dynamic_greedy", "modipick"):

@@ -21,7 +21,7 @@ from typing import Callable
 import grpc
 
 from modipick.core import Budget, Candidate, make_policy
-from modipick.core.policies import LIVE_POLICIES, Reason, fastest
+from modipick.core.policies import LIVE_POLICIES, Reason, fastest, runs_on_device
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 
@@ -94,7 +94,7 @@ class TrivialSelector(selector_pb2_grpc.SelectorServiceServicer):
         timings = common_pb2.Timings(upload_ms=upload_ms, budget_ms=budget.execution_ms, selection_ms=selection_ms)
         reply = selector_pb2.InferResponse(request_id=request.request_id, timings=timings,
                                            reason=_REASON[decision.reason])
-        if decision.reason is Reason.FALLBACK and self._fastest.mean_ms > budget.execution_ms:
+        if runs_on_device(decision, budget):
             reply.disposition = selector_pb2.DISPOSITION_RUN_ON_DEVICE
             reply.model.name = self._fastest.name
             reply.model.version = self._fastest.version

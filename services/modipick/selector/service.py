@@ -12,7 +12,8 @@ from typing import Callable
 import grpc
 import structlog
 
-from modipick.core import Budget, Decision, Reason
+from modipick.core import Decision, Reason
+from modipick.core.policies import runs_on_device
 from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
 from modipick.runtime.metrics import SelectorMetrics
@@ -86,10 +87,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             raise _NoModels(self._cache)
         return made, policy.choose(candidates, made.budget, self._rng_for(request_id))
 
-    @staticmethod
-    def _on_device(budget: Budget, decision: Decision) -> bool:
-        return decision.on_device or (decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms)
-
     # -- RPCs -------------------------------------------------------------------------------------
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
         started = self._perf()
@@ -125,7 +122,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             left = context.time_remaining()
             if left is not None and left < timeout_s:
                 timeout_s = left
-            if self._on_device(budget, decision) or timeout_s <= 0:
+            if runs_on_device(decision, budget) or timeout_s <= 0:
                 self.counts["run_on_device"] += 1
                 self.metrics.request(policy_label, "run_on_device")
                 timings.server_ms = (self._perf() - started) * 1000.0
@@ -178,7 +175,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             budget = made.budget
             chosen, base = decision.model, decision.base
-            on_device = self._on_device(budget, decision)
+            on_device = runs_on_device(decision, budget)
             return selector_pb2.SelectResponse(
                 request_id=rid,
                 disposition=(selector_pb2.DISPOSITION_RUN_ON_DEVICE if on_device

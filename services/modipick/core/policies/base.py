@@ -34,6 +34,12 @@ class Decision:
         return self.reason is not Reason.FALLBACK
 
 
+def runs_on_device(decision: Decision, budget: Budget) -> bool:
+    """Whether a live server answers RUN_ON_DEVICE: the policy said so, or it fell back to a model
+    that cannot fit the hard limit T_U."""
+    return decision.on_device or (decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms)
+
+
 class Policy(Protocol):
     name: str
 

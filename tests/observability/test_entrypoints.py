@@ -181,3 +181,14 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_what_start_up_left_alive_is_frozen_out_of_full_collections() -> None:
+    import gc
+
+    from modipick.runtime.entrypoint import freeze_startup_heap
+
+    before = gc.get_freeze_count()
+    models = [[i] for i in range(5000)]  # stands for what loading models leaves behind
+    freeze_startup_heap()
+    assert gc.get_freeze_count() >= before + len(models)

@@ -167,13 +167,17 @@ def test_a_draining_executor_answers_what_it_runs_and_ends_the_stream(slow_execu
 def test_the_stream_is_greeted_with_initial_metadata_before_any_message(embedded_executor, stub_for):
     """The Selector writes nothing until the Executor's initial metadata says the stream is served
     (modipick.selector.execute_transport.GrpcConduit), so it must come with no message sent."""
+    from modipick.runtime.metadata import STREAM_SERVED
+
     outbox: queue.Queue = queue.Queue()
     responses = stub_for(embedded_executor).ExecuteStream(iter(outbox.get, None), timeout=30)
-    greeted = threading.Thread(target=responses.initial_metadata, daemon=True)
+    greeting: list = []
+    greeted = threading.Thread(target=lambda: greeting.extend(responses.initial_metadata()), daemon=True)
     greeted.start()
     greeted.join(10)
     try:
         assert not greeted.is_alive(), "no initial metadata before the first message"
+        assert STREAM_SERVED in [tuple(item) for item in greeting], greeting
         assert not responses.done()
     finally:
         outbox.put(None)

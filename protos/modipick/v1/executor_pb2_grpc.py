@@ -69,9 +69,9 @@ class ExecutorServiceServicer:
         as soon as it finishes (not in order) and matched by call_id; its deadline is timeout_ms from
         when the Executor reads it. A caller that gives up sends cancel for that call_id. While the
         Executor shuts down it answers new calls UNAVAILABLE and ends the stream once the rest are
-        answered. The Executor sends its initial metadata as soon as the stream opens, and a caller
-        waits for it before writing: an Executor without this method then refuses UNIMPLEMENTED
-        before anything is written (a refusal racing a write can surface as INTERNAL).
+        answered. The Executor sends initial metadata "x-modipick-stream: served" as soon as the stream
+        opens, and a caller writes nothing before it: an Executor without this method refuses
+        UNIMPLEMENTED with nothing written (a refusal racing a write can surface as INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -25,7 +25,7 @@ from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInp
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
 from modipick.executor.stream import AnswerSink, Requests, StreamSession
-from modipick.runtime.metadata import request_id_from
+from modipick.runtime.metadata import STREAM_SERVED, request_id_from
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.executor")
@@ -57,7 +57,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 
     async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
                             context: grpc.aio.ServicerContext) -> None:
-        await context.send_initial_metadata(())  # "served": the caller waits for it before writing
+        await context.send_initial_metadata((STREAM_SERVED,))  # the caller waits for it before writing
         await self.serve_stream(request_iterator, context, request_id_from(context.invocation_metadata()))
 
     async def serve_stream(self, messages: Requests, answers: AnswerSink,

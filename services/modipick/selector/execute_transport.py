@@ -26,6 +26,7 @@ import structlog
 from modipick.runtime.batching import take_batch
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
 from modipick.runtime.frames import FrameError
+from modipick.runtime.metadata import STREAM_SERVED
 from modipick.v1 import executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
@@ -114,10 +115,11 @@ class GrpcConduit:
             # The Executor's initial metadata says the stream is served. An Executor without
             # ExecuteStream refuses it UNIMPLEMENTED; a message written while that refusal arrives
             # can fail the call INTERNAL instead (3-5% of fresh connections here), which would hide
-            # the refusal from `listen`.
-            await self.call.initial_metadata()
-            if self.call.done():
-                raise StreamUnsupported("the stream ended before it was served")
+            # the refusal from `listen`. The refusal's own (empty) initial metadata can be seen
+            # before its status, so the greeting is told by its key, not by the call being done.
+            greeting = await self.call.initial_metadata()
+            if STREAM_SERVED not in tuple(greeting or ()):
+                raise StreamUnsupported("the Executor did not greet the stream")
             self._greeted = True
         await self.call.write(message)
 

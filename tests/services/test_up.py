@@ -106,6 +106,7 @@ def test_demo_runs_end_to_end_and_cleans_up(redis_url, digits_pool):
         assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if "attainment" in line and "|" in line]
     assert len(rows) == 15  # 5 SLAs x 3 policies (risk_aware, modipick, dynamic_greedy)
+    assert not any("nan" in row for row in rows), rows  # a row with nothing served says "-"
     assert "suite stopped." in done.stdout
     for name in ("selector", "executor", "profiler"):
         target = next(line.split()[1] for line in done.stdout.splitlines() if line.strip().startswith(name))

@@ -39,15 +39,14 @@ class SlaReport:
 
     def line(self, accuracy: dict[str, float]) -> str:
         attain = self.met / self.sent if self.sent else 0.0
-        acc = self.correct / self.served if self.served else float("nan")
+        acc = f"{self.correct / self.served:6.1%}" if self.served else "     -"  # nothing served here
         mix = ", ".join(f"{name} {n / self.sent:.0%}" for name, n in sorted(
             self.mix.items(), key=lambda kv: accuracy.get(kv[0], 0)))
-        extra = ""
         errors = f"; errors {dict(self.errors)}" if self.errors else ""
-        p50 = sorted(self.e2e)[len(self.e2e) // 2] if self.e2e else float("nan")
+        p50 = f"{sorted(self.e2e)[len(self.e2e) // 2]:6.1f}" if self.e2e else "     -"
         budget = sorted(self.budgets)[len(self.budgets) // 2] if self.budgets else float("nan")
-        return (f"attainment {attain:6.1%} | accuracy {acc:6.1%} | budget p50 {budget:5.1f} ms | "
-                f"e2e p50 {p50:6.1f} ms | mix: {mix or '-'}{extra}{errors}")
+        return (f"attainment {attain:6.1%} | accuracy {acc} | budget p50 {budget:5.1f} ms | "
+                f"e2e p50 {p50} ms | mix: {mix or '-'}{errors}")
 
 
 def place_slas(profiles: list, upload_ms: float, overhead_ms: float, threshold_ms: float) -> list[float]:

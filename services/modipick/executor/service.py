@@ -113,13 +113,13 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         except asyncio.CancelledError:  # gRPC gave up first (deadline or caller cancelled)
             self._observe(request, model.name, model.version, queue_ms, (self._clock() - slot_at) * 1000.0,
                           request_id, failed=True, error_code="CANCELLED")
-            self._observe_when_done(run, request, model.name, queue_ms, slot_at, request_id)
+            self._observe_when_done(run, request, model.name, queue_ms, slot_at, request_id, budget_s)
             raise
         execution_ms = (self._clock() - slot_at) * 1000.0
         if not done or isinstance(run.exception(), DeadlineExceeded):
             self._observe(request, model.name, model.version, queue_ms, execution_ms, request_id, failed=True,
                           error_code="DEADLINE_EXCEEDED")
-            self._observe_when_done(run, request, model.name, queue_ms, slot_at, request_id)
+            self._observe_when_done(run, request, model.name, queue_ms, slot_at, request_id, budget_s)
             raise DeadlineExceeded(f"{model.name}:{model.version} did not finish within the deadline "
                                    f"({budget_s * 1000:.0f} ms budget, {queue_ms:.1f} ms queued)")
         if run.exception() is not None:
@@ -150,18 +150,22 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         return version, output[0]
 
     def _observe_when_done(self, run: asyncio.Future, request: executor_pb2.ExecuteRequest, name: str,
-                           queue_ms: float, slot_at: float, request_id: str) -> None:
+                           queue_ms: float, slot_at: float, request_id: str, budget_s: float) -> None:
         """A run nobody waits for any more still ends, and its whole time is a latency sample like any
         other: a profile fed only by the runs that made their deadlines learns the fast ones (it is
-        censored exactly where the model is slow) and keeps offering a model that misses."""
+        censored exactly where the model is slow) and keeps offering a model that misses. Up to twice
+        its budget, that is: a run held up far longer was held up by something else (a stopped or
+        starved process: 2 s against 150 ms once priced the pool's most accurate model out of every
+        budget, with no sample to bring it back), and its miss is on record already."""
         if run.done():
             return
 
         def ended(run: asyncio.Future) -> None:
             if not run.cancelled() and run.exception() is None:
                 version, _ = run.result()
-                self._observe(request, name, version, queue_ms, (self._clock() - slot_at) * 1000.0, request_id,
-                              failed=False)
+                execution_ms = (self._clock() - slot_at) * 1000.0
+                if queue_ms + execution_ms <= 2000.0 * budget_s:
+                    self._observe(request, name, version, queue_ms, execution_ms, request_id, failed=False)
 
         run.add_done_callback(ended)
 

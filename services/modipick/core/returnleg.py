@@ -25,6 +25,19 @@ One model per client (or network class): the Selector feeds it from ReportOutcom
 measured round trip minus what the server accounts for, see docs/policy.md) and the upload it
 derived from the request's deadline.
 
+Estimates stay inside what was observed, and no source can steer a model it shares with others:
+  * the estimate's distribution is clamped to the range of legs in the window (a client's own model
+    may reach `range_margin` of that range beyond it: a bad spell can bring a leg longer than any
+    in the window), and the upload it is asked about to the range of uploads in the window (no
+    extrapolation of the regression);
+  * a model shared by many sources (a network class) is given `source_cap`: one source (client)
+    holds at most that many samples of the window (more are ignored and counted), and the ranges
+    above leave out the `source_cap` lowest and highest values, so whatever one source reported,
+    the estimate stays within the other sources' legs; it answers only with `min_sources` sources;
+  * the fit's moments take each point winsorized into a robust band of the window (median +-
+    `winsor_k` x the IQR's sigma), so a few far points cannot set the slope, and the slope on the
+    upload is used only when the window's uploads spread at least `min_upload_spread`.
+
 `ReturnLegEstimate` is what one request's decision receives: the distribution of R given this
 request's upload (and the last reported return leg), as sorted offsets around a centre, with an
 O(log n) CDF.
@@ -33,7 +46,8 @@ O(log n) CDF.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -74,14 +88,34 @@ class ReturnLegEstimate:
 class ReturnLegModel:
     def __init__(self, *, alpha: float = 0.01, window: int = 256, min_samples: int = 20,
                  resort_every: int = 16, autoregressive: bool = True, log_scale: bool = True,
-                 shrink: bool = True, prior: str = "mirror") -> None:
+                 shrink: bool = True, prior: str = "mirror", source_cap: int = 0, min_sources: int = 1,
+                 winsor_k: float = 4.0, min_upload_spread: float | None = None,
+                 range_margin: float = 0.5) -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
         if window < 1 or min_samples < 1 or resort_every < 1:
             raise ValueError("window, min_samples and resort_every must be >= 1")
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        if source_cap < 0 or min_sources < 1 or 2 * source_cap >= window:
+            raise ValueError(f"need source_cap >= 0 with 2 * source_cap < window, and min_sources >= 1; got "
+                             f"source_cap={source_cap!r}, window={window!r}, min_sources={min_sources!r}")
+        if not winsor_k > 0:
+            raise ValueError(f"winsor_k must be > 0, got {winsor_k!r}")
+        if not 0.0 <= range_margin <= 1.0:
+            raise ValueError(f"range_margin must be in [0, 1], got {range_margin!r}")
         self.prior = prior
+        self.source_cap = source_cap
+        self.min_sources = min_sources
+        self.winsor_k = winsor_k
+        # how far beyond the observed legs an estimate may reach, as a share of their (fit-unit)
+        # range: a client's own model in a bad spell may see a leg longer than any in its window;
+        # a model shared by sources keeps 0, inside the legs the others saw
+        self._tracks_sources = source_cap > 0 or min_sources > 1
+        self.range_margin = 0.0 if self._tracks_sources else range_margin
+        # below this spread of uploads (in the fit's units: log ms, or ms) the slope on the upload is 0
+        self.min_upload_spread = (min_upload_spread if min_upload_spread is not None
+                                  else (0.1 if log_scale else 1.0))
         self.alpha = alpha
         self.window = window
         self.min_samples = min_samples
@@ -105,6 +139,17 @@ class ReturnLegModel:
         self._next_upload = 0
         self._uploads_sorted: tuple[float, ...] = ()
         self._uploads_dirty = 0
+        # the window's observed legs and uploads (fit units), beside the residuals (same slots)
+        self._legs = array("d")
+        self._ups = array("d")
+        self._sources: list[str] = []
+        self._source_counts: dict[str, int] = {}
+        self._leg_range: tuple[float, float] | None = None   # trimmed by source_cap
+        self._up_range: tuple[float, float] | None = None
+        self._band: tuple[float, float] | None = None        # winsorizing band of legs (and last legs)
+        self._up_band: tuple[float, float] | None = None
+        self._slope_trusted = False
+        self.ignored = 0  # samples over a source's cap, not learned
 
     @property
     def slope(self) -> float:
@@ -120,12 +165,34 @@ class ReturnLegModel:
     def intercept(self) -> float:
         return self._a
 
+    @property
+    def sources(self) -> int:
+        """Distinct sources with samples in the window (counted where sources are tracked)."""
+        return len(self._source_counts)
+
+    @property
+    def ready(self) -> bool:
+        """Learned enough to answer: `min_samples` legs, from `min_sources` sources, and more than
+        2 x `source_cap` of them in the window (so the trimmed range exists)."""
+        return (self.samples >= self.min_samples and self._leg_range is not None
+                and (not self._tracks_sources or len(self._source_counts) >= self.min_sources))
+
+    def observed_range_ms(self) -> tuple[float, float] | None:
+        """The (trimmed) range of return legs the estimate is clamped to, in ms."""
+        if self._leg_range is None:
+            return None
+        lo, hi = self._leg_range
+        return (math.exp(lo), math.exp(hi)) if self.log_scale else (lo, hi)
+
     def _fit(self) -> None:
         s_uu, s_pp, s_up, s_ur, s_pr = self._s_uu, self._s_pp, self._s_up, self._s_ur, self._s_pr
         b = c = 0.0
         det = s_uu * s_pp - s_up * s_up
         var_b = var_c = 0.0  # squared standard errors, for the shrinkage below
         noise = self._s_ee / self._n_eff
+        if not self._slope_trusted:
+            s_uu = s_up = s_ur = 0.0  # too little spread of uploads to tell a slope from noise
+            det = 0.0
         if self.autoregressive and det > 1e-9 * (s_uu * s_pp + 1e-12):
             b = (s_ur * s_pp - s_pr * s_up) / det
             c = (s_pr * s_uu - s_ur * s_up) / det
@@ -148,10 +215,15 @@ class ReturnLegModel:
         self._b, self._c = b, c
         self._a = self._mu_r - b * self._mu_u - c * self._mu_p
 
-    def observe(self, upload_ms: float, return_ms: float, basis_ms: float | None = None) -> None:
+    def observe(self, upload_ms: float, return_ms: float, basis_ms: float | None = None,
+                source: str = "") -> None:
         """One request's legs. `basis_ms`: the `basis_ms` of the estimate its decision used, so c is
         fitted on the staleness the predictions really have (reports arrive late, clients pipeline);
-        None: the last leg observed before this one (strictly sequential requests)."""
+        None: the last leg observed before this one (strictly sequential requests). `source`: who
+        reported it (the client), for `source_cap` and `min_sources`."""
+        if self.source_cap and self._source_counts.get(source, 0) >= self.source_cap:
+            self.ignored += 1
+            return
         if basis_ms is not None:
             prev = basis_ms
         elif self.last_return_ms is not None:
@@ -159,8 +231,14 @@ class ReturnLegModel:
         else:
             prev = return_ms
         self.last_return_ms = return_ms
-        if self.log_scale:
-            upload_ms, return_ms, prev = _log(upload_ms), _log(return_ms), _log(prev)
+        t = _log if self.log_scale else float
+        upload, leg, prev = t(upload_ms), t(return_ms), t(prev)
+        raw_prev = prev
+        if self._band is not None:  # bounded influence of any one point on the fit
+            upload_ms, return_ms = _clamp(upload, self._up_band), _clamp(leg, self._band)
+            prev = _clamp(prev, self._band)
+        else:
+            upload_ms, return_ms = upload, leg
         n = self.samples
         a = self.alpha if n >= int(1 / self.alpha) else 1.0 / (n + 1)
         if n == 0:
@@ -178,17 +256,59 @@ class ReturnLegModel:
             self._s_pr = k * (self._s_pr + a * dp * dr)
         self.samples = n + 1
         self._fit()
-        residual = return_ms - (self._a + self._b * upload_ms + self._c * prev)
-        self._s_ee += a * (residual * residual - self._s_ee)
+        fitted = self._a + self._b * upload_ms + self._c * prev
+        self._s_ee += a * ((return_ms - fitted) ** 2 - self._s_ee)
+        # the residual of the point as observed: a real network's tail stays in the distribution
+        self._push(leg - (self._a + self._b * upload + self._c * raw_prev), leg, upload, source)
+        self._dirty += 1
+        if self._dirty >= self.resort_every or self.samples <= self.min_samples or self._leg_range is None:
+            self._resort()
+            self._dirty = 0
+
+    def _push(self, residual: float, leg: float, upload: float, source: str) -> None:
         if len(self._residuals) < self.window:
             self._residuals.append(residual)
-        else:
-            self._residuals[self._next] = residual
-            self._next = (self._next + 1) % self.window
-        self._dirty += 1
-        if self._dirty >= self.resort_every or self.samples <= self.min_samples:
-            self._sorted = tuple(sorted(self._residuals))
-            self._dirty = 0
+            self._legs.append(leg)
+            self._ups.append(upload)
+            if self._tracks_sources:
+                self._sources.append(source)
+                self._source_counts[source] = self._source_counts.get(source, 0) + 1
+            return
+        i = self._next
+        self._residuals[i], self._legs[i], self._ups[i] = residual, leg, upload
+        if self._tracks_sources:
+            gone = self._sources[i]
+            left = self._source_counts[gone] - 1
+            if left:
+                self._source_counts[gone] = left
+            else:
+                del self._source_counts[gone]
+            self._sources[i] = source
+            self._source_counts[source] = self._source_counts.get(source, 0) + 1
+        self._next = (i + 1) % self.window
+
+    def _resort(self) -> None:
+        self._sorted = tuple(sorted(self._residuals))
+        legs, ups = sorted(self._legs), sorted(self._ups)
+        n, trim = len(legs), self.source_cap
+        if n <= 2 * trim:
+            self._leg_range = self._up_range = None
+            return
+        lo, hi = legs[trim], legs[n - 1 - trim]
+        margin = self.range_margin * (hi - lo)
+        self._leg_range = (lo - margin, hi + margin)
+        self._up_range = (ups[trim], ups[n - 1 - trim])
+        self._slope_trusted = self._up_range[1] - self._up_range[0] >= self.min_upload_spread
+        if n >= self.min_samples:
+            self._band, self._up_band = self._robust_band(legs), self._robust_band(ups)
+
+    def _robust_band(self, values: list[float]) -> tuple[float, float]:
+        """median +- winsor_k x sigma, sigma from the interquartile range (with a floor of 5 %)."""
+        n = len(values)
+        median = values[n // 2]
+        sigma = (values[(3 * n) // 4] - values[n // 4]) / 1.349
+        sigma = max(sigma, 0.05 if self.log_scale else 0.05 * abs(median) + 0.05)
+        return median - self.winsor_k * sigma, median + self.winsor_k * sigma
 
     def observe_upload(self, upload_ms: float) -> None:
         """Every request's upload leg (known at once, no report needed), for the "uploads" prior."""
@@ -205,15 +325,22 @@ class ReturnLegModel:
             self._uploads_dirty = 0
 
     def estimate(self, upload_ms: float) -> ReturnLegEstimate:
-        if self.samples < self.min_samples:
+        if not self.ready:
             if self.prior == "uploads" and len(self._uploads_sorted) >= self.min_samples:
                 return ReturnLegEstimate(self._uploads_sorted, 0.0)
             return ReturnLegEstimate.exact(upload_ms)  # the paper's assumption
+        assert self._leg_range is not None and self._up_range is not None
+        lo, hi = self._leg_range
         last = self.last_return_ms
         t = _log if self.log_scale else float
         prev = self._mu_p if last is None else t(last)
-        return ReturnLegEstimate(self._sorted, self._a + self._b * t(upload_ms) + self._c * prev, last,
-                                 self.log_scale)
+        centre = self._a + self._b * _clamp(t(upload_ms), self._up_range) + self._c * _clamp(prev, self._leg_range)
+        offsets = self._sorted
+        n = len(offsets)
+        below, above = bisect_left(offsets, lo - centre), bisect_right(offsets, hi - centre)
+        if below or above < n:  # what lies outside the observed legs is put on their edge
+            offsets = (lo - centre,) * below + offsets[below:above] + (hi - centre,) * (n - above)
+        return ReturnLegEstimate(offsets, centre, last, self.log_scale)
 
 
 PRIORS = ("mirror", "uploads")
@@ -222,6 +349,13 @@ LOG_FLOOR_MS = 0.01  # log-scale fits take log(max(x, this)): a 0 ms leg is not 
 
 def _log(x_ms: float) -> float:
     return math.log(x_ms if x_ms > LOG_FLOOR_MS else LOG_FLOOR_MS)
+
+
+def _clamp(x: float, bounds: tuple[float, float] | None) -> float:
+    if bounds is None:
+        return x
+    lo, hi = bounds
+    return lo if x < lo else hi if x > hi else x
 
 
 def empirical(values: Sequence[float]) -> ReturnLegEstimate:

@@ -38,6 +38,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_redis_errors_total": ("counter", frozenset()),
     "modipick_observations_total": ("counter", frozenset({"result"})),
     "modipick_outcome_reports_total": ("counter", frozenset({"result"})),
+    "modipick_return_leg_class_capped_total": ("counter", frozenset()),
     "modipick_return_leg_stream_total": ("counter", frozenset({"result"})),
     "modipick_return_leg_stream_read_failures_total": ("counter", frozenset()),
     "modipick_return_legs_total": ("counter", frozenset({"result"})),

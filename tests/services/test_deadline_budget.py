@@ -151,9 +151,9 @@ def test_return_leg_models_per_client_with_a_shared_model_per_network_class():
     assert network_class("") == "default" and network_class("/x") == "default"
     book = ReturnLegBook(ReturnLegSettings(clients=2, min_samples=5))
     rng = random.Random(3)
-    for _ in range(30):  # lte clients' legs ~ 80 ms, wifi ~ 10 ms; each report from a different client
-        book.observe("lte/a", 20.0, rng.uniform(75, 85), None, "class")
-        book.observe("wifi/b", 20.0, rng.uniform(8, 12), None, "class")
+    for i in range(30):  # lte clients' legs ~ 80 ms, wifi ~ 10 ms; three clients of each class report
+        book.observe(f"lte/a{i % 3}", 20.0, rng.uniform(75, 85), None, "class")
+        book.observe(f"wifi/b{i % 3}", 20.0, rng.uniform(8, 12), None, "class")
     # a new lte client: too few reports of its own, so its class's model decides
     first = book.estimate("lte/new", 20.0)
     assert first.owner == "class" and 75.0 <= first.estimate.quantile(0.5) <= 85.0

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from modipick.selector.budget import Budgeter
-from modipick.selector.outcomes import MAX_RETURN_LEG_MS, OutcomeLearner
+from modipick.selector.outcomes import MAX_RETURN_LEG_MS, ImplausibleReport, OutcomeLearner
 from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
 from modipick.selector.tickets import MAX_TICKET_MS, outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import profiler_pb2, selector_pb2
@@ -83,8 +83,30 @@ def test_legs_longer_than_an_hour_are_not_learned():
     budgeter, learner = _replica()
     made = budgeter.make(sla_ms=200.0, send_time=None, receive_ns=NOW_NS, left_s=0.190, client_id="c")
     learner.remember("r1", made, after_decision_ms=5.0, server_ms=6.0)
-    assert learner.learn_sample("r1", MAX_RETURN_LEG_MS + 100.0) is None
+    with pytest.raises(ImplausibleReport, match="over an hour"):
+        learner.learn_sample("r1", MAX_RETURN_LEG_MS + 100.0, sla_ms=1e9)
     assert learner.implausible == 1 and learner.learned == 0 and MAX_RETURN_LEG_MS <= MAX_TICKET_MS
+
+
+def test_a_leg_longer_than_ten_slas_of_its_request_is_refused_not_learned():
+    """The SLA judged is the one the request was served under (memory or ticket), not the report's."""
+    budgeter, learner = _replica()
+    made = budgeter.make(sla_ms=300.0, send_time=None, receive_ns=NOW_NS, left_s=0.297, client_id="c")
+    served = learner.remember("r1", made, after_decision_ms=1.0, server_ms=2.0)
+    ticket = outcome_ticket("r1", served)
+    assert ticket.sla_ms == 300.0
+    with pytest.raises(ImplausibleReport, match=r"more than 10 x the request's SLA of 300 ms"):
+        learner.learn_sample("r1", 5000.0, sla_ms=1e6)  # the report's own SLA does not widen it
+    # another replica, from the ticket alone: the same SLA travels with it
+    with pytest.raises(ImplausibleReport):
+        learner.learn_sample("r1", 5000.0, served_from_ticket(ticket), sla_ms=1e6)
+    # a ticket from before the SLA travelled with it: the report's SLA is all there is
+    ticket.sla_ms = 0.0
+    assert learner.learn_sample("r1", 5000.0, served_from_ticket(ticket), sla_ms=1e6) is not None
+    assert learner.implausible == 2 and learner.learned == 1
+    # within ten SLAs: learned
+    learner.remember("r2", made, after_decision_ms=1.0, server_ms=2.0)
+    assert learner.learn_sample("r2", 2900.0).return_ms == pytest.approx(2900.0 - made.upload_ms - 1.0)
 
 
 def _good() -> selector_pb2.OutcomeTicket:

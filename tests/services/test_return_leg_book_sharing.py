@@ -31,7 +31,8 @@ def estimates(book: ReturnLegBook, clients=CLIENTS + ["lte/new", "other/x", ""])
 
 
 def test_shared_books_fed_one_stream_agree_whatever_requests_each_served():
-    settings = ReturnLegSettings(min_samples=5, clients=3, classes=2, prior="uploads")
+    # (the mirror prior: a class of two clients never answers, and the `uploads` prior is each replica's own)
+    settings = ReturnLegSettings(min_samples=5, clients=4, classes=2, prior="mirror")
     a, b = ReturnLegBook(settings, shared=True), ReturnLegBook(settings, shared=True)
     rng = random.Random(9)
     for sample in stream(400):
@@ -44,7 +45,7 @@ def test_shared_books_fed_one_stream_agree_whatever_requests_each_served():
         b.observe("lte/a", 5.0, 500.0, None, "client")  # a local report: ignored by a shared book
     learned = [(e, o) for e, o in estimates(a) if e.offsets != (0.0,)]
     assert estimates(a) == estimates(b) and learned  # LRU eviction and the class cap alike too
-    assert a.applied == b.applied == 400 and a.known_clients() == b.known_clients() == 3
+    assert a.applied == b.applied == 400 and a.known_clients() == b.known_clients() == 4
 
 
 def test_a_shared_book_learns_what_a_local_book_learns_from_the_same_reports():
@@ -66,11 +67,21 @@ def test_a_shared_book_uses_the_prior_until_the_stream_taught_it():
     book = ReturnLegBook(ReturnLegSettings(min_samples=3), shared=True)
     assert book.estimate("lte/a", 7.0).estimate.quantile(0.5) == 7.0  # mirror prior
     assert book.known_clients() == 0  # estimating created nothing
-    for _ in range(3):
-        book.apply(ReturnLegSample("lte/a", 7.0, 50.0))
+    for i in range(30):  # three clients: enough for their class to decide for others
+        book.apply(ReturnLegSample(f"lte/{'acd'[i % 3]}", 7.0, 50.0))
     got = book.estimate("lte/b", 7.0)  # a sibling: its class has learned
     assert got.owner == "class" and got.estimate.quantile(0.5) == pytest.approx(50.0)
     assert book.estimate("lte/a", 7.0).owner == "client"
+
+
+def test_one_client_alone_never_makes_its_class_decide_for_others():
+    book = ReturnLegBook(ReturnLegSettings(min_samples=3), shared=True)
+    for _ in range(200):
+        book.apply(ReturnLegSample("lte/a", 7.0, 5000.0))
+    assert book.estimate("lte/a", 7.0).estimate.quantile(0.5) == pytest.approx(5000.0)  # its own model
+    sibling = book.estimate("lte/b", 7.0)
+    assert sibling.estimate.quantile(0.5) == 7.0  # still the prior: one client is no class
+    assert book.capped() == 200 - ReturnLegSettings().class_cap
 
 
 def run(coro):

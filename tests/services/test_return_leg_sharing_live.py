@@ -68,9 +68,10 @@ def test_the_profiler_appends_reported_return_legs_to_the_store(redis_url):
 
 
 def test_reports_through_one_replica_set_another_replicas_budget(live_suite, digits):
-    """The client sleeps 60 ms after each reply and reports to replica A only. Replica B never sees
-    a report, yet after A's 25 it budgets 60 ms for the client's return leg, and for a sibling of
-    its network class that never reported; A and B hold the very same models."""
+    """The clients sleep 60 ms after each reply and report to replica A only. Replica B never sees
+    a report, yet after A's 25 from one client it budgets 60 ms for that client's return leg, and,
+    once two more clients of its network class reported too, for a sibling that never reported;
+    A and B hold the very same models."""
     images, labels = digits
     a = live_suite.selector
     b = live_suite.start_selector()
@@ -84,11 +85,13 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
         before = select(stub_b, sla, client_id, prefix="s")
         before_sibling = select(stub_b, sla, sibling, prefix="s")
         assert before.disposition == before_sibling.disposition == selector_pb2.DISPOSITION_SERVED
-        with ModiPickClient(a.target, client_id=client_id) as client:
-            client.wait_ready()
-            for i in range(25):
-                assert not client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0).run_on_device
+        for reporter, count in ((client_id, 25), ("sharedclass/phone-c", 10), ("sharedclass/phone-d", 10)):
+            with ModiPickClient(a.target, client_id=reporter) as client:
+                client.wait_ready()
+                for i in range(count):
+                    assert not client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0).run_on_device
         wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(b, client_id)) == 25, 10.0)
+        wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(b, "sharedclass/phone-d")) == 10, 10.0)
         assert b.service.learner.learned == 0  # no report reached B
         after = select(stub_b, sla, client_id, prefix="s")
         after_sibling = select(stub_b, sla, sibling, prefix="s")

@@ -297,6 +297,12 @@ class SelectorMetrics:
 
         self.registry.register(_ReadCollector("modipick_outcome_reports", "Outcome reports by what they gave",
                                               reports, label="result"))
+        if learner.returns is not None:
+            book = learner.returns
+            self.registry.register(_ReadCollector(
+                "modipick_return_leg_class_capped",
+                "Reported return legs a network class's model left out: their client held its share",
+                book.capped))
         if feed is None:
             return
         self.registry.register(_ReadCollector(

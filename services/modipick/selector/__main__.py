@@ -54,6 +54,14 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="learned return leg before a client's first 20 reports: 'mirror' or 'uploads'")
     p.add_option("--return-leg-clients", default=2_000, type=positive_int,
                  help="clients whose return legs are learned, ~13 KB each (least recently seen forgotten first)")
+    p.add_option("--return-leg-class-share", default=0.05, type=probability,
+                 help="a network class's model takes at most this share of its window from any one client "
+                      "(below 0.5), so no client steers the estimates of the others")
+    p.add_option("--return-leg-class-clients", default=3, type=positive_int,
+                 help="clients that must have reported before a network class's model decides for others")
+    p.add_option("--return-leg-max-slas", default=10.0, type=positive_float,
+                 help="an outcome report whose return leg is longer than this many times its request's SLA "
+                      "is refused (INVALID_ARGUMENT) and not learned")
     p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local"),
                  help="learned return legs: 'store' (every replica learns every replica's reports through the "
                       "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
@@ -69,6 +77,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         leg_mode, return_leg = parse_return_leg_mode(args.return_leg)
     except ValueError as exc:
         p.error(f"--return-leg: {exc}")
+    if args.return_leg_class_share >= 0.5:
+        p.error(f"--return-leg-class-share: must be below 0.5, got {args.return_leg_class_share!r}")
     try:
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
@@ -88,7 +98,10 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         rules=BudgetRules(max_clock_skew_ms=args.max_clock_skew_ms, return_estimate_ms=return_leg,
                           use_deadline=args.budget_from == "deadline"),
         return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,
-                                      clients=args.return_leg_clients, sharing=args.return_leg_sharing),
+                                      clients=args.return_leg_clients, sharing=args.return_leg_sharing,
+                                      class_share=args.return_leg_class_share,
+                                      class_min_clients=args.return_leg_class_clients,
+                                      max_leg_slas=args.return_leg_max_slas),
         serving_overhead_ms=overhead,
         executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
         **server_settings(p, args))

@@ -136,7 +136,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     budgeter = Budgeter(settings.rules, ServingOverhead(settings.serving_overhead_ms), returns=book,
                         clocks=ClockOffsets(alpha=settings.clock_offset_alpha),
                         fixed_leg_ms=legs.fixed_ms if legs.mode == "fixed" else None)
-    learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory)
+    learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory,
+                             max_leg_slas=legs.max_leg_slas)
     metrics.watch_return_legs(learner, legs_feed)
     # the pool has the stub's Execute (replicas, retries); the policy sees queueing-aware profiles
     service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,

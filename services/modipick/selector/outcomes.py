@@ -14,8 +14,13 @@ replicas that share return legs learn (modipick.selector.leg_stream).
 
 What a replica remembers is also handed to the client as the reply's outcome ticket, which the
 report echoes (modipick.selector.tickets): then any replica derives the leg, not only the one
-that served the request. Legs longer than an hour are unit mistakes and are not learned (the
-Profiler would refuse them too), so no estimate's basis exceeds what a ticket may carry.
+that served the request.
+
+A report whose leg cannot belong to its request is refused (`ImplausibleReport`, INVALID_ARGUMENT at
+the edge) and counted, never learned: a leg longer than `max_leg_slas` times the SLA the request was
+served under (a phone that far past its SLA has long used its own model; such a number is a unit
+mistake or a forgery), or longer than an hour (the Profiler would refuse it too, and no estimate's
+basis may exceed what a ticket carries).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("modipick.selector.outcomes")
 
 MAX_RETURN_LEG_MS = 3_600_000.0  # modipick.profiler.service.MAX_OBSERVATION_MS
+DEFAULT_MAX_LEG_SLAS = 10.0
+
+
+class ImplausibleReport(ValueError):
+    """The report's return leg cannot be its request's; the message names why."""
 
 
 class OutcomeForwarder:
@@ -113,14 +123,18 @@ class Served:
     elapsed_ms: float | None      # receive - send stamp (send-time budgets' clock-offset samples)
     source: str
     expires: float
+    sla_ms: float = 0.0           # the SLA it was served under (0: not known)
 
 
 class OutcomeLearner:
     def __init__(self, returns: "ReturnLegBook | None", clocks: ClockOffsets, *, capacity: int = 100_000,
-                 min_ttl_s: float = 10.0, ttl_slas: float = 10.0,
+                 min_ttl_s: float = 10.0, ttl_slas: float = 10.0, max_leg_slas: float = DEFAULT_MAX_LEG_SLAS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+        if not max_leg_slas > 0:
+            raise ValueError(f"max_leg_slas must be > 0, got {max_leg_slas!r}")
+        self.max_leg_slas = max_leg_slas
         self.returns = returns
         self.clocks = clocks
         self.capacity = capacity
@@ -131,7 +145,7 @@ class OutcomeLearner:
         self.learned = 0
         self.from_tickets = 0  # of them, derived from the report's echoed ticket (not this replica's memory)
         self.unmatched = 0   # reports for requests not (or no longer) remembered, without a ticket
-        self.implausible = 0  # legs longer than MAX_RETURN_LEG_MS, not learned
+        self.implausible = 0  # reports refused: legs no request of theirs could have (ImplausibleReport)
         self.forgotten = 0   # remembered requests dropped unreported (TTL or capacity)
 
     def __len__(self) -> int:
@@ -147,7 +161,7 @@ class OutcomeLearner:
         leg = request.leg
         served = self._served[request_id] = Served(
             request.client_id, request.upload_ms, leg.basis_ms if leg is not None else None, request.leg_owner,
-            after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl)
+            after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl, request.budget.sla_ms)
         self._served.move_to_end(request_id)
         self._expire(now)
         return served
@@ -163,9 +177,12 @@ class OutcomeLearner:
         sample = self.learn_sample(request_id, e2e_ms)
         return None if sample is None else sample.return_ms
 
-    def learn_sample(self, request_id: str, e2e_ms: float, echoed: Served | None = None) -> ReturnLegSample | None:
+    def learn_sample(self, request_id: str, e2e_ms: float, echoed: Served | None = None,
+                     sla_ms: float = 0.0) -> ReturnLegSample | None:
         """As `learn`, with everything another replica's model needs to learn the same leg.
-        `echoed`: the report's (checked) ticket, used when this replica does not remember the request."""
+        `echoed`: the report's (checked) ticket, used when this replica does not remember the request.
+        `sla_ms`: the report's SLA, for a request whose served SLA is not known.
+        Raises ImplausibleReport for a leg its request cannot have had."""
         entry = self._served.pop(request_id, None) if request_id else None
         if entry is not None and entry.expires < self._clock():
             entry = None
@@ -177,9 +194,10 @@ class OutcomeLearner:
             return None
         back = e2e_ms - entry.upload_ms - entry.after_decision_ms
         back = back if back > 0.0 else 0.0
-        if back > MAX_RETURN_LEG_MS:
+        problem = self._implausible(back, entry.sla_ms or sla_ms)
+        if problem:
             self.implausible += 1
-            return None
+            raise ImplausibleReport(problem)
         if self.returns is not None:
             self.returns.observe(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)
         if entry.source == "send_time" and entry.elapsed_ms is not None:
@@ -190,6 +208,15 @@ class OutcomeLearner:
         log.debug("return leg learned", client_id=entry.client_id, upload_ms=round(entry.upload_ms, 2),
                   return_ms=round(back, 2))
         return ReturnLegSample(entry.client_id, entry.upload_ms, back, entry.basis_ms, entry.leg_owner)
+
+
+    def _implausible(self, back_ms: float, sla_ms: float) -> str:
+        if back_ms > MAX_RETURN_LEG_MS:
+            return f"e2e_ms: implies a return leg of {back_ms:.0f} ms, over an hour (a unit mistake?): not learned"
+        if sla_ms > 0 and back_ms > self.max_leg_slas * sla_ms:
+            return (f"e2e_ms: implies a return leg of {back_ms:.1f} ms, more than {self.max_leg_slas:g} x the "
+                    f"request's SLA of {sla_ms:g} ms: not learned")
+        return ""
 
 
 _OWNERS = {"client": profiler_pb2.RETURN_LEG_OWNER_CLIENT, "class": profiler_pb2.RETURN_LEG_OWNER_CLASS}

@@ -4,8 +4,14 @@ One model per `client_id` (bounded LRU: the least recently seen client is forgot
 shared model per *network class*, fed by every report of its clients. The class of a client id is
 the part before its first "/" ("lte/device-42" -> "lte"); ids without one, and requests without a
 client id, belong to the class "default". A decision uses the client's own model once it has
-`min_samples` reported legs, before that its class's model if that has them, else the client's
+`min_samples` reported legs, before that its class's model if that is ready, else the client's
 prior (`mirror`: the paper's R = T_input, or `uploads`).
+
+A class model decides for clients that never reported, so no one client may steer it: each client
+holds at most `class_share` of its window (further reports teach only the client's own model), the
+class answers only once `class_min_clients` clients reported, and its estimates stay inside the
+legs the other clients observed (modipick.core.returnleg: the cap, a trimmed range, winsorized
+fitting). A client moves its own model freely: that model decides for it alone.
 
 Sharing (`sharing`, `--return-leg-sharing`): with "store" every Selector replica learns from the
 reports that reached *any* replica. The replica a report reached derives the leg and forwards it
@@ -47,6 +53,9 @@ class ReturnLegSettings:
     window: int = 256
     min_samples: int = 20
     sharing: str = "auto"        # store (through the Profiler's stream) | local | auto (store on Redis)
+    class_share: float = 0.05    # of a class model's window, at most this share from any one client
+    class_min_clients: int = 3   # clients a class model needs before it decides for others
+    max_leg_slas: float = 10.0   # a reported leg longer than this many SLAs is refused (not learned)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,6 +69,17 @@ class ReturnLegSettings:
             raise ValueError(f"return-leg sharing must be one of {', '.join(SHARING)}, got {self.sharing!r}")
         if self.clients < 1 or self.classes < 1:
             raise ValueError("return-leg model capacities must be >= 1")
+        if not 0.0 < self.class_share < 0.5:
+            raise ValueError(f"class_share must be in (0, 0.5), got {self.class_share!r}")
+        if not (math.isfinite(self.max_leg_slas) and self.max_leg_slas > 0):
+            raise ValueError(f"max_leg_slas must be a number > 0, got {self.max_leg_slas!r}")
+        if self.class_min_clients < 1:
+            raise ValueError(f"class_min_clients must be >= 1, got {self.class_min_clients!r}")
+
+    @property
+    def class_cap(self) -> int:
+        """Samples one client may hold in a class model's window."""
+        return max(1, int(self.class_share * self.window))
 
 
 def parse_return_leg_mode(text: str) -> tuple[str, float | None]:
@@ -99,8 +119,11 @@ class ReturnLegBook:
         self.evicted = 0
         self.applied = 0  # stream samples learned (shared)
 
-    def _new(self) -> ReturnLegModel:
+    def _new(self, *, shared_by_clients: bool = False) -> ReturnLegModel:
         s = self.settings
+        if shared_by_clients:
+            return ReturnLegModel(alpha=s.alpha, window=s.window, min_samples=s.min_samples, prior=s.prior,
+                                  source_cap=s.class_cap, min_sources=s.class_min_clients)
         return ReturnLegModel(alpha=s.alpha, window=s.window, min_samples=s.min_samples, prior=s.prior)
 
     def client_model(self, client_id: str) -> ReturnLegModel | None:
@@ -123,7 +146,7 @@ class ReturnLegBook:
         if model is None:
             if len(self._classes) >= self.settings.classes and name != DEFAULT_CLASS:
                 return self.class_model("")
-            model = self._classes[name] = self._new()
+            model = self._classes[name] = self._new(shared_by_clients=True)
         return model
 
     def _find_class(self, client_id: str) -> ReturnLegModel | None:
@@ -137,10 +160,10 @@ class ReturnLegBook:
         """Also counts the upload for the `uploads` prior (a no-op with `mirror`)."""
         if self._priors is not None:
             own = self._clients.get(client_id) if client_id else None
-            if own is not None and own.samples >= own.min_samples:
+            if own is not None and own.ready:
                 return LegEstimate(own.estimate(upload_ms), "client")
             shared = self._find_class(client_id)
-            if shared is not None and shared.samples >= shared.min_samples:
+            if shared is not None and shared.ready:
                 return LegEstimate(shared.estimate(upload_ms), "class")
             return self._priors.estimate(client_id, upload_ms)
         own = self.client_model(client_id)
@@ -148,7 +171,7 @@ class ReturnLegBook:
         shared.observe_upload(upload_ms)
         if own is not None:
             own.observe_upload(upload_ms)
-            if own.samples >= own.min_samples or shared.samples < shared.min_samples:
+            if own.ready or not shared.ready:
                 return LegEstimate(own.estimate(upload_ms), "client")
         return LegEstimate(shared.estimate(upload_ms), "class")
 
@@ -162,7 +185,8 @@ class ReturnLegBook:
         own = self._clients.get(client_id) if client_id else None
         if own is not None:
             own.observe(upload_ms, return_ms, basis_ms if owner == "client" else None)
-        self.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None)
+        self.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None,
+                                            client_id)
 
     def apply(self, sample: ReturnLegSample) -> None:
         """One leg from the shared stream (a shared book; stream order): models are created and
@@ -172,8 +196,12 @@ class ReturnLegBook:
         if own is not None:
             own.observe(sample.upload_ms, sample.return_ms, sample.basis_ms if sample.owner == "client" else None)
         self.class_model(cid).observe(sample.upload_ms, sample.return_ms,
-                                      sample.basis_ms if sample.owner == "class" else None)
+                                      sample.basis_ms if sample.owner == "class" else None, cid)
         self.applied += 1
+
+    def capped(self) -> int:
+        """Reports the class models left out: their client already held its share of the window."""
+        return sum(model.ignored for model in self._classes.values())
 
     def known_clients(self) -> int:
         return len(self._clients)

@@ -21,7 +21,7 @@ from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
-from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner, leg_message
+from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
 from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
@@ -195,9 +195,13 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 problem = ticket_problem(request.ticket, rid, request.client_id)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            try:
+                leg = self.learner.learn_sample(rid, request.e2e_ms,
+                                                served_from_ticket(request.ticket) if ticketed else None,
+                                                request.sla_ms)
+            except ImplausibleReport as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             self.metrics.outcome(request.e2e_ms)
-            leg = self.learner.learn_sample(rid, request.e2e_ms,
-                                            served_from_ticket(request.ticket) if ticketed else None)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
                 predicted_label=request.predicted_label, client_id=request.client_id,

@@ -36,7 +36,8 @@ def outcome_ticket(request_id: str, served: Served) -> selector_pb2.OutcomeTicke
     ticket = selector_pb2.OutcomeTicket(
         request_id=request_id, client_id=served.client_id, upload_ms=served.upload_ms,
         after_decision_ms=served.after_decision_ms, server_ms=served.server_ms,
-        basis_owner=_OWNER_CODES.get(served.leg_owner, profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED))
+        basis_owner=_OWNER_CODES.get(served.leg_owner, profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED),
+        sla_ms=served.sla_ms)
     if served.basis_ms is not None:
         ticket.basis_ms = served.basis_ms
     if served.source == "send_time" and served.elapsed_ms is not None:
@@ -58,7 +59,7 @@ def ticket_problem(ticket: selector_pb2.OutcomeTicket, request_id: str, client_i
         return f"ticket.client_id: longer than {MAX_CLIENT_ID_CHARS} characters"
     if client_id and ticket.client_id != client_id:
         return "ticket.client_id: is not the report's client_id (echo the ticket of that reply, unchanged)"
-    for name in ("upload_ms", "after_decision_ms", "server_ms"):
+    for name in ("upload_ms", "after_decision_ms", "server_ms", "sla_ms"):
         problem = _ms_problem(name, getattr(ticket, name))
         if problem:
             return problem
@@ -84,4 +85,4 @@ def served_from_ticket(ticket: selector_pb2.OutcomeTicket) -> Served:
     return Served(ticket.client_id, ticket.upload_ms, ticket.basis_ms if ticket.HasField("basis_ms") else None,
                   _OWNER_NAMES[ticket.basis_owner], ticket.after_decision_ms, ticket.server_ms,
                   ticket.send_elapsed_ms if send_time else None, "send_time" if send_time else "deadline",
-                  math.inf)
+                  math.inf, ticket.sla_ms)

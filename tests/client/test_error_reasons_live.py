@@ -115,3 +115,14 @@ def test_no_eligible_model_is_answered_once_however_many_retries_the_client_allo
         loop.run(app.stop(0.5))
     assert err.value.reason == "NO_ELIGIBLE_MODEL"
     assert app.service.counts["no_models"] == 1  # the Selector processed it: the client did not retry
+
+
+def test_an_undecodable_message_is_an_invalid_request(selector):
+    with grpc.insecure_channel(selector.server.target) as channel:
+        infer = channel.unary_unary("/modipick.v1.SelectorService/Infer")  # raw bytes, no serializer
+        with pytest.raises(grpc.RpcError) as raw:
+            infer(b"\xff\xff\xff", timeout=5)
+    from modipick.client.status import status_details
+
+    assert raw.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "undecodable" in raw.value.details()
+    assert status_details(raw.value.trailing_metadata()).reason == "INVALID_REQUEST"

@@ -67,7 +67,7 @@ def test_keepalive_pings_an_idle_connection(selector):
         def idle_bytes(**keepalive) -> int:
             with ModiPickClient(relay.target, **keepalive) as client:
                 client.infer(PNG, 1000)
-                time.sleep(0.2)  # the call's last frames are through
+                time.sleep(0.5)  # the call's last frames (window updates) are through
                 before = relay.sent
                 time.sleep(1.0)
                 return relay.sent - before

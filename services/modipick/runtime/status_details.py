@@ -42,12 +42,12 @@ def execution_reason(code: grpc.StatusCode) -> int:
 def rich_status(code: grpc.StatusCode, message: str, reason: int, *, metadata: Mapping[str, str] | None = None,
                 retry_after_s: float | None = None) -> grpc.Status:
     """The status with its details in the trailing metadata (grpc-status-details-bin); on
-    RESOURCE_EXHAUSTED a RetryInfo (`retry_after_s`, else DEFAULT_RETRY_AFTER_S)."""
+    RESOURCE_EXHAUSTED a RetryInfo of `retry_after_s` (None: DEFAULT_RETRY_AFTER_S)."""
     status = status_pb2.Status(code=code.value[0], message=message)
     info = error_details_pb2.ErrorInfo(reason=reason_name(reason), domain=ERROR_DOMAIN,
                                        metadata={k: str(v) for k, v in (metadata or {}).items()})
     status.details.append(_packed(info))
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED or retry_after_s is not None:
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         retry = error_details_pb2.RetryInfo()
         delay_s = DEFAULT_RETRY_AFTER_S if retry_after_s is None else max(0.0, retry_after_s)
         retry.retry_delay.FromNanoseconds(round(delay_s * 1e9))

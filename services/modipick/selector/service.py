@@ -147,11 +147,10 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                     message = f"executor: {exc.code().name}: {exc.details()}"
                 log.info("execution failed", model=chosen.key, code=exc.code().name, details=exc.details())
                 self.metrics.request(policy_label, "error")
-                # overloaded: about one execution of the chosen model frees a slot
+                # (overloaded: about one execution of the chosen model frees a slot)
                 await abort_with_details(context, code, message, execution_reason(exc.code()),
                                          metadata={"model": chosen.key},
-                                         retry_after_s=max(chosen.mean_ms, 10.0) / 1000.0
-                                         if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+                                         retry_after_s=max(chosen.mean_ms, 10.0) / 1000.0)
             self.counts["served"] += 1
             replied = self._perf()
             server_ms = (replied - started) * 1000.0

@@ -85,12 +85,14 @@ def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | Non
     return (*options.metadata, *(extra or ()), *ours)
 
 
-def call_extras(metadata: Metadata | None, compression: grpc.Compression | None) -> dict[str, Any]:
-    """What a caller may add to one call: metadata, and compression other than the channel's."""
-    extras: dict[str, Any] = {"metadata": tuple(metadata or ())}
+def call_kwargs(options: ClientOptions, request_id: str, timeout: float, metadata: Metadata | None,
+                compression: grpc.Compression | None, *, slack: bool = True) -> dict[str, Any]:
+    """timeout, metadata and (other than the channel's) compression for one call."""
+    kwargs: dict[str, Any] = {"timeout": timeout,
+                              "metadata": call_metadata(options, request_id, metadata, slack=slack)}
     if compression is not None:
-        extras["compression"] = compression
-    return extras
+        kwargs["compression"] = compression
+    return kwargs
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +123,7 @@ class InferCall:
         if timeout <= 0:
             raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
                              request_id=self.request_id)
-        kwargs = {**call_extras(metadata, compression), "timeout": timeout}
-        kwargs["metadata"] = call_metadata(self.options, self.request_id, metadata)
-        return kwargs
+        return call_kwargs(self.options, self.request_id, timeout, metadata, compression)
 
     def result(self, reply: selector_pb2.InferResponse) -> InferResult:
         return from_response(reply, request_id=self.request_id, sla_ms=self.sla_ms,
@@ -150,9 +150,8 @@ def outcome_report(options: ClientOptions, result: InferResult, true_label: int 
     no server model to credit."""
     if result.run_on_device or not result.model:
         return None
-    kwargs = {**call_extras(metadata, compression), "timeout": options.report_timeout_s}
-    kwargs["metadata"] = call_metadata(options, result.request_id, metadata, slack=False)
-    return build_outcome(result, true_label, options.client_id), kwargs
+    return (build_outcome(result, true_label, options.client_id),
+            call_kwargs(options, result.request_id, options.report_timeout_s, metadata, compression, slack=False))
 
 
 def report_failed(result: InferResult, error: ModiPickError) -> InferResult:

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from executor_helpers import execute_request, tensor_input
 
+from modipick.client.status import status_details
 from modipick.v1 import executor_pb2
 
 pytestmark = pytest.mark.tf
@@ -77,6 +78,8 @@ def test_a_full_queue_sheds_with_resource_exhausted(slow_executor, stub_for, hel
         stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][2])), timeout=10)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "--max-queue 1" in err.value.details()
+    shed = status_details(err.value.trailing_metadata())
+    assert shed.reason == "OVERLOADED" and shed.retry_delay_s is not None and shed.retry_delay_s > 0
     assert time.monotonic() - started < 0.75  # shed at once, not after waiting
     first, second = running.result(), queued.result()
     assert first.queue_ms < 500

@@ -3,9 +3,9 @@
 
 from modipick.client.aio import AsyncModiPickClient
 from modipick.client.errors import InvalidRequest, ModiPickError, Overloaded, SlaExpired, Unavailable
-from modipick.client.options import ClientOptions, ClientTls
+from modipick.client.options import ClientOptions, ClientTls, RetryPolicy
 from modipick.client.result import InferResult, Timings
 from modipick.client.sync import ModiPickClient
 
 __all__ = ["AsyncModiPickClient", "ClientOptions", "ClientTls", "InferResult", "InvalidRequest",
-           "ModiPickClient", "ModiPickError", "Overloaded", "SlaExpired", "Timings", "Unavailable"]
+           "ModiPickClient", "ModiPickError", "Overloaded", "RetryPolicy", "SlaExpired", "Timings", "Unavailable"]

@@ -7,8 +7,10 @@ from typing import Any
 
 import grpc
 
-from modipick.client.core import InferCall, not_reachable, open_channel, outcome_report, resolve_options, rpc_errors
-from modipick.client.options import ClientOptions
+from modipick.client.core import (InferCall, not_reachable, open_channel, outcome_report, report_failed,
+                                  resolve_options, rpc_errors)
+from modipick.client.errors import ModiPickError
+from modipick.client.options import ClientOptions, Metadata
 from modipick.client.result import InferResult
 from modipick.client.tracing import aio_interceptors
 from modipick.v1 import selector_pb2_grpc
@@ -24,19 +26,25 @@ class AsyncModiPickClient:
         self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
 
     async def infer(self, image: Any, sla_ms: float, *, policy: str | None = None, label: int | None = None,
-                    request_id: str | None = None, upload_delay_ms: float = 0.0,
-                    return_delay_ms: float = 0.0) -> InferResult:
+                    request_id: str | None = None, upload_delay_ms: float = 0.0, return_delay_ms: float = 0.0,
+                    metadata: Metadata | None = None, compression: grpc.Compression | None = None
+                    ) -> InferResult:
         """See ModiPickClient.infer."""
         call = InferCall.stamp(self.options, image, sla_ms, policy=policy, request_id=request_id)
         if upload_delay_ms > 0:
             await asyncio.sleep(upload_delay_ms / 1000.0)
         with rpc_errors(call.request_id):
-            reply = await self._stub.Infer(call.request, **call.call_kwargs())
+            reply = await self._stub.Infer(call.request, **call.call_kwargs(metadata, compression))
         if return_delay_ms > 0:
             await asyncio.sleep(return_delay_ms / 1000.0)
         result = call.result(reply)
-        if label is not None and not result.run_on_device:
-            await self.report_outcome(result, label)
+        if result.run_on_device:
+            return result
+        if label is not None:
+            try:
+                await self.report_outcome(result, label, metadata=metadata, compression=compression)
+            except ModiPickError as exc:
+                return report_failed(result, exc)
         return result
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
@@ -46,8 +54,11 @@ class AsyncModiPickClient:
         except asyncio.TimeoutError:
             raise not_reachable(self.options, timeout_s) from None
 
-    async def report_outcome(self, result: InferResult, true_label: int | None = None) -> bool:
-        report = outcome_report(self.options, result, true_label)
+    async def report_outcome(self, result: InferResult, true_label: int | None = None, *,
+                             metadata: Metadata | None = None, compression: grpc.Compression | None = None
+                             ) -> bool:
+        """See ModiPickClient.report_outcome."""
+        report = outcome_report(self.options, result, true_label, metadata, compression)
         if report is None:
             return False
         with rpc_errors(result.request_id):

@@ -6,6 +6,7 @@ stamp, deadline and metadata, the result, the outcome report, and gRPC errors as
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from contextlib import contextmanager
@@ -15,12 +16,13 @@ from typing import Any, Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from modipick.client.errors import InvalidRequest, SlaExpired, Unavailable, from_rpc_error
+from modipick.client.errors import InvalidRequest, ModiPickError, SlaExpired, Unavailable, from_rpc_error
 from modipick.client.inputs import to_input
-from modipick.client.options import DEADLINE_SLACK_KEY, REQUEST_ID_KEY, ClientOptions, check_sla
+from modipick.client.options import DEADLINE_SLACK_KEY, REQUEST_ID_KEY, ClientOptions, Metadata, check_sla
 from modipick.client.result import InferResult, from_response
 from modipick.v1 import common_pb2, selector_pb2
 
+log = logging.getLogger("modipick.client")
 
 def resolve_options(target: str | None, options: ClientOptions | None,
                     overrides: dict[str, Any]) -> ClientOptions:
@@ -35,8 +37,9 @@ def open_channel(grpc_module: Any, options: ClientOptions, **kwargs: Any) -> Any
     """A channel to the Selector from `grpc` or `grpc.aio` (kwargs: e.g. aio interceptors)."""
     if options.tls is not None:
         return grpc_module.secure_channel(options.target, options.tls.credentials(), options.channel_options(),
-                                          **kwargs)
-    return grpc_module.insecure_channel(options.target, options.channel_options(), **kwargs)
+                                          compression=options.compression, **kwargs)
+    return grpc_module.insecure_channel(options.target, options.channel_options(),
+                                        compression=options.compression, **kwargs)
 
 
 def not_reachable(options: ClientOptions, timeout_s: float) -> Unavailable:
@@ -45,11 +48,11 @@ def not_reachable(options: ClientOptions, timeout_s: float) -> Unavailable:
 
 @contextmanager
 def rpc_errors(request_id: str) -> Iterator[None]:
-    """gRPC failures inside the block raise as the client's typed errors."""
+    """gRPC failures inside the block raise as the client's typed errors, caused by the original."""
     try:
         yield
     except grpc.RpcError as exc:
-        raise from_rpc_error(exc, request_id) from None
+        raise from_rpc_error(exc, request_id) from exc
 
 
 def new_request_id() -> str:
@@ -73,10 +76,23 @@ def remaining_s(options: ClientOptions, sla_ms: float, started: float) -> float:
     return (sla_ms + options.deadline_slack_ms) / 1000.0 - (time.perf_counter() - started)
 
 
-def call_metadata(options: ClientOptions, request_id: str) -> tuple[tuple[str, str], ...]:
-    if options.deadline_slack_ms > 0:
-        return ((REQUEST_ID_KEY, request_id), (DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))))
-    return ((REQUEST_ID_KEY, request_id),)
+def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | None = None,
+                  *, slack: bool = True) -> Metadata:
+    """The options' metadata, then the call's own, then the request id (and deadline slack)."""
+    ours: Metadata = ((REQUEST_ID_KEY, request_id),)
+    if slack and options.deadline_slack_ms > 0:
+        ours += ((DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))),)
+    return (*options.metadata, *(extra or ()), *ours)
+
+
+def call_kwargs(options: ClientOptions, request_id: str, timeout: float, metadata: Metadata | None,
+                compression: grpc.Compression | None, *, slack: bool = True) -> dict[str, Any]:
+    """timeout, metadata and (other than the channel's) compression for one call."""
+    kwargs: dict[str, Any] = {"timeout": timeout,
+                              "metadata": call_metadata(options, request_id, metadata, slack=slack)}
+    if compression is not None:
+        kwargs["compression"] = compression
+    return kwargs
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +115,15 @@ class InferCall:
                               client_id=options.client_id, request_id=rid, send_time_ns=send_ns)
         return cls(options, request, rid, sla, started)
 
-    def call_kwargs(self) -> dict[str, Any]:
-        """timeout and metadata for the Infer RPC; SlaExpired when the SLA ran out before sending."""
+    def call_kwargs(self, metadata: Metadata | None = None,
+                    compression: grpc.Compression | None = None) -> dict[str, Any]:
+        """timeout, metadata (and compression) for the Infer RPC; SlaExpired when the SLA ran out
+        before sending."""
         timeout = remaining_s(self.options, self.sla_ms, self.started)
         if timeout <= 0:
             raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
                              request_id=self.request_id)
-        return {"timeout": timeout, "metadata": call_metadata(self.options, self.request_id)}
+        return call_kwargs(self.options, self.request_id, timeout, metadata, compression)
 
     def result(self, reply: selector_pb2.InferResponse) -> InferResult:
         return from_response(reply, request_id=self.request_id, sla_ms=self.sla_ms,
@@ -125,11 +143,18 @@ def build_outcome(result: InferResult, true_label: int | None,
     return req
 
 
-def outcome_report(options: ClientOptions, result: InferResult,
-                   true_label: int | None) -> tuple[selector_pb2.ReportOutcomeRequest, dict[str, Any]] | None:
-    """The ReportOutcome request and its timeout/metadata; None for run-on-device results, which
-    have no server model to credit."""
+def outcome_report(options: ClientOptions, result: InferResult, true_label: int | None,
+                   metadata: Metadata | None = None, compression: grpc.Compression | None = None
+                   ) -> tuple[selector_pb2.ReportOutcomeRequest, dict[str, Any]] | None:
+    """The ReportOutcome request and its call kwargs; None for run-on-device results, which have
+    no server model to credit."""
     if result.run_on_device or not result.model:
         return None
     return (build_outcome(result, true_label, options.client_id),
-            {"timeout": options.report_timeout_s, "metadata": ((REQUEST_ID_KEY, result.request_id),)})
+            call_kwargs(options, result.request_id, options.report_timeout_s, metadata, compression, slack=False))
+
+
+def report_failed(result: InferResult, error: ModiPickError) -> InferResult:
+    """The served result, kept, with why its outcome report failed."""
+    log.warning("outcome report failed; the prediction stands: %s (request %s)", error, result.request_id)
+    return replace(result, outcome_error=str(error))

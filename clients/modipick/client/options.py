@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from modipick.client.errors import InvalidRequest
 
 REQUEST_ID_KEY = "x-request-id"  # same key as the services' modipick.runtime.metadata
 DEADLINE_SLACK_KEY = "x-modipick-deadline-slack-ms"  # same key as modipick.selector.budget
+SELECTOR_SERVICE = "modipick.v1.SelectorService"
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_SLA_MS = 3_600_000.0
+
+Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,28 @@ class ClientTls:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """gRPC's retry policy (the channel's service config) for the Selector's methods: a call that
+    ends UNAVAILABLE is tried again within its deadline. The Selector marks the UNAVAILABLE it
+    answers itself as not to be retried (retry pushback), so only calls the server never processed
+    (a connection refused or reset, a replica shutting down) are retried. gRPC's transparent
+    retries (a call that never left the client) stay on whatever this says."""
+
+    max_attempts: int = 3
+    initial_backoff_s: float = 0.01
+    max_backoff_s: float = 0.1
+    backoff_multiplier: float = 2.0
+    retryable_codes: tuple[str, ...] = ("UNAVAILABLE",)
+
+    def service_config(self) -> str:
+        return json.dumps({"methodConfig": [{
+            "name": [{"service": SELECTOR_SERVICE}],
+            "retryPolicy": {"maxAttempts": self.max_attempts, "initialBackoff": f"{self.initial_backoff_s:g}s",
+                            "maxBackoff": f"{self.max_backoff_s:g}s", "backoffMultiplier": self.backoff_multiplier,
+                            "retryableStatusCodes": list(self.retryable_codes)}}]})
+
+
+@dataclass(frozen=True, slots=True)
 class ClientOptions:
     target: str = DEFAULT_TARGET
     tls: ClientTls | None = None
@@ -45,18 +71,38 @@ class ClientOptions:
     policy: str = ""                 # default per-request policy override ("" = the server's)
     client_id: str = ""
     report_timeout_s: float = 5.0
+    # sent with every call (e.g. ("authorization", "Bearer ...")); a call's own metadata adds to it
+    metadata: Metadata = ()
+    # the channel's default compression (a call may override it); None: uncompressed
+    compression: grpc.Compression | None = None
+    # HTTP/2 keepalive pings (None: gRPC's defaults, no pings while idle)
+    keepalive_time_ms: int | None = None
+    keepalive_timeout_ms: int | None = None
+    keepalive_permit_without_calls: bool = False
+    retry: RetryPolicy | None = field(default_factory=RetryPolicy)
+    # any other gRPC channel argument, e.g. (("grpc.lb_policy_name", "round_robin"),); these win
+    # over the ones the options above set
+    channel_args: tuple[tuple[str, Any], ...] = ()
 
     def channel_options(self) -> list[tuple[str, Any]]:
         opts: list[tuple[str, Any]] = [("grpc.max_send_message_length", self.max_message_bytes),
                                        ("grpc.max_receive_message_length", self.max_message_bytes),
-                                       ("grpc.enable_retries", 0),
                                        # HPACK would otherwise resend a timeout sent earlier on the
                                        # connection when the new one is up to 3 % shorter; the Selector
                                        # budgets from the deadline, so send every timeout as it is.
                                        ("grpc.http2.hpack_table_size.encoder", 0)]
+        if self.retry is not None:
+            opts.append(("grpc.service_config", self.retry.service_config()))
+        if self.keepalive_time_ms is not None:
+            opts.append(("grpc.keepalive_time_ms", int(self.keepalive_time_ms)))
+        if self.keepalive_timeout_ms is not None:
+            opts.append(("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_ms)))
+        if self.keepalive_permit_without_calls:
+            opts.append(("grpc.keepalive_permit_without_calls", 1))
         if self.tls is not None and self.tls.server_name_override:
             opts.append(("grpc.ssl_target_name_override", self.tls.server_name_override))
-        return opts
+        given = {key for key, _ in self.channel_args}
+        return [o for o in opts if o[0] not in given] + list(self.channel_args)
 
 
 def check_sla(sla_ms: float) -> float:

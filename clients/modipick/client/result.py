@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from modipick.v1 import selector_pb2
 
 _REASONS = {0: "unspecified", 1: "base", 2: "explored", 3: "fallback"}
+OUTPUT_SCORES = "scores"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,20 @@ class InferResult:
     timings: Timings = field(default_factory=Timings)
     # the Selector's OutcomeTicket: report_outcome echoes it, so any Selector replica learns from the report
     outcome_ticket: selector_pb2.OutcomeTicket | None = field(default=None, repr=False, compare=False)
+    # infer(label=...) reports the outcome after the reply; a report that fails leaves the
+    # prediction as it is and says why here ("" : reported, or not asked to report)
+    outcome_error: str = ""
+
+    def as_numpy(self, name: str = OUTPUT_SCORES) -> Any:
+        """An output tensor as a numpy array: "scores" is the model's output, shape (1, classes),
+        float32 (None when run on device)."""
+        if name != OUTPUT_SCORES:
+            raise KeyError(f"no output named {name!r} (outputs: {OUTPUT_SCORES!r})")
+        if self.run_on_device:
+            return None
+        import numpy as np
+
+        return np.asarray(self.scores, dtype=np.float32).reshape(1, -1)
 
     @property
     def met_sla(self) -> bool:

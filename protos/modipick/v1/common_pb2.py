@@ -22,29 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18modipick/v1/common.proto\x12\x0bmodipick.v1\"@\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x15\n\rversion_label\x18\x03 \x01(\t\"7\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\"O\n\x05Input\x12\x17\n\rencoded_image\x18\x01 \x01(\x0cH\x00\x12%\n\x06tensor\x18\x02 \x01(\x0b\x32\x13.modipick.v1.TensorH\x00\x42\x06\n\x04kind\"N\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\x05\x12\x12\n\nlabel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06scores\x18\x04 \x03(\x02\"\x80\x01\n\x07Timings\x12\x11\n\tupload_ms\x18\x01 \x01(\x01\x12\x11\n\tbudget_ms\x18\x02 \x01(\x01\x12\x14\n\x0cselection_ms\x18\x03 \x01(\x01\x12\x10\n\x08queue_ms\x18\x04 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x05 \x01(\x01\x12\x11\n\tserver_ms\x18\x06 \x01(\x01\"\xf9\x01\n\x07Profile\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0f\n\x07mean_ms\x18\x02 \x01(\x01\x12\x0e\n\x06std_ms\x18\x03 \x01(\x01\x12\x0f\n\x07samples\x18\x04 \x01(\x03\x12\x17\n\x0fupdated_at_unix\x18\x05 \x01(\x01\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x06 \x01(\x01\x12\x19\n\x11measured_accuracy\x18\x07 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x08 \x01(\x03\x12\x0e\n\x06served\x18\t \x01(\x03\x12&\n\x05state\x18\n \x01(\x0e\x32\x17.modipick.v1.ModelState*\x8c\x01\n\x0fSelectionReason\x12 \n\x1cSELECTION_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15SELECTION_REASON_BASE\x10\x01\x12\x1d\n\x19SELECTION_REASON_EXPLORED\x10\x02\x12\x1d\n\x19SELECTION_REASON_FALLBACK\x10\x03*\xab\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x17\n\x13MODEL_STATE_WARMING\x10\x02\x12\x18\n\x14MODEL_STATE_ELIGIBLE\x10\x03\x12\x17\n\x13MODEL_STATE_FAILING\x10\x04\x12\x1b\n\x17MODEL_STATE_UNAVAILABLE\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18modipick/v1/common.proto\x12\x0bmodipick.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x15\n\rversion_label\x18\x03 \x01(\t\"7\n\x06Tensor\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\x0c\"O\n\x05Input\x12\x17\n\rencoded_image\x18\x01 \x01(\x0cH\x00\x12%\n\x06tensor\x18\x02 \x01(\x0b\x32\x13.modipick.v1.TensorH\x00\x42\x06\n\x04kind\"N\n\nPrediction\x12\r\n\x05label\x18\x01 \x01(\x05\x12\x12\n\nlabel_name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06scores\x18\x04 \x03(\x02\"\x80\x01\n\x07Timings\x12\x11\n\tupload_ms\x18\x01 \x01(\x01\x12\x11\n\tbudget_ms\x18\x02 \x01(\x01\x12\x14\n\x0cselection_ms\x18\x03 \x01(\x01\x12\x10\n\x08queue_ms\x18\x04 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x05 \x01(\x01\x12\x11\n\tserver_ms\x18\x06 \x01(\x01\"\xad\x02\n\x07Profile\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0f\n\x07mean_ms\x18\x02 \x01(\x01\x12\x0e\n\x06std_ms\x18\x03 \x01(\x01\x12\x0f\n\x07samples\x18\x04 \x01(\x03\x12\x1b\n\x0fupdated_at_unix\x18\x05 \x01(\x01\x42\x02\x18\x01\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x06 \x01(\x01\x12\x19\n\x11measured_accuracy\x18\x07 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x08 \x01(\x03\x12\x0e\n\x06served\x18\t \x01(\x03\x12&\n\x05state\x18\n \x01(\x0e\x32\x17.modipick.v1.ModelState\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x8c\x01\n\x0fSelectionReason\x12 \n\x1cSELECTION_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15SELECTION_REASON_BASE\x10\x01\x12\x1d\n\x19SELECTION_REASON_EXPLORED\x10\x02\x12\x1d\n\x19SELECTION_REASON_FALLBACK\x10\x03*\xab\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODEL_STATE_LOADING\x10\x01\x12\x17\n\x13MODEL_STATE_WARMING\x10\x02\x12\x18\n\x14MODEL_STATE_ELIGIBLE\x10\x03\x12\x17\n\x13MODEL_STATE_FAILING\x10\x04\x12\x1b\n\x17MODEL_STATE_UNAVAILABLE\x10\x05\x42\x8a\x01\n\x15io.github.modipick.v1B\x0b\x43ommonProtoP\x01Z:github.com/modipick/modipick/gen/go/modipick/v1;modipickv1\xa2\x02\x03MPK\xaa\x02\x0bModiPick.V1\xba\x02\x03MPK\xca\x02\x0bModiPick\\V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modipick.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_SELECTIONREASON']._serialized_start=709
-  _globals['_SELECTIONREASON']._serialized_end=849
-  _globals['_MODELSTATE']._serialized_start=852
-  _globals['_MODELSTATE']._serialized_end=1023
-  _globals['_MODELREF']._serialized_start=41
-  _globals['_MODELREF']._serialized_end=105
-  _globals['_TENSOR']._serialized_start=107
-  _globals['_TENSOR']._serialized_end=162
-  _globals['_INPUT']._serialized_start=164
-  _globals['_INPUT']._serialized_end=243
-  _globals['_PREDICTION']._serialized_start=245
-  _globals['_PREDICTION']._serialized_end=323
-  _globals['_TIMINGS']._serialized_start=326
-  _globals['_TIMINGS']._serialized_end=454
-  _globals['_PROFILE']._serialized_start=457
-  _globals['_PROFILE']._serialized_end=706
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025io.github.modipick.v1B\013CommonProtoP\001Z:github.com/modipick/modipick/gen/go/modipick/v1;modipickv1\242\002\003MPK\252\002\013ModiPick.V1\272\002\003MPK\312\002\013ModiPick\\V1'
+  _globals['_PROFILE'].fields_by_name['updated_at_unix']._loaded_options = None
+  _globals['_PROFILE'].fields_by_name['updated_at_unix']._serialized_options = b'\030\001'
+  _globals['_SELECTIONREASON']._serialized_start=794
+  _globals['_SELECTIONREASON']._serialized_end=934
+  _globals['_MODELSTATE']._serialized_start=937
+  _globals['_MODELSTATE']._serialized_end=1108
+  _globals['_MODELREF']._serialized_start=74
+  _globals['_MODELREF']._serialized_end=138
+  _globals['_TENSOR']._serialized_start=140
+  _globals['_TENSOR']._serialized_end=195
+  _globals['_INPUT']._serialized_start=197
+  _globals['_INPUT']._serialized_end=276
+  _globals['_PREDICTION']._serialized_start=278
+  _globals['_PREDICTION']._serialized_end=356
+  _globals['_TIMINGS']._serialized_start=359
+  _globals['_TIMINGS']._serialized_end=487
+  _globals['_PROFILE']._serialized_start=490
+  _globals['_PROFILE']._serialized_end=791
 # @@protoc_insertion_point(module_scope)

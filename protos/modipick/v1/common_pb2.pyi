@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -90,7 +93,7 @@ class Timings(_message.Message):
     def __init__(self, upload_ms: _Optional[float] = ..., budget_ms: _Optional[float] = ..., selection_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., execution_ms: _Optional[float] = ..., server_ms: _Optional[float] = ...) -> None: ...
 
 class Profile(_message.Message):
-    __slots__ = ("model", "mean_ms", "std_ms", "samples", "updated_at_unix", "declared_accuracy", "measured_accuracy", "correct", "served", "state")
+    __slots__ = ("model", "mean_ms", "std_ms", "samples", "updated_at_unix", "declared_accuracy", "measured_accuracy", "correct", "served", "state", "updated_at")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MEAN_MS_FIELD_NUMBER: _ClassVar[int]
     STD_MS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +104,7 @@ class Profile(_message.Message):
     CORRECT_FIELD_NUMBER: _ClassVar[int]
     SERVED_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     model: ModelRef
     mean_ms: float
     std_ms: float
@@ -111,4 +115,5 @@ class Profile(_message.Message):
     correct: int
     served: int
     state: ModelState
-    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., mean_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., samples: _Optional[int] = ..., updated_at_unix: _Optional[float] = ..., declared_accuracy: _Optional[float] = ..., measured_accuracy: _Optional[float] = ..., correct: _Optional[int] = ..., served: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ...) -> None: ...
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., mean_ms: _Optional[float] = ..., std_ms: _Optional[float] = ..., samples: _Optional[int] = ..., updated_at_unix: _Optional[float] = ..., declared_accuracy: _Optional[float] = ..., measured_accuracy: _Optional[float] = ..., correct: _Optional[int] = ..., served: _Optional[int] = ..., state: _Optional[_Union[ModelState, str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -84,32 +84,36 @@ class ProfilerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordOutcome(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A client's outcome report, forwarded by the Selector: accuracy and the reply leg.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListProfiles(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every model's profile.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RegisterModel(self, request, context):
-        """Admin: change the pool.
+        """Admin: add a model to the pool (warmed up before it becomes eligible).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeregisterModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Admin: remove a model from the pool.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRegisteredModels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The pool as registered.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

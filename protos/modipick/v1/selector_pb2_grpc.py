@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class SelectorServiceStub:
     """The front door: picks a model per request and runs it within the request's SLA.
+    A failed call carries a google.rpc.ErrorInfo (and RetryInfo on RESOURCE_EXHAUSTED) in its
+    status details: see ErrorReason.
     """
 
     def __init__(self, channel):
@@ -54,6 +56,8 @@ class SelectorServiceStub:
 
 class SelectorServiceServicer:
     """The front door: picks a model per request and runs it within the request's SLA.
+    A failed call carries a google.rpc.ErrorInfo (and RetryInfo on RESOURCE_EXHAUSTED) in its
+    status details: see ErrorReason.
     """
 
     def Infer(self, request, context):
@@ -105,6 +109,8 @@ def add_SelectorServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SelectorService:
     """The front door: picks a model per request and runs it within the request's SLA.
+    A failed call carries a google.rpc.ErrorInfo (and RetryInfo on RESOURCE_EXHAUSTED) in its
+    status details: see ErrorReason.
     """
 
     @staticmethod

@@ -26,6 +26,7 @@ from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
 from modipick.executor.stream import AnswerSink, Requests, StreamSession
 from modipick.runtime.metadata import STREAM_SERVED, request_id_from
+from modipick.runtime.status_details import abort_with_details, execution_reason
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.executor")
@@ -53,7 +54,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         try:
             return await self._execute_logged(request, request_id, context.time_remaining())
         except ExecutorError as exc:
-            await context.abort(exc.code, exc.message)
+            await abort_with_details(context, exc.code, exc.message, execution_reason(exc.code))
 
     async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
                             context: grpc.aio.ServicerContext) -> None:

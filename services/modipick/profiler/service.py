@@ -33,11 +33,14 @@ _STATES = {"loading": common_pb2.MODEL_STATE_LOADING, "warming": common_pb2.MODE
 
 
 def profile_message(p: ModelProfile) -> common_pb2.Profile:
-    return common_pb2.Profile(
+    message = common_pb2.Profile(
         model=common_pb2.ModelRef(name=p.name, version=p.version), mean_ms=p.mean_ms, std_ms=p.std_ms,
         samples=p.samples, updated_at_unix=p.updated_at, declared_accuracy=p.declared_accuracy,
         measured_accuracy=p.measured_accuracy or 0.0, correct=p.correct, served=p.served,
         state=_STATES.get(p.state, common_pb2.MODEL_STATE_UNSPECIFIED))
+    if p.updated_at > 0:  # the deprecated float field stays filled for older readers
+        message.updated_at.FromMicroseconds(round(p.updated_at * 1e6))  # a float holds no more
+    return message
 
 
 _LEG_OWNERS = {profiler_pb2.RETURN_LEG_OWNER_CLIENT: "client", profiler_pb2.RETURN_LEG_OWNER_CLASS: "class"}

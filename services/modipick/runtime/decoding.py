@@ -15,6 +15,11 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 
+from modipick.runtime.status_details import abort_with_details
+from modipick.v1 import errors_pb2
+
+UNDECODABLE = errors_pb2.ERROR_REASON_INVALID_REQUEST
+
 
 class _Undecodable:
     __slots__ = ("error",)
@@ -100,7 +105,8 @@ def _refusal(method: str, error: Exception) -> str:
 def _unary(behavior, method: str):
     async def guarded(request: Any, context: grpc.aio.ServicerContext):
         if isinstance(request, _Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(method, request.error))
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, _refusal(method, request.error),
+                                     UNDECODABLE)
         return await behavior(request, context)
 
     return guarded
@@ -111,7 +117,8 @@ def _streaming(behavior, method: str):
         async def checked() -> AsyncIterator[Any]:
             async for request in request_iterator:
                 if isinstance(request, _Undecodable):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _refusal(method, request.error))
+                    await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                             _refusal(method, request.error), UNDECODABLE)
                 yield request
 
         return await behavior(checked(), context)
@@ -130,6 +137,6 @@ def _bidirectional(behavior, method: str):
         try:
             return await behavior(checked(), context)
         except UndecodableRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), UNDECODABLE)
 
     return guarded

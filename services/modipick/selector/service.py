@@ -17,6 +17,7 @@ from modipick.core.policies import runs_on_device
 from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
 from modipick.runtime.metrics import SelectorMetrics
+from modipick.runtime.status_details import abort_with_details, execution_reason
 from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
@@ -24,7 +25,7 @@ from modipick.selector.cache import ProfileCache
 from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
 from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
-from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
+from modipick.v1 import (common_pb2, errors_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
 
 log = structlog.get_logger("modipick.selector")
@@ -100,11 +101,13 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             except RequestInvalid as exc:
                 self.counts["invalid"] += 1
                 self.metrics.request(policy_label, "error")
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
             except _NoModels as exc:
                 self.counts["no_models"] += 1
                 self.metrics.request(policy_label, "error")
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
+                                         errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
             decided = self._perf()
             budget = made.budget
             budget_ms = budget.execution_ms
@@ -144,7 +147,10 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                     message = f"executor: {exc.code().name}: {exc.details()}"
                 log.info("execution failed", model=chosen.key, code=exc.code().name, details=exc.details())
                 self.metrics.request(policy_label, "error")
-                await context.abort(code, message)
+                # (overloaded: about one execution of the chosen model frees a slot)
+                await abort_with_details(context, code, message, execution_reason(exc.code()),
+                                         metadata={"model": chosen.key},
+                                         retry_after_s=max(chosen.mean_ms, 10.0) / 1000.0)
             self.counts["served"] += 1
             replied = self._perf()
             server_ms = (replied - started) * 1000.0
@@ -170,9 +176,11 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             try:
                 made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
             except _NoModels as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
+                                         errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
             budget = made.budget
             chosen, base = decision.model, decision.base
             on_device = runs_on_device(decision, budget)
@@ -194,13 +202,16 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             if not problem and ticketed:
                 problem = ticket_problem(request.ticket, rid, request.client_id)
             if problem:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, problem,
+                                         errors_pb2.ERROR_REASON_INVALID_REQUEST,
+                                         metadata={"field": problem.partition(":")[0]})
             try:
                 leg = self.learner.learn_sample(rid, request.e2e_ms,
                                                 served_from_ticket(request.ticket) if ticketed else None,
                                                 request.sla_ms)
             except ImplausibleReport as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": "e2e_ms"})
             self.metrics.outcome(request.e2e_ms)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,

@@ -157,6 +157,7 @@ def test_typed_contents_and_uint8_are_accepted(oip_selector, digits):
     ("two inputs", "INVALID_ARGUMENT", "exactly 1 input"),
     ("wrong shape for the pool", "INVALID_ARGUMENT", "expects"),
     ("unknown output", "INVALID_ARGUMENT", "not an output"),
+    ("id too long", "INVALID_ARGUMENT", "id: at most 128"),
 ])
 def test_bad_requests_get_the_right_status(client, digits, case, status, words):
     image = np.asarray(digits[0][0], dtype=np.float32)
@@ -179,6 +180,8 @@ def test_bad_requests_get_the_right_status(client, digits, case, status, words):
         kwargs["inputs"] = [_image_input(np.zeros((5, 5, 1)))]
     elif case == "unknown output":
         kwargs["outputs"] = [triton.InferRequestedOutput("probabilities")]
+    elif case == "id too long":
+        kwargs["request_id"] = "r" * 129
     with pytest.raises(InferenceServerException) as excinfo:
         client.infer(**kwargs)
     assert _status(excinfo) == f"StatusCode.{status}", excinfo.value.message()

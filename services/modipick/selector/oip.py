@@ -31,6 +31,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from modipick.oip.v2 import open_inference_grpc_pb2 as oip
 from modipick.oip.v2 import open_inference_grpc_pb2_grpc as oip_grpc
+from modipick.runtime.metadata import request_id_problem
 from modipick.selector.budget import deadline_slack_ms, deadline_upload_ms
 from modipick.selector.cache import ProfileCache
 from modipick.selector.oip_tensors import (OUTPUTS, OipInvalid, add_outputs, read_options, requested_outputs,
@@ -106,6 +107,9 @@ class OpenInferenceService(oip_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext):
         await self._check_model(request.model_name, request.model_version, context)
         try:
+            problem = request_id_problem(request.id)  # it becomes the request id
+            if problem:
+                raise OipInvalid("id" + problem.removeprefix("request_id"))
             options = read_options(request)
             infer = selector_pb2.InferRequest(request_id=request.id, input=to_input(request),
                                               client_id=options.client_id, policy=options.policy)

@@ -88,3 +88,56 @@ def test_a_version_the_server_lacks_is_not_found(oip_executor, stub_for, held_ou
     with pytest.raises(grpc.RpcError) as excinfo:
         stub_for(app).Execute(execute_request(MODEL, tensor_input(held_out[0][0]), version=7), timeout=10)
     assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_triton_client_reaches_mlserver_through_modipick(loop_thread, mlserver, held_out, tmp_path):
+    """Both ends at once: Triton's client -> the Selector's OIP front door -> the Executor's oip
+    backend -> MLServer, the Profiler learning the model's latency on the way (memory store). The
+    pool's manifest names the model and declares its accuracy (with none, 0 %, `risk_aware` never
+    finds the model worth running)."""
+    import time
+
+    import tritonclient.grpc as triton
+
+    from modipick.executor.app import ExecutorSettings
+    from modipick.profiler.app import ProfilerSettings, start_profiler
+    from modipick.profiler.lifecycle import LifecycleSettings
+    from modipick.selector.app import SelectorSettings, start_selector
+    from modipick.stores import make_store
+    from modipick.zoo.manifest import Manifest, ModelEntry, write_manifest
+
+    write_manifest(tmp_path, Manifest("mlserver-digits", (ModelEntry(
+        MODEL, 1, declared_accuracy=96.0, input_shape=(-1, 8, 8, 1), labels=tuple("0123456789"),
+        preprocessing="8x8 digits, pixels 0..16", image_value_max=16.0),)))
+    executor = start_app(loop_thread, ExecutorSettings(backend="oip", oip_target=mlserver.target,
+                                                       model_base=str(tmp_path), grace_s=0.5))
+    store = make_store("memory")
+    profiler = loop_thread.run(start_profiler(ProfilerSettings(
+        executor_target=executor.target,
+        lifecycle=LifecycleSettings(warmup_runs=2, probe_runs=5, discovery_interval_s=0.2)), store=store))
+    selector = loop_thread.run(start_selector(SelectorSettings(
+        executor_target=executor.target, profiler_target=profiler.target, refresh_ms=100.0,
+        oip_models=("digits",)), store=store))
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name == MODEL and p.state == "eligible" for p in store.load_all()):
+            assert time.monotonic() < deadline, f"{MODEL} not eligible: {store.load_all()}"
+            time.sleep(0.1)
+        images, labels = held_out
+        with triton.InferenceServerClient(selector.target) as client:
+            assert client.is_model_ready("digits")
+            tensor = triton.InferInput("image", [1, 8, 8, 1], "FP32")
+            right = 0
+            for image, label in zip(images[:10], labels[:10]):
+                tensor.set_data_from_numpy(np.asarray(image, np.float32)[None])
+                result = client.infer("digits", [tensor], client_timeout=2.0)
+                params = result.get_response().parameters
+                assert (params["modipick_model"].string_param, params["modipick_model_version"].int64_param,
+                        params["modipick_disposition"].string_param) == (MODEL, 1, "SERVED")
+                right += int(result.as_numpy("label")[0]) == int(label)
+        assert right >= 8, f"{right}/10"
+    finally:
+        loop_thread.run(selector.stop(0))
+        loop_thread.run(profiler.stop(0))
+        loop_thread.run(executor.stop(0))
+        store.close()

@@ -186,3 +186,30 @@ def test_bad_requests_get_the_right_status(client, digits, case, status, words):
         client.infer(**kwargs)
     assert _status(excinfo) == f"StatusCode.{status}", excinfo.value.message()
     assert words in excinfo.value.message()
+
+
+def _png(image: np.ndarray, pixel_max: float = 16.0) -> bytes:
+    """An 8-bit grayscale PNG of a [h, w, 1] image (zlib and the PNG chunk layout, no imaging library)."""
+    import struct
+    import zlib
+
+    pixels = np.clip(np.rint(image[..., 0] * 255.0 / pixel_max), 0, 255).astype(np.uint8)
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels)  # filter type 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_an_encoded_image_as_a_bytes_tensor(client, digits):
+    images, labels = digits
+    right = 0
+    for i in range(10):
+        tensor = triton.InferInput("image", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([_png(images[i])], dtype=np.object_))
+        result = client.infer(MODEL, [tensor], client_timeout=3.0)
+        assert _params(result)["modipick_disposition"] == "SERVED"
+        right += int(result.as_numpy("label")[0]) == int(labels[i])
+    assert right >= 8, f"{right}/10"  # the Executor decoded the PNG to the pool's 8x8 input

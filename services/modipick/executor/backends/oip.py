@@ -43,6 +43,7 @@ UNVERSIONED = 1  # the version a model whose metadata lists no versions is serve
 DATATYPES = {"FP32": "<f4", "FP64": "<f8", "FP16": "<f2", "UINT8": "u1", "INT8": "i1", "INT16": "<i2",
              "INT32": "<i4", "INT64": "<i8", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8"}
 INPUT_DATATYPES = {"FP32": "float32", "UINT8": "uint8"}  # what the Executor feeds (ModelInfo.input_dtype)
+_WIRE_DATATYPES = {v: k for k, v in INPUT_DATATYPES.items()}
 _CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT8": "int_contents", "INT16": "int_contents",
              "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
              "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents"}
@@ -165,7 +166,10 @@ class OipBackend:
         if signature != DEFAULT_SIGNATURE:
             raise InvalidInput(f"model {model.name}:{model.version} has no signature {signature!r} "
                                f"(an OIP model has one input and its outputs)")
-        datatype = next(k for k, v in INPUT_DATATYPES.items() if v == model.input_dtype)
+        datatype = _WIRE_DATATYPES.get(model.input_dtype)
+        if datatype is None:
+            raise InvalidInput(f"model {model.name}:{model.version} takes {model.input_dtype}, which modipick "
+                               f"does not send (it sends {', '.join(INPUT_DATATYPES)})")
         array = np.ascontiguousarray(batch, dtype=DATATYPES[datatype])
         request = oip.ModelInferRequest(
             model_name=model.name, model_version=self._wire_version.get((model.name, model.version), ""),
@@ -173,7 +177,7 @@ class OipBackend:
             raw_input_contents=[array.tobytes()])
         request.inputs.add(name=model.input_name, datatype=datatype, shape=list(array.shape))
         try:
-            reply = await self._stub.ModelInfer(request, timeout=max(0.001, timeout_s) if timeout_s is not None else 30.0)
+            reply = await self._stub.ModelInfer(request, timeout=_timeout(timeout_s, 30.0))
         except grpc.aio.AioRpcError as exc:
             raise map_rpc_error(exc, f"{model.name}:{model.version}") from exc
         try:
@@ -227,3 +231,7 @@ def output_array(reply: oip.ModelInferResponse, name: str) -> np.ndarray:
     if values.size != math.prod(shape):
         raise ValueError(f"output {name!r} holds {values.size} values for shape {shape}")
     return values.reshape(shape)
+
+
+def _timeout(timeout_s: float | None, default: float) -> float:
+    return max(0.001, timeout_s) if timeout_s is not None else default

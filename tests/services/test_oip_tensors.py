@@ -8,6 +8,8 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modipick.executor.backends.oip import output_array
 from modipick.oip.v2 import open_inference_grpc_pb2 as oip
@@ -124,3 +126,46 @@ def test_virtual_model_names():
     for bad in ("a b", "a/b", "x,x"):
         with pytest.raises(ValueError):
             parse_model_names(bad)
+
+
+_datatypes = st.sampled_from(["FP32", "UINT8", "BYTES", "FP64", "INT64", "", "fp32", "BF16"]) | st.text(max_size=12)
+_shapes = st.lists(st.integers(-2, 9) | st.sampled_from([2**31, 2**62, -(2**63)]), max_size=10)
+_values = st.lists(st.integers(0, 300), max_size=80)
+
+
+@st.composite
+def _infer_requests(draw) -> oip.ModelInferRequest:
+    request = oip.ModelInferRequest(model_name="digits")
+    for _ in range(draw(st.integers(0, 2))):
+        tensor = request.inputs.add(name="image", datatype=draw(_datatypes), shape=draw(_shapes))
+        how = draw(st.sampled_from(["fp32", "uint", "bytes", "none"]))
+        if how == "fp32":
+            tensor.contents.fp32_contents.extend(float(v) for v in draw(_values))
+        elif how == "uint":
+            tensor.contents.uint_contents.extend(draw(_values))
+        elif how == "bytes":
+            tensor.contents.bytes_contents.extend(draw(st.lists(st.binary(max_size=20), max_size=3)))
+    request.raw_input_contents.extend(draw(st.lists(st.binary(max_size=300), max_size=2)))
+    for name in draw(st.lists(st.sampled_from(["sla_ms", "client_id", "policy", "accept_run_on_device", "x"]),
+                              max_size=4)):
+        param = request.parameters[name]
+        kind = draw(st.sampled_from(["bool_param", "int64_param", "string_param", "double_param", "uint64_param"]))
+        value = {"bool_param": st.booleans(), "int64_param": st.integers(-(2**63), 2**63 - 1),
+                 "string_param": st.text(max_size=20), "double_param": st.floats(allow_nan=True),
+                 "uint64_param": st.integers(0, 2**64 - 1)}[kind]
+        setattr(param, kind, draw(value))
+    for name in draw(st.lists(st.sampled_from(["scores", "label", "probabilities", ""]), max_size=3)):
+        request.outputs.add(name=name)
+    return request
+
+
+@settings(max_examples=400, deadline=None)
+@given(_infer_requests())
+def test_any_request_translates_or_is_refused_by_name(request_):
+    """Never an unhandled error (the front door would answer UNKNOWN): a translation, or OipInvalid."""
+    for step in (to_input, read_options, requested_outputs):
+        try:
+            step(request_)
+        except OipInvalid as exc:
+            assert str(exc).split(":")[0].split(".")[0].split("[")[0] in (
+                "inputs", "raw_input_contents", "parameters", "outputs")

@@ -48,15 +48,27 @@ def _backend(text: str) -> str:
     return text
 
 
+def _model_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if len(set(names)) != len(names):
+        raise _BadValue(f"a model is listed twice in {text!r}")
+    return names
+
+
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.executor.app import ExecutorSettings
 
     p = _Parser(prog="modipick executor", description=__doc__, environ=environ)
     p.add_option("--listen", default="0.0.0.0:50052", help="address to serve on")
-    p.add_option("--backend", default="embedded", type=_backend, help="embedded | tfserving")
+    p.add_option("--backend", default="embedded", type=_backend,
+                 help="embedded | tfserving | oip (an Open Inference Protocol server: Triton, KServe, MLServer)")
     p.add_option("--model-base", default="", help="TF Serving base path of the pool (<base>/<model>/<version>/); "
                  "the tfserving backend reads model names and declared accuracies from it")
     p.add_option("--tfserving-target", default="127.0.0.1:8500", help="TensorFlow Serving gRPC address")
+    p.add_option("--oip-target", default="127.0.0.1:8001",
+                 help="the oip backend's server, its gRPC address (Triton 8001, MLServer 8081)")
+    p.add_option("--oip-models", default="", type=_model_names,
+                 help="the oip backend's models, comma-separated (empty: the models of --model-base)")
     p.add_option("--profiler-target", default="", help="Profiler to report observations to (empty: none)")
     p.add_option("--max-concurrency", default=2, type=_positive_int, help="executions running at once")
     p.add_option("--tf-intra-op-threads", default=0, type=_non_negative_int,
@@ -77,6 +89,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
                 "build a pool with `modipick zoo build --pool digits`")
+    if args.backend == "oip" and not (args.oip_models or args.model_base):
+        p.error("the oip backend needs --oip-models (MODIPICK_OIP_MODELS) or --model-base naming its models: "
+                "the Open Inference Protocol has no call listing them")
     if args.backend == "tfserving" and (args.tf_intra_op_threads or args.tf_inter_op_threads):
         p.error("--tf-intra-op-threads/--tf-inter-op-threads size the embedded backend's TensorFlow; "
                 "TensorFlow Serving takes --tensorflow_intra_op_parallelism/--tensorflow_inter_op_parallelism")
@@ -85,7 +100,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                 f"got {len(args.execute_socket.encode())}: {args.execute_socket!r}")
     settings = ExecutorSettings(
         address=args.listen, execute_socket=args.execute_socket, backend=args.backend, model_base=args.model_base or None,
-        tfserving_target=args.tfserving_target, profiler_target=args.profiler_target,
+        tfserving_target=args.tfserving_target, oip_target=args.oip_target, oip_models=args.oip_models,
+        profiler_target=args.profiler_target,
         max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
         tf_intra_op_threads=args.tf_intra_op_threads, tf_inter_op_threads=args.tf_inter_op_threads,
         **server_settings(p, args))

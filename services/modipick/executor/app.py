@@ -28,6 +28,8 @@ class ExecutorSettings:
     backend: str = "embedded"
     model_base: str | None = None
     tfserving_target: str = "127.0.0.1:8500"
+    oip_target: str = "127.0.0.1:8001"  # an Open Inference Protocol server (Triton, KServe, MLServer)
+    oip_models: tuple[str, ...] = ()    # its models; (): those of --model-base
     profiler_target: str = ""          # empty: observations are not reported
     max_concurrency: int = 2
     tf_intra_op_threads: int = 0       # embedded backend; 0: TensorFlow picks (one per core)
@@ -78,8 +80,10 @@ def build_backend(settings: ExecutorSettings) -> Backend:
         return make_backend("embedded", model_base=settings.model_base, threads=settings.max_concurrency,
                             intra_op_threads=settings.tf_intra_op_threads,
                             inter_op_threads=settings.tf_inter_op_threads)
-    interceptors = client_interceptors()  # TF Serving calls join the request's trace
-    return make_backend(settings.backend, target=settings.tfserving_target, model_base=settings.model_base,
+    interceptors = client_interceptors()  # TF Serving / OIP calls join the request's trace
+    remote = ({"target": settings.oip_target, "models": settings.oip_models} if settings.backend == "oip"
+              else {"target": settings.tfserving_target})
+    return make_backend(settings.backend, **remote, model_base=settings.model_base,
                         channel_factory=(lambda target: aio_channel(target, interceptors=interceptors))
                         if interceptors else None)
 

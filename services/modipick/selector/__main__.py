@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Mapping
 
@@ -9,6 +10,15 @@ from modipick.runtime.config import EnvArgumentParser, non_negative_float, posit
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
+
+
+def _oip_models(text: str) -> tuple[str, ...]:
+    from modipick.selector.oip import parse_model_names
+
+    try:
+        return parse_model_names(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
@@ -71,6 +81,10 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                       "or always the client's send time")
     p.add_option("--serving-overhead-ms", default="0",
                  help="time the Selector adds around a model's run, taken off the budget: ms, or 'auto' (learned)")
+    p.add_option("--oip-models", default="", type=_oip_models,
+                 help="also serve the Open Inference Protocol (KServe v2, inference.GRPCInferenceService) on "
+                      "--listen for these model names, comma-separated: Triton/KServe/MLServer clients call them "
+                      "and each request picks from the whole pool (empty: off)")
     add_server_options(p, downstream="Executor/Profiler", downstream_pronoun="them", redis=True, inflight=True)
     args = p.parse_args(argv)
     try:
@@ -104,6 +118,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                       max_leg_slas=args.return_leg_max_slas),
         serving_overhead_ms=overhead,
         executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
+        oip_models=args.oip_models,
         **server_settings(p, args))
     return settings, args
 

@@ -21,6 +21,7 @@ from modipick.selector.clocks import ClockOffsets
 from modipick.selector.executors import ExecutorPool, PoolSettings, split_targets
 from modipick.selector.health import EmptiedStoreGuard, profiles_health
 from modipick.selector.leg_stream import ReturnLegFeed, resolve_sharing
+from modipick.selector import oip
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook, seeded_rng
 from modipick.selector.queueing import QueueAwareProfiles
@@ -62,6 +63,7 @@ class SelectorSettings:
     empty_store_grace_s: float = 30.0    # a store that comes back without eligible models: keep last-known
     drain_delay_s: float = 0.0           # NOT_SERVING this long before refusing new calls on shutdown
     max_inflight: int | None = None      # concurrent RPCs; beyond: RESOURCE_EXHAUSTED
+    oip_models: tuple[str, ...] = ()     # the Open Inference Protocol front door's model names; (): off
 
 
 class SelectorApp:
@@ -143,8 +145,11 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,
                               rng_for=seeded_rng(settings.seed), wall_ns=wall_ns, metrics=metrics,
                               budgeter=budgeter, learner=learner)
+    registrations = [(selector_pb2_grpc.add_SelectorServiceServicer_to_server, service)]
+    if settings.oip_models:
+        registrations.append(oip.registration(service, settings.oip_models, cache, wall_ns))
     server = await start_server(
-        [(selector_pb2_grpc.add_SelectorServiceServicer_to_server, service)], [SERVICE_NAME],
+        registrations, [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
                       max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
                       drain_delay_s=settings.drain_delay_s, max_concurrent_rpcs=settings.max_inflight),
@@ -155,7 +160,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
              executor=settings.executor_target, profiler=settings.profiler_target or None,
              executor_transport=",".join(sorted({r.execute.name for r in pool.replicas})),
              models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
-             return_leg_sharing=sharing)
+             return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
     return app

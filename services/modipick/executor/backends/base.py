@@ -79,7 +79,7 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-BACKENDS = ("embedded", "tfserving")
+BACKENDS = ("embedded", "tfserving", "oip")
 
 
 def make_backend(name: str, **options: Any) -> Backend:
@@ -92,4 +92,8 @@ def make_backend(name: str, **options: Any) -> Backend:
         from modipick.executor.backends.tfserving import TFServingBackend
 
         return TFServingBackend(**options)
+    if name == "oip":
+        from modipick.executor.backends.oip import OipBackend
+
+        return OipBackend(**options)
     raise ValueError(f"unknown executor backend {name!r}; choose one of {', '.join(BACKENDS)}")

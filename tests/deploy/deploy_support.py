@@ -79,3 +79,26 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
 def pod_specs(docs: list[dict]) -> dict[str, dict]:
     return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
             for d in docs if d["kind"] in WORKLOAD_KINDS}
+
+
+def role_environment(docs: list[dict], role: str, files: Path | None = None) -> dict[str, str]:
+    """The MODIPICK_* environment of a role's container in rendered `docs`: the modipick-config
+    ConfigMap, then the container's own env (a value from a Secret as a placeholder). With `files`,
+    each `file:/path` value (a mounted Secret) points at a stand-in file written there instead."""
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("modipick-config"))
+    container = by_kind(docs, "Deployment")[role]["spec"]["template"]["spec"]["containers"][0]
+    env = dict(config["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = ("redis://from-secret:6379/0" if item["name"] == "MODIPICK_REDIS_URL"
+                                 else f"{ref['name']}-{ref['key']}")
+    if files is not None:
+        for name, value in env.items():
+            if value.startswith("file:"):
+                stand_in = files / value[len("file:"):].strip("/").replace("/", "_")
+                stand_in.write_text(f"secret of {name}\n")
+                env[name] = f"file:{stand_in}"
+    return env

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 
 import pytest
 import yaml
 
-from deploy_support import COMPOSE_DIR, KUSTOMIZE_DIRS, ROLES, by_kind, pod_specs, rendered
+from deploy_support import COMPOSE_DIR, KUSTOMIZE_DIRS, ROLES, by_kind, pod_specs, rendered, role_environment
 
 AGE_ARGUMENTS = ("grpc.max_connection_age_ms", "grpc.max_connection_age_grace_ms")
 
@@ -56,24 +57,15 @@ def test_prod_spreads_selectors_over_nodes_and_zones() -> None:
         "kubernetes.io/hostname", "topology.kubernetes.io/zone"]
 
 
-def container_environment(docs: list[dict], role: str) -> dict[str, str]:
-    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("modipick-config"))
-    container = by_kind(docs, "Deployment")[role]["spec"]["template"]["spec"]["containers"][0]
-    env = dict(config["data"])
-    for item in container.get("env", []):
-        env[item["name"]] = item.get("value", "redis://from-secret:6379/0")
-    return env
-
-
 def parsed_settings(role: str, environ: dict[str, str]):
     module = importlib.import_module(f"modipick.{role}.__main__")
     return module.parse_settings([], environ=environ)[0]
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_every_modipick_server_ages_its_connections_out(overlay, role: str) -> None:
+def test_every_modipick_server_ages_its_connections_out(overlay, role: str, tmp_path: Path) -> None:
     name, docs = overlay
-    settings = parsed_settings(role, container_environment(docs, role))
+    settings = parsed_settings(role, role_environment(docs, role, tmp_path))
     assert settings.max_connection_age_s and settings.max_connection_age_s <= 300, (name, role)
     assert settings.max_connection_age_grace_s and settings.max_connection_age_grace_s >= 1, (name, role)
 

@@ -23,6 +23,10 @@ KUSTOMIZE_DIRS = {
     "prod": K8S / "overlays" / "prod",
     "gpu": K8S / "overlays" / "gpu",
 }
+# Kustomize Components: optional parts an overlay adds with `components:` (not built on their own).
+COMPONENT_DIRS = {
+    "prometheus-operator": K8S / "components" / "prometheus-operator",
+}
 ROLES = {"selector": 50051, "executor": 50052, "profiler": 50053}
 
 # The metrics the services export (issue 6, part 5): name -> (type, labels).

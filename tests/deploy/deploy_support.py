@@ -97,6 +97,8 @@ def role_environment(docs: list[dict], role: str, files: Path | None = None) -> 
             env[item["name"]] = item["value"]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
+            if ref.get("optional"):
+                continue  # an optional Secret may be absent: the setting keeps its default
             env[item["name"]] = ("redis://from-secret:6379/0" if item["name"] == "MODIPICK_REDIS_URL"
                                  else f"{ref['name']}-{ref['key']}")
     if files is not None:

@@ -198,7 +198,7 @@ def test_referenced_configmaps_secrets_and_claims_exist(overlay) -> None:
                     refs.add(("ConfigMap", source["configMapRef"]["name"]))
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and not ref.get("optional"):
                     refs.add(("Secret", ref["name"]))
         for volume in spec.get("volumes", []):
             if "secret" in volume:

@@ -286,3 +286,14 @@ def test_redis_is_reached_over_tls_with_the_components_own_acl_user(overlay, rol
     with pytest.raises(StoreConfigError, match="not rediss"):
         connection_pool("redis://redis.example:6379/0", RedisOptions(ca_file=str(ca)))
     assert urlsplit("rediss://redis.example:6380/0").scheme == "rediss"
+
+
+def test_admin_rpcs_need_a_token_from_an_optional_secret(overlay, tmp_path: Path) -> None:
+    name, docs = overlay
+    container = pod_spec(docs, "profiler")["containers"][0]
+    token = next(e for e in container["env"] if e["name"] == "MODIPICK_ADMIN_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "modipick-admin", "key": "token", "optional": True}
+    # without that Secret the setting is absent and the Profiler refuses admin RPCs
+    assert parsed("profiler", role_environment(docs, "profiler", tmp_path)).admin_token is None
+    assert parsed("profiler", {**role_environment(docs, "profiler", tmp_path),
+                               "MODIPICK_ADMIN_TOKEN": "s3cret"}).admin_token == "s3cret"

@@ -71,11 +71,24 @@ def test_every_modipick_server_ages_its_connections_out(overlay, role: str, tmp_
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_every_compose_server_ages_its_connections_out(role: str) -> None:
+def test_compose_servers_age_their_connections_except_the_streamed_executor(role: str) -> None:
     compose = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
     environ = {k: str(v) for k, v in compose["services"][role]["environment"].items()}
     settings = parsed_settings(role, environ)
-    assert settings.max_connection_age_s and settings.max_connection_age_grace_s
+    if role == "executor":
+        # the Selectors reach it by address, over a long-lived ExecuteStream a GOAWAY would cut
+        assert not environ["MODIPICK_EXECUTOR_TARGET"].startswith("dns:///")
+        assert settings.max_connection_age_s is None
+    else:
+        assert settings.max_connection_age_s and settings.max_connection_age_grace_s
+
+
+def test_kubernetes_selectors_reach_executors_by_name_so_aging_never_cuts_a_stream(overlay) -> None:
+    # --executor-transport auto sends unary calls to a dns:/// name: GOAWAY lets them finish
+    name, docs = overlay
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("modipick-config"))
+    assert config["data"]["MODIPICK_EXECUTOR_TARGET"].startswith("dns:///")
+    assert config["data"].get("MODIPICK_EXECUTOR_TRANSPORT", "auto") in ("auto", "unary")
 
 
 def flag_values(args: list[str]) -> dict[str, str]:

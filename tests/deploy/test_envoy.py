@@ -46,6 +46,31 @@ def test_sds_files_parse_as_discovery_responses_of_secrets(path: Path) -> None:
         assert secret.name
 
 
+def sds_references(node: object) -> list[tuple[str, str]]:
+    """(secret name, SDS file path) of every file-based SDS reference in an Envoy config."""
+    found = []
+    if isinstance(node, dict):
+        if "sds_config" in node and "path_config_source" in node["sds_config"]:
+            found.append((node["name"], node["sds_config"]["path_config_source"]["path"]))
+        for value in node.values():
+            found += sds_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += sds_references(value)
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in ENVOY_CONFIGS if sds_references(yaml.safe_load(p.read_text()))],
+                         ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_each_sds_file_holds_exactly_the_one_secret_envoy_asks_it_for(path: Path) -> None:
+    # Envoy's SdsApi refuses a file-based SDS update of more or fewer than one Secret, or of another name
+    for name, sds_path in sds_references(yaml.safe_load(path.read_text())):
+        local = path.parent / Path(sds_path).name  # mounted from the same ConfigMap as the config
+        assert local.is_file(), sds_path
+        resources = yaml.safe_load(local.read_text())["resources"]
+        assert [r["name"] for r in resources] == [name], (sds_path, resources)
+
+
 def test_a_mistyped_envoy_field_is_rejected() -> None:
     config = yaml.safe_load((COMPOSE_DIR / "envoy.yaml").read_text())
     config["static_resources"]["clusters"][0]["circuit_breakers"]["thresholds"][0]["max_request"] = 1

@@ -23,6 +23,10 @@ KUSTOMIZE_DIRS = {
     "prod": K8S / "overlays" / "prod",
     "gpu": K8S / "overlays" / "gpu",
 }
+# Kustomize Components: optional parts an overlay adds with `components:` (not built on their own).
+COMPONENT_DIRS = {
+    "prometheus-operator": K8S / "components" / "prometheus-operator",
+}
 ROLES = {"selector": 50051, "executor": 50052, "profiler": 50053}
 
 # The metrics the services export (issue 6, part 5): name -> (type, labels).
@@ -80,3 +84,28 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
 def pod_specs(docs: list[dict]) -> dict[str, dict]:
     return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
             for d in docs if d["kind"] in WORKLOAD_KINDS}
+
+
+def role_environment(docs: list[dict], role: str, files: Path | None = None) -> dict[str, str]:
+    """The MODIPICK_* environment of a role's container in rendered `docs`: the modipick-config
+    ConfigMap, then the container's own env (a value from a Secret as a placeholder). With `files`,
+    each `file:/path` value (a mounted Secret) points at a stand-in file written there instead."""
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("modipick-config"))
+    container = by_kind(docs, "Deployment")[role]["spec"]["template"]["spec"]["containers"][0]
+    env = dict(config["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            if ref.get("optional"):
+                continue  # an optional Secret may be absent: the setting keeps its default
+            env[item["name"]] = ("redis://from-secret:6379/0" if item["name"] == "MODIPICK_REDIS_URL"
+                                 else f"{ref['name']}-{ref['key']}")
+    if files is not None:
+        for name, value in env.items():
+            if value.startswith("file:"):
+                stand_in = files / value[len("file:"):].strip("/").replace("/", "_")
+                stand_in.write_text(f"secret of {name}\n")
+                env[name] = f"file:{stand_in}"
+    return env

@@ -92,7 +92,10 @@ def test_images_are_pinned_and_builds_and_mounts_exist(compose) -> None:
         if "build" in service:
             context = (COMPOSE_DIR / service["build"]["context"]).resolve()
             assert context == REPO
+            assert service["build"]["dockerfile"] == "deploy/docker/Dockerfile", name
             assert (context / service["build"]["dockerfile"]).is_file(), name
+            # one Dockerfile, one ROLE per image: modipick/<role>
+            assert image.split(":")[0] == f"modipick/{service['build']['args']['ROLE']}", (name, image)
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith("."):

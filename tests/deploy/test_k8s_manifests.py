@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from custom_resources import custom_resource_errors, is_custom
 from deploy_support import K8S, KUSTOMIZE_DIRS, ROLES, WORKLOAD_KINDS, by_kind, pod_specs, rendered
 from kustomize_tree import kustomize_command
 
@@ -27,6 +28,9 @@ def schema_errors(docs: list[dict], version: str) -> list[str]:
     errors = []
     for doc in docs:
         where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        if is_custom(doc):
+            errors += custom_resource_errors(doc)
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -95,22 +99,39 @@ def test_images_are_pinned(overlay) -> None:
             assert ":" in image and not image.endswith(":latest"), (where, image)
 
 
-def test_services_have_native_grpc_probes(overlay) -> None:
+def grpc_health_probe(probe: dict) -> tuple[int, str]:
+    """(port, service) a readiness/liveness probe checks with grpc.health.v1: the kubelet's native
+    gRPC probe, or, on a TLS server (native probes speak plaintext only), the exec probe with
+    modipick.runtime.healthcheck and the pod's certificate."""
+    if "grpc" in probe:
+        assert "exec" not in probe, probe
+        return probe["grpc"]["port"], probe["grpc"].get("service", "")
+    command = probe["exec"]["command"]
+    assert command[:3] == ["python", "-m", "modipick.runtime.healthcheck"], command
+    assert "--tls-dir" in command and "--server-name" in command, command
+    positional = [a for i, a in enumerate(command[3:], 3)
+                  if not a.startswith("--") and not command[i - 1].startswith("--")]
+    target, service = positional[0], (positional[1] if len(positional) > 1 else "")
+    assert target.startswith("127.0.0.1:"), command
+    return int(target.rsplit(":", 1)[1]), service
+
+
+def test_services_have_grpc_health_probes(overlay) -> None:
     name, docs = overlay
     deployments = by_kind(docs, "Deployment")
     for role, port in ROLES.items():
         container = next(c for c in deployments[role]["spec"]["template"]["spec"]["containers"] if c["name"] == role)
         assert {"name": "grpc", "containerPort": port} in container["ports"]
-        assert container["readinessProbe"]["grpc"]["port"] == port, role
+        assert grpc_health_probe(container["readinessProbe"])[0] == port, role
         assert container["startupProbe"], role
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         assert env["MODIPICK_LISTEN"] == f"0.0.0.0:{port}"
     for role in ("selector", "profiler"):
         container = deployments[role]["spec"]["template"]["spec"]["containers"][0]
-        assert container["livenessProbe"]["grpc"]["port"] == ROLES[role]
+        assert grpc_health_probe(container["livenessProbe"])[0] == ROLES[role]
     # Executor readiness = its service's health, SERVING only while its models are AVAILABLE.
     executor = deployments["executor"]["spec"]["template"]["spec"]["containers"][0]
-    assert executor["readinessProbe"]["grpc"]["service"] == "modipick.v1.ExecutorService"
+    assert grpc_health_probe(executor["readinessProbe"])[1] == "modipick.v1.ExecutorService"
 
 
 def test_services_select_existing_pods(overlay) -> None:
@@ -165,6 +186,10 @@ def test_referenced_configmaps_secrets_and_claims_exist(overlay) -> None:
     name, docs = overlay
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     external = {("Secret", "modipick-redis")} if name in ("base", "prod", "gpu") else set()
+    if name in ("prod", "gpu"):  # created by the operator (docs/deploy.md), never committed
+        external |= {("Secret", "modipick-redis-selector"), ("Secret", "modipick-redis-profiler")}
+    # Secrets that a rendered cert-manager Certificate fills
+    names |= {("Secret", d["spec"]["secretName"]) for d in docs if d["kind"] == "Certificate"}
     for where, spec in pod_specs(docs).items():
         refs = set()
         for container in spec["containers"] + spec.get("initContainers", []):
@@ -173,9 +198,11 @@ def test_referenced_configmaps_secrets_and_claims_exist(overlay) -> None:
                     refs.add(("ConfigMap", source["configMapRef"]["name"]))
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and not ref.get("optional"):
                     refs.add(("Secret", ref["name"]))
         for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                refs.add(("Secret", volume["secret"]["secretName"]))
             if "configMap" in volume:
                 refs.add(("ConfigMap", volume["configMap"]["name"]))
             if "persistentVolumeClaim" in volume:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_support import K8S, KUSTOMIZE_DIRS
+from deploy_support import COMPONENT_DIRS, K8S, KUSTOMIZE_DIRS
 from kustomize_tree import matches, named_files, patch_targets, resources
 
 
@@ -26,14 +26,14 @@ def structural_problems(directory: Path) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("name", sorted(KUSTOMIZE_DIRS))
+@pytest.mark.parametrize("name", sorted(KUSTOMIZE_DIRS) + sorted(COMPONENT_DIRS))
 def test_kustomization_files_exist_and_patches_hit(name: str) -> None:
-    assert structural_problems(KUSTOMIZE_DIRS[name]) == []
+    assert structural_problems({**KUSTOMIZE_DIRS, **COMPONENT_DIRS}[name]) == []
 
 
 def test_every_kustomization_under_deploy_k8s_is_covered() -> None:
     found = {p.parent.resolve() for p in K8S.rglob("kustomization.yaml")}
-    assert found == {p.resolve() for p in KUSTOMIZE_DIRS.values()}
+    assert found == {p.resolve() for p in (*KUSTOMIZE_DIRS.values(), *COMPONENT_DIRS.values())}
 
 
 def test_patch_for_a_missing_resource_is_reported(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ its commands really accept: parsed here by the commands' own parsers (no service
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 import yaml
 
-from deploy_support import COMPOSE_DIR, K8S, KUSTOMIZE_DIRS, ROLES, by_kind, rendered
+from deploy_support import COMPOSE_DIR, K8S, KUSTOMIZE_DIRS, ROLES, by_kind, rendered, role_environment
 from modipick.runtime import config as runtime_config
 
 PARSED_ROLES = ("selector", "profiler")
@@ -34,14 +35,8 @@ def parse_role(role: str, environ: dict[str, str], monkeypatch) -> tuple[object,
     return args, known
 
 
-def k8s_environment(role: str) -> dict[str, str]:
-    docs = rendered(KUSTOMIZE_DIRS["prod"])
-    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("modipick-config"))
-    container = by_kind(docs, "Deployment")[role]["spec"]["template"]["spec"]["containers"][0]
-    env = dict(config["data"])
-    for item in container.get("env", []):
-        env[item["name"]] = item.get("value", "redis://from-secret:6379/0")
-    return env
+def k8s_environment(role: str, files: Path) -> dict[str, str]:
+    return role_environment(rendered(KUSTOMIZE_DIRS["prod"]), role, files)
 
 
 @pytest.mark.parametrize("role", PARSED_ROLES)
@@ -58,8 +53,8 @@ def test_compose_settings_parse(role: str, compose, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("role", PARSED_ROLES)
-def test_kubernetes_settings_parse(role: str, monkeypatch) -> None:
-    environ = k8s_environment(role)
+def test_kubernetes_settings_parse(role: str, monkeypatch, tmp_path: Path) -> None:
+    environ = k8s_environment(role, tmp_path)
     args, known = parse_role(role, environ, monkeypatch)
     assert args.listen == f"0.0.0.0:{ROLES[role]}"
     assert args.executor_target == "dns:///executor-headless:50052"
@@ -67,12 +62,12 @@ def test_kubernetes_settings_parse(role: str, monkeypatch) -> None:
     assert args.metrics_port == 9090
 
 
-def test_every_shared_setting_is_a_flag_of_some_service(compose, monkeypatch) -> None:
+def test_every_shared_setting_is_a_flag_of_some_service(compose, monkeypatch, tmp_path: Path) -> None:
     known: set[str] = set()
     for role in PARSED_ROLES:
         known |= parse_role(role, {}, monkeypatch)[1]
     executor_only = {"MODIPICK_BACKEND", "MODIPICK_TFSERVING_TARGET", "MODIPICK_MODEL_BASE"}
-    shared = set(k8s_environment("selector")) | set(compose["x-modipick-env"])
+    shared = set(k8s_environment("selector", tmp_path)) | set(compose["x-modipick-env"])
     assert shared - known - executor_only == set()
 
 

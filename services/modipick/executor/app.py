@@ -42,6 +42,8 @@ class ExecutorSettings:
     downstream_tls: TlsConfig | None = None  # to the Profiler
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
+    max_connection_age_s: float | None = None  # GOAWAY after this long (new replicas get calls)
+    max_connection_age_grace_s: float | None = None
     drain_delay_s: float = 0.0         # NOT_SERVING this long before refusing new calls on shutdown
     execute_socket: str = ""           # also serve stream sessions on this Unix socket (a co-located Selector)
 
@@ -108,6 +110,8 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
         [(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
                       max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                      max_connection_age_s=settings.max_connection_age_s,
+                      max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s),
         interceptors=server_interceptors(root_spans=False))
     server.on_drain.append(service.drain)

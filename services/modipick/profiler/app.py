@@ -50,6 +50,8 @@ class ProfilerSettings:
     downstream_tls: TlsConfig | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
+    max_connection_age_s: float | None = None  # GOAWAY after this long (new replicas get calls)
+    max_connection_age_grace_s: float | None = None
     seed: int = 0
     store_options: dict[str, Any] = field(default_factory=dict, repr=False)
     # reliability (docs/reliability.md)
@@ -126,6 +128,8 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
         [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
                       max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                      max_connection_age_s=settings.max_connection_age_s,
+                      max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s),
         interceptors=[TokenAuthInterceptor(settings.admin_token, ADMIN_METHODS)])
     store_health = DegradationHealth(server, STORE_HEALTH, lambda: sink.degraded)

@@ -28,6 +28,11 @@ def add_server_options(parser, *, downstream: str, downstream_pronoun: str = "it
     messages); `reliability` goes to add_reliability_options."""
     parser.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=int_type, help="gRPC message limit")
     parser.add_option("--grace-s", default=5.0, type=float_type, help="shutdown grace period")
+    parser.add_option("--max-connection-age-s", default=0.0, type=float_type,
+                      help="send each client connection GOAWAY after this long, so clients re-resolve and "
+                           "reach new replicas (0: never)")
+    parser.add_option("--max-connection-age-grace-s", default=10.0, type=float_type,
+                      help="time in-flight calls get to finish on a connection past its age")
     parser.add_option("--tls-cert", default="", help="server certificate (enables TLS)")
     parser.add_option("--tls-key", default="", help="server key", secret=True)
     parser.add_option("--tls-client-ca", default="", help="require client certificates signed by this CA (mTLS)")
@@ -51,6 +56,8 @@ def server_settings(parser, args: argparse.Namespace) -> dict[str, Any]:
     return {"server_tls": server_tls if server_tls.enabled else None,
             "downstream_tls": downstream if downstream.enabled else None,
             "max_message_bytes": args.max_message_bytes, "grace_s": args.grace_s,
+            "max_connection_age_s": args.max_connection_age_s or None,
+            "max_connection_age_grace_s": args.max_connection_age_grace_s,
             **reliability_settings(parser, args)}
 
 

@@ -36,6 +36,10 @@ class ServerOptions:
     grace_s: float = 5.0
     drain_delay_s: float = 0.0  # time between NOT_SERVING and stop, for load balancers to notice
     max_concurrent_rpcs: int | None = None
+    # After this long a connection gets GOAWAY: clients reconnect and re-resolve their target, so
+    # replicas started since (a scale-out, a rollout) get calls. None: connections live forever.
+    max_connection_age_s: float | None = None
+    max_connection_age_grace_s: float | None = None  # in-flight calls' time to finish after GOAWAY
 
 
 @dataclass
@@ -73,6 +77,15 @@ class RunningServer:
         await self.server.stop(self.options.grace_s if grace_s is None else grace_s)
 
 
+def connection_age_arguments(options: ServerOptions) -> list[tuple[str, int]]:
+    if not options.max_connection_age_s:
+        return []
+    arguments = [("grpc.max_connection_age_ms", round(options.max_connection_age_s * 1000))]
+    if options.max_connection_age_grace_s is not None:
+        arguments.append(("grpc.max_connection_age_grace_ms", round(options.max_connection_age_grace_s * 1000)))
+    return arguments
+
+
 async def start_server(registrations: Sequence[Registration], service_names: Sequence[str],
                        options: ServerOptions = ServerOptions(), *,
                        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
@@ -81,7 +94,7 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
         interceptors=list(interceptors) or None,
         options=[("grpc.max_send_message_length", options.max_message_bytes),
                  ("grpc.max_receive_message_length", options.max_message_bytes),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", 0), *connection_age_arguments(options)],
         maximum_concurrent_rpcs=options.max_concurrent_rpcs)
     for add, servicer in registrations:
         add(servicer, DecodeGuardRegistrar(server))  # undecodable -> INVALID_ARGUMENT

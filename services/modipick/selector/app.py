@@ -53,6 +53,8 @@ class SelectorSettings:
     downstream_tls: TlsConfig | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     grace_s: float = 5.0
+    max_connection_age_s: float | None = None  # GOAWAY after this long (new replicas get calls)
+    max_connection_age_grace_s: float | None = None
     outcome_queue: int = 10_000
     return_legs: ReturnLegSettings = ReturnLegSettings()  # learned per client from ReportOutcome
     clock_offset_alpha: float = 0.1
@@ -152,6 +154,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
         registrations, [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
                       max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                      max_connection_age_s=settings.max_connection_age_s,
+                      max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s, max_concurrent_rpcs=settings.max_inflight),
         interceptors=server_interceptors())
     health = profiles_health(server, SERVICE_NAME, cache)

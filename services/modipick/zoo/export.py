@@ -2,7 +2,7 @@
 
 The signature is what TF Serving and the embedded backend run: input "image" (float32, batch
 first), output {"probabilities": [batch, classes]}. Input scaling lives in the graph, so every
-backend feeds the same raw values.
+backend feeds the same raw values. TF Serving warm-up records go beside it (modipick.zoo.warmup).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from modipick.zoo.manifest import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from modipick.zoo.warmup import write_warmup_requests
 
 
 def export_saved_model(model: Any, version_dir: str | os.PathLike[str], input_shape: Sequence[int], *,
@@ -36,6 +37,7 @@ def export_saved_model(model: Any, version_dir: str | os.PathLike[str], input_sh
     shutil.rmtree(tmp, ignore_errors=True)
     module = Serving(model)
     tf.saved_model.save(module, str(tmp), signatures={SIGNATURE_NAME: module.serve})
+    write_warmup_requests(tmp, final.parent.name, input_shape)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final

@@ -68,9 +68,9 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate-unit", default="auto", help="throughput unit: auto, bps, kbps, mbps, Bps, KBps, MBps")
     g.add_argument("--anchor", default="auto", choices=["auto", "start", "end"],
                    help="throughput sample holds from its time (start) or until it (end)")
-    g.add_argument("--traces-dir", default=None, metavar="DIR",
-                   help="where relative trace paths are looked up when not found as given [env "
-                        "MODIPICK_TRACES_DIR, else ../shared/traces beside the checkout]")
+    g.add_argument("--traces-dir", action="append", default=[], metavar="DIR",
+                   help="also look relative trace paths up here (repeatable), before env MODIPICK_TRACES_DIR "
+                        "and the shipped traces (`modipick traces list`)")
     g.add_argument("--trace-offset-s", type=_non_negative, default=0.0, help="start this far into the trace")
     g.add_argument("--rescale-median-ms", type=_positive(float), default=None,
                    help="stretch the network so its median upload leg is this (shape kept)")

@@ -22,15 +22,13 @@ def _network_options(args: argparse.Namespace) -> NetworkOptions:
         raise LoadgenInputError("--request-bytes/--response-bytes", str(exc)) from None
     return NetworkOptions(sizes=sizes, seed=getattr(args, "seed", 0), trace_format=args.trace_format,
                           rate_unit=args.rate_unit, anchor=args.anchor, offset_s=args.trace_offset_s,
-                          rescale_median_ms=args.rescale_median_ms, traces_dir=_traces_dir(args))
+                          rescale_median_ms=args.rescale_median_ms, traces_dirs=_traces_dirs(args))
 
 
-def _traces_dir(args: argparse.Namespace) -> Path:
-    if args.traces_dir:
-        return Path(args.traces_dir).expanduser()
-    from modipick.sim.paths import default_traces_dir
+def _traces_dirs(args: argparse.Namespace) -> tuple[Path, ...]:
+    from modipick.loadgen.traces.catalog import search_path
 
-    return default_traces_dir()
+    return search_path(args.traces_dir or ())
 
 
 def _networks(args: argparse.Namespace, specs: Sequence[str]) -> list[LegModel]:

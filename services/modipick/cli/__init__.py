@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "zoo": ("modipick.zoo.cli", "main", "build model pools as SavedModels in TF Serving layout"),
     "infer": ("modipick.client.cli", "main", "send one image through a Selector"),
     "loadgen": ("modipick.loadgen.cli", "main", "replay network traces as load against the suite"),
+    "traces": ("modipick.loadgen.tracelist", "main", "list the real network traces (shipped and added)"),
 }
 
 

@@ -6,11 +6,13 @@ Bad input (file, row, value, flag) -> one line on stderr naming it, exit code 2,
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from modipick.runtime.config import EnvArgumentParser
 from modipick.sim.engine import decisions, run_scenarios
 from modipick.sim.errors import SimInputError
 from modipick.sim.paths import search_path
@@ -22,7 +24,7 @@ from modipick.sim.scenario import ColdStart, Drift, Learning, Scenario
 DEFAULT_RUN_POLICIES = "modipick,dynamic_greedy,static_greedy,oracle"
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(EnvArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         raise SimInputError(f"{self.prog}: {message}")
 
@@ -57,9 +59,10 @@ def _common(p: argparse.ArgumentParser, *, requests: int, out_required: bool = T
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="modipick sim", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="modipick sim", description=__doc__.splitlines()[0], environ=environ, env_all=True)
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=functools.partial(_Parser, environ=environ, env_all=True))
 
     run = sub.add_parser("run", help="one scenario from flags")
     _common(run, requests=10_000)
@@ -264,10 +267,10 @@ def cmd_policy_report(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios, "policy-report": cmd_policy_report}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(environ).parse_args(argv)
         return COMMANDS[args.command](args)
     except SimInputError as e:
         message = str(e)

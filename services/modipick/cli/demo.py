@@ -57,7 +57,7 @@ def parse(argv: list[str], environ: Mapping[str, str] | None = None):
     p = EnvArgumentParser(prog="modipick demo", description=__doc__.split("\n\n")[0], environ=environ)
     p.add_option("--slas", default="", type=str, help="comma-separated SLAs in ms ('': placed from the "
                  "models' learned latencies and the trace's legs)")
-    p.add_option("--requests", default=40, type=positive_int, help="requests per SLA and policy")
+    p.add_option("--requests", default=48, type=positive_int, help="requests per SLA and policy")
     p.add_option("--rate", default=8.0, type=positive_float, help="Poisson arrivals per second")
     p.add_option("--policies", default=DEMO_POLICIES, help="comma-separated live policies, compared on the "
                  f"same arrivals ({', '.join(LIVE_POLICIES)})")
@@ -162,6 +162,10 @@ async def replay(address: str, network, slas: list[float], policies: list[str], 
     target = GrpcSelectorTarget(address)
     await target.wait_ready()
     cv = upload_stats(network).cv
+    # one phone per policy for the whole demo, as an app keeps its id: what risk_aware learns about
+    # its answers' way back at the first SLA it keeps for the next (a fresh id per demo: nothing
+    # learned in an earlier demo, kept in Redis, carries over)
+    phones = {policy: fresh_client_id() for policy in policies}
     records: list = []
     try:
         for sla in slas:
@@ -169,7 +173,7 @@ async def replay(address: str, network, slas: list[float], policies: list[str], 
             print(f"SLA {sla:g} ms: {len(offsets)} photos through each policy ...", file=sys.stderr, flush=True)
             specs = [RunSpec(label=f"{policy} sla={sla:g} net={network.name}", policy=policy, sla_ms=sla,
                              offsets_s=offsets, network=network, mode="realtime", report_outcomes=True,
-                             drain_s=10.0, network_cv=cv, client_id=fresh_client_id()) for policy in policies]
+                             drain_s=10.0, network_cv=cv, client_id=phones[policy]) for policy in policies]
             for spec in specs:
                 records += await run_open_loop(target, spec, dataset)
     finally:
@@ -194,7 +198,7 @@ async def run(args, log_file) -> int:
     started = time.monotonic()
     settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=args.redis_url,
                              model_base=base, build=False, threshold_ms=args.threshold_ms, seed=args.seed,
-                             warmup_runs=2, probe_runs=6, log_level="warning", child_output=log_file)
+                             log_level="warning", child_output=log_file)
     print("bringing the suite up ...", file=sys.stderr, flush=True)
     async with Suite(settings) as suite:
         print(f"suite up in {time.monotonic() - started:.0f} s:", *suite.describe(), sep="\n  ", flush=True)

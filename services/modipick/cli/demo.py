@@ -97,7 +97,7 @@ def open_demo_network(args):
                                                      traces_dirs=search_path(args.traces_dir)))
 
 
-def ensure_pool(base: Path, log_file) -> None:
+def ensure_pool(base: Path) -> None:
     """Set-up, once: build the demo pool into the zoo cache (its progress shown)."""
     import subprocess
 
@@ -193,7 +193,7 @@ async def run(args, log_file) -> int:
 
     network = open_demo_network(args)
     base = Path(args.model_base).expanduser() if args.model_base else demo_pool_dir()
-    await asyncio.to_thread(ensure_pool, base, log_file)
+    await asyncio.to_thread(ensure_pool, base)
     manifest = read_manifest(base)
     started = time.monotonic()
     settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=args.redis_url,

@@ -7,7 +7,7 @@ import argparse
 import functools
 import os
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 ENV_PREFIX = "MODIPICK_"
 
@@ -113,7 +113,8 @@ def _without_default(help_text: str, default: Any) -> str:
     """The help without a trailing '[default]' or '(default)' of its own (the env suffix states it)."""
     text = re.sub(r"\s*\[[^\[\]]*\]\s*$", "", help_text).strip()
     match = re.search(r"\s*\(([^()]*)\)\s*$", text)
-    if match and match.group(1).replace(",", "") in (str(default), f"{default:g}" if isinstance(default, float) else ""):
+    own = (str(default), f"{default:g}" if isinstance(default, float) else "")
+    if match and match.group(1).replace(",", "") in own:
         text = text[:match.start()].rstrip()
     return text
 

@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   bring the suite up and run the main job on the embedded default
-#   make test   run every test
+#   make demo   bring the suite up and tell its story on the embedded default (Python, make, apt)
+#   make test   run every test (also needs npm, for buf, the proto linter)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml setup.py
 
 BUF := $(VENV)/buf/node_modules/.bin/buf
 
-setup: $(STAMP) redis-server $(BUF)
+setup: $(STAMP) redis-server
 
-# buf (protobuf lint) comes from the npm registry as a platform package.
+# buf (protobuf lint, run by the tests only) comes from the npm registry as a platform package.
 $(BUF):
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js/npm (apt-get install npm) for buf, the proto linter"; exit 2; }
 	mkdir -p $(VENV)/buf && npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@1.75.0
@@ -34,7 +34,7 @@ redis-server:
 demo: setup
 	$(VENV)/bin/modipick demo
 
-test: setup
+test: setup $(BUF)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup h2load

@@ -38,7 +38,10 @@ class BenchInputError(Exception):
 
 
 def default_paper_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "paper"
+    """The paper's tables as packaged with the simulator (modipick.sim's data folder)."""
+    from importlib import resources
+
+    return Path(str(resources.files("modipick.sim") / "data"))
 
 
 def read_models(path: Path) -> tuple[Candidate, ...]:

@@ -34,3 +34,21 @@ def test_core_has_no_io_dependencies():
 def test_no_namespace_init_files():
     for root in ("protos", "services", "clients", "loadgen"):
         assert not (ROOT / root / "modipick" / "__init__.py").exists()
+
+
+def test_no_file_refers_to_a_machine_path_or_a_folder_beside_the_checkout():
+    """Data the product needs ships inside the repository (with source and licence); nothing reads
+    a sibling folder of the checkout or an absolute path of one machine."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    banned = ("../" + "shared", "/" + "work/", "/" + "home/", "/" + "Users/")  # split: not a hit here
+    hits = []
+    for name in files.decode().split("\0"):
+        path = ROOT / name
+        if not name or not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        hits += [f"{name}: {b}" for b in banned if b in text]
+    assert hits == []

@@ -28,7 +28,7 @@ def buf_binary() -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise AssertionError("buf is missing: `make setup` installs it with npm (npm install @bufbuild/buf)")
+    raise AssertionError("buf is missing: `make test` installs it with npm (npm install @bufbuild/buf)")
 
 
 def test_protos_are_clean_under_buf_lint():

@@ -17,7 +17,7 @@ def test_env_default_and_flag_override():
 
 def test_bad_env_value_exits_2_with_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
-        parser({"MODIPICK_MAX_CONCURRENCY": "0"})
+        parser({"MODIPICK_MAX_CONCURRENCY": "0"}).parse_args([])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "MODIPICK_MAX_CONCURRENCY" in err

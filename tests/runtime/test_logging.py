@@ -31,3 +31,68 @@ def test_logs_inside_carry_the_request_id() -> None:
             structlog.get_logger("t").info("inside")
         structlog.get_logger("t").info("outside")
     assert [(e["event"], e.get("request_id")) for e in logs] == [("inside", "r-42"), ("outside", None)]
+
+
+def _json_lines(text: str) -> list[dict]:
+    import json
+
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]  # raises on any line that is not JSON
+
+
+def test_json_mode_renders_grpc_redis_asyncio_and_warnings_records_as_json() -> None:
+    import asyncio
+    import io
+    import logging
+    import warnings
+
+    from modipick.runtime.logging import BRIDGED_LOGGERS, configure_logging
+
+    assert {"grpc", "redis", "asyncio"} <= set(BRIDGED_LOGGERS)
+    stream = io.StringIO()
+    configure_logging(json=True, level="info", stream=stream)
+    try:
+        structlog.get_logger("modipick.test").info("own line", answer=42)
+        logging.getLogger("grpc.aio._server").warning("server %s stopped", "s-1")
+        logging.getLogger("redis.connection").error("connection lost", extra={})
+        logging.getLogger("redis.connection").debug("below the level: dropped")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("old flag", DeprecationWarning)
+
+        async def fail() -> None:
+            raise RuntimeError("boom")
+
+        async def leave_a_failed_task() -> None:
+            task = asyncio.get_running_loop().create_task(fail())
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            del task  # never awaited: asyncio logs "Task exception was never retrieved" when it is collected
+
+        asyncio.run(leave_a_failed_task())
+        import gc
+
+        gc.collect()
+        with bound_request_id("r-7"):
+            logging.getLogger("grpc").info("password=%s", "hunter2", extra={"token": "t"})
+    finally:
+        from modipick.runtime.logging import _BridgeHandler
+
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+        logging.captureWarnings(False)
+        structlog.reset_defaults()
+
+    records = _json_lines(stream.getvalue())
+    by_event = {r["event"]: r for r in records}
+    assert by_event["own line"]["answer"] == 42
+    assert by_event["server s-1 stopped"]["logger"] == "grpc.aio._server"
+    assert by_event["server s-1 stopped"]["level"] == "warning"
+    assert by_event["connection lost"]["logger"] == "redis.connection"
+    assert not any("dropped" in r["event"] for r in records)
+    assert any(r.get("logger") == "py.warnings" and "old flag" in r["event"] for r in records)
+    task_line = next(r for r in records if r.get("logger") == "asyncio")
+    assert "never retrieved" in task_line["event"] and "RuntimeError: boom" in task_line["exception"]
+    assert by_event["password=hunter2"]["request_id"] == "r-7" and by_event["password=hunter2"]["token"] == "***"

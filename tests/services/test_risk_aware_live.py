@@ -123,7 +123,7 @@ def test_risk_aware_is_the_default_and_modipick_stays_selectable(live_suite):
     assert parse_settings(["--policy", "modipick"], environ={})[0].policy == "modipick"
     assert parse_settings([], environ={"MODIPICK_POLICY": "dynamic_greedy"})[0].policy == "dynamic_greedy"
     assert SuiteSettings().policy == "risk_aware" and parse_up([], environ={}).policy == "risk_aware"
-    assert parse_demo([]).policy_list == ["risk_aware", "modipick", "dynamic_greedy"]
+    assert parse_demo([], environ={}).policy_list == ["static_greedy", "modipick", "risk_aware"]
     assert live_suite.selector.settings.policy == "risk_aware"
 
 

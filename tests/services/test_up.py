@@ -93,21 +93,3 @@ def test_up_serves_and_stops_on_sigterm(mode, redis_url, digits_pool, digits, tm
     for name in ("selector", "executor", "profiler"):
         assert not _serving(targets[name]), f"{name} still serving after SIGTERM"
     assert not os.path.exists(targets["socket"])
-
-
-@pytest.mark.slow
-def test_demo_runs_end_to_end_and_cleans_up(redis_url, digits_pool):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODIPICK_")}
-    # twice on one Redis: the second run finds the first one's profiles eligible while its own
-    # Executor is still loading, and must wait for it (it once sent its first requests into LOADING models)
-    for _ in range(2):
-        done = subprocess.run([*UP[:-1], "demo", "--redis-url", redis_url, "--model-base", str(digits_pool),
-                               "--requests", "6"], capture_output=True, text=True, env=env, timeout=400)
-        assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line for line in done.stdout.splitlines() if "attainment" in line and "|" in line]
-    assert len(rows) == 15  # 5 SLAs x 3 policies (risk_aware, modipick, dynamic_greedy)
-    assert not any("nan" in row for row in rows), rows  # a row with nothing served says "-"
-    assert "suite stopped." in done.stdout
-    for name in ("selector", "executor", "profiler"):
-        target = next(line.split()[1] for line in done.stdout.splitlines() if line.strip().startswith(name))
-        assert not _serving(target), f"{name} still serving after the demo"

@@ -85,12 +85,12 @@ def test_bwtrace_spec_globs_files(tmp_path):
         parse_network(f"bwtrace:{tmp_path}/none*")
 
 
-def test_real_campus_traces_match_their_source_statistics():
-    from modipick.sim.paths import default_traces_dir
+def test_shipped_lte_trace_matches_its_source_statistics():
+    from modipick.sim.paths import resolve, search_path
 
-    folder = default_traces_dir() / "wifi_cellular_campus_sbu"
-    assert folder.is_dir(), f"the shared traces are missing: {folder} (set MODIPICK_TRACES_DIR)"
-    times = np.concatenate([transfer_times(p, 330_000) for p in sorted(folder.glob("11_*_wifi.csv"))])
-    # SOURCE.md's own numbers for path 11: mean 150.8 ms, p50 52 ms
-    assert times.mean() == pytest.approx(150.8, abs=0.1)
-    assert np.percentile(times, 50) == pytest.approx(52, abs=1)
+    up = resolve("lte_mahimahi_short/TMobile-LTE-short.up", search_path(environ={}))
+    assert up.is_file(), up
+    times = transfer_times(up, 330_000)
+    # the origin's SOURCE.md for TMobile-LTE-short.up at 330 KB: mean 339.6 ms, p50 231 ms
+    assert times.mean() == pytest.approx(339.6, abs=0.1)
+    assert np.percentile(times, 50) == pytest.approx(231, abs=1)

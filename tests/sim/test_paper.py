@@ -29,7 +29,7 @@ def test_scenarios_list_and_one_scenario(run_sim, tmp_path):
     listed = run_sim("scenarios", "--list")
     assert listed.code == 0
     for name in ("indep_campus_table2", "nasnet_fictional", "drift_campus_table2", "cold_poor_campus_table2",
-                 "trace_sbu_wifi_table2", "indep_campus_c5"):
+                 "trace_lte_tmobile_table2", "indep_campus_c5"):
         assert name in listed.out
     out = tmp_path / "s"
     result = run_sim("scenarios", "--only", "indep_campus_table2,drift_campus_table2", "--requests", "400",

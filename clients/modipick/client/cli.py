@@ -20,25 +20,56 @@ from modipick.client.options import DEFAULT_TARGET, ClientOptions, ClientTls, ch
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        print(f"modipick infer: {message}", file=sys.stderr)
+    """The services' environment-aware parser, in the client's own terms (the SDK installs without
+    the services): `option` takes its default from an environment variable named in the help, and
+    a bad value there exits 2 naming the variable, like a bad flag."""
+
+    def __init__(self, *args: Any, environ: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._environ = environ
+        self._env_errors: list[str] = []
+
+    def error(self, message: str) -> None:  # type: ignore[override]  # one line, exit 2
+        print(f"{self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None):  # type: ignore[override]
+        if self._env_errors:
+            self.error(self._env_errors[0])
+        return super().parse_known_args(args, namespace)
+
+    def option(self, flag: str, env: str, *, default: Any = None, type: Any = str, help: str = "",
+               **kwargs: Any) -> None:
+        raw = self._environ.get(env)
+        if raw is not None:
+            try:
+                default = type(raw)
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+                self._env_errors.append(f"{env}={raw!r}: {exc}")
+        self.add_argument(flag, default=default, type=type, help=f"{help} [env {env}; default %(default)s]", **kwargs)
+
+
+def _number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return parse
 
 
 def _parser(environ: Mapping[str, str]) -> _Parser:
-    p = _Parser(prog="modipick infer", description="Send one image through a modipick Selector.")
+    p = _Parser(prog="modipick infer", description="Send one image through a modipick Selector.", environ=environ)
     p.add_argument("image", help="PNG/JPEG file, or .npy array of one image")
-    p.add_argument("--sla", type=float, default=float(environ.get("MODIPICK_SLA_MS", 150)),
-                   help="SLA in ms [env MODIPICK_SLA_MS; default 150]")
-    p.add_argument("--target", default=environ.get("MODIPICK_SELECTOR_TARGET", DEFAULT_TARGET),
-                   help=f"Selector address [env MODIPICK_SELECTOR_TARGET; default {DEFAULT_TARGET}]")
-    p.add_argument("--label", type=int, default=None, help="true label: report the outcome")
+    p.option("--sla", "MODIPICK_SLA_MS", type=_number(float), default=150.0, help="SLA in ms")
+    p.option("--target", "MODIPICK_SELECTOR_TARGET", default=DEFAULT_TARGET, help="Selector address")
+    p.add_argument("--label", type=_number(int), default=None, help="true label: report the outcome")
     p.add_argument("--policy", default="", help="override the Selector's policy for this request")
-    p.add_argument("--tls-ca", default=environ.get("MODIPICK_TLS_CA"), help="CA file to trust (enables TLS)")
-    p.add_argument("--tls-cert", default=environ.get("MODIPICK_TLS_CERT"), help="client certificate (mTLS)")
-    p.add_argument("--tls-key", default=environ.get("MODIPICK_TLS_KEY"), help="client key (mTLS)")
-    p.add_argument("--connect-timeout", type=float, default=10.0,
-                   help="seconds to wait for the connection (not counted against the SLA)")
+    p.option("--tls-ca", "MODIPICK_TLS_CA", help="CA file to trust (enables TLS)")
+    p.option("--tls-cert", "MODIPICK_TLS_CERT", help="client certificate (mTLS)")
+    p.option("--tls-key", "MODIPICK_TLS_KEY", help="client key (mTLS)")
+    p.option("--connect-timeout", "MODIPICK_CONNECT_TIMEOUT_S", type=_number(float), default=10.0,
+             help="seconds to wait for the connection (not counted against the SLA)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 

@@ -17,13 +17,10 @@ import sys
 from typing import Mapping, Sequence
 
 from modipick.loadgen.errors import LoadgenInputError
+from modipick.loadgen.thresholds import METRICS, parse_threshold
+from modipick.runtime.config import EnvArgumentParser
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _floats(text: str) -> list[float]:
@@ -48,6 +45,16 @@ def _positive(kind):
     return parse
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1], got {text!r}")
+    return value
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -68,9 +75,9 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate-unit", default="auto", help="throughput unit: auto, bps, kbps, mbps, Bps, KBps, MBps")
     g.add_argument("--anchor", default="auto", choices=["auto", "start", "end"],
                    help="throughput sample holds from its time (start) or until it (end)")
-    g.add_argument("--traces-dir", default=None, metavar="DIR",
-                   help="where relative trace paths are looked up when not found as given [env "
-                        "MODIPICK_TRACES_DIR, else ../shared/traces beside the checkout]")
+    g.add_argument("--traces-dir", action="append", default=[], metavar="DIR",
+                   help="also look relative trace paths up here (repeatable), before env MODIPICK_TRACES_DIR "
+                        "and the shipped traces (`modipick traces list`)")
     g.add_argument("--trace-offset-s", type=_non_negative, default=0.0, help="start this far into the trace")
     g.add_argument("--rescale-median-ms", type=_positive(float), default=None,
                    help="stretch the network so its median upload leg is this (shape kept)")
@@ -81,12 +88,12 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="modipick loadgen", description="replay network traces as load against a Selector")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = EnvArgumentParser(prog="modipick loadgen", description="replay network traces as load against a Selector",
+                               environ=environ, env_all=True)
+    sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="open-loop load; records, summary, comparison, report")
-    run.add_argument("--target", default=environ.get("MODIPICK_SELECTOR_TARGET", DEFAULT_TARGET),
-                     help="Selector HOST:PORT [env MODIPICK_SELECTOR_TARGET; default %(default)s]")
+    run.add_option("--target", default=DEFAULT_TARGET, env="MODIPICK_SELECTOR_TARGET", help="Selector HOST:PORT")
     run.add_argument("--network", action="append", default=[], metavar="SPEC",
                      help="named profile (campus_wifi, home, lte, ...), param:MEAN,STD, cv:MEAN,CV or a trace "
                           "file; repeat for several")
@@ -117,6 +124,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     run.add_argument("--records", default=None, help="write per-request records to this CSV")
     run.add_argument("--report", default=None, metavar="DIR", help="write report.md + PNG + CSV here")
     run.add_argument("--progress", default="auto", choices=["auto", "bar", "plain", "none"])
+    checks = run.add_argument_group("pass/fail (like k6 thresholds: exit 99 when one fails)")
+    checks.add_argument("--threshold", action="append", default=[], type=parse_threshold, metavar="METRIC<OP>VALUE",
+                        help=f"a bar every run must pass, e.g. 'attainment>=0.9' (repeatable); metrics: "
+                             f"{', '.join(METRICS)}")
+    checks.add_argument("--max-error-rate", type=_fraction, default=None, metavar="RATE",
+                        help="fail when more than this share of calls fail (any gRPC status but OK), e.g. 0.01")
+    checks.add_argument("--summary-json", default=None, metavar="PATH",
+                        help="write every run's summary, failures by reason and threshold results as JSON")
     _add_network_options(run)
 
     stats = sub.add_parser("stats", help="upload-leg statistics of networks (starts every 100 ms)")

@@ -22,15 +22,13 @@ def _network_options(args: argparse.Namespace) -> NetworkOptions:
         raise LoadgenInputError("--request-bytes/--response-bytes", str(exc)) from None
     return NetworkOptions(sizes=sizes, seed=getattr(args, "seed", 0), trace_format=args.trace_format,
                           rate_unit=args.rate_unit, anchor=args.anchor, offset_s=args.trace_offset_s,
-                          rescale_median_ms=args.rescale_median_ms, traces_dir=_traces_dir(args))
+                          rescale_median_ms=args.rescale_median_ms, traces_dirs=_traces_dirs(args))
 
 
-def _traces_dir(args: argparse.Namespace) -> Path:
-    if args.traces_dir:
-        return Path(args.traces_dir).expanduser()
-    from modipick.sim.paths import default_traces_dir
+def _traces_dirs(args: argparse.Namespace) -> tuple[Path, ...]:
+    from modipick.loadgen.traces.catalog import search_path
 
-    return default_traces_dir()
+    return search_path(args.traces_dir or ())
 
 
 def _networks(args: argparse.Namespace, specs: Sequence[str]) -> list[LegModel]:
@@ -124,7 +122,27 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(comparison_tables(summaries))
     if path is not None:
         print(f"\nreport: {path}")
-    return 0
+    return _check(args, summaries, records)
+
+
+def _check(args: argparse.Namespace, summaries, records) -> int:
+    """Failures by reason, the thresholds' verdicts and the JSON summary; EXIT_THRESHOLDS_FAILED
+    when a bar is not met."""
+    from modipick.loadgen import thresholds as bars
+
+    wanted = list(args.threshold)
+    if args.max_error_rate is not None:
+        wanted.append(bars.Threshold("error_rate", "<=", args.max_error_rate))
+    failures = bars.failures_by_reason(records)
+    verdicts = bars.evaluate(summaries, wanted)
+    print()
+    print(bars.format_failures(failures))
+    if verdicts:
+        print(bars.format_verdicts(verdicts))
+    if args.summary_json:
+        bars.write_summary_json(args.summary_json, summaries, failures, verdicts)
+        print(f"summary: {args.summary_json}")
+    return 0 if all(v.passed for v in verdicts) else bars.EXIT_THRESHOLDS_FAILED
 
 
 def _check_policies(policies: list[str]) -> None:

@@ -6,14 +6,16 @@ Bad input (file, row, value, flag) -> one line on stderr naming it, exit code 2,
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from modipick.runtime.config import EnvArgumentParser
 from modipick.sim.engine import decisions, run_scenarios
 from modipick.sim.errors import SimInputError
-from modipick.sim.paths import default_traces_dir
+from modipick.sim.paths import search_path
 from modipick.sim.progress import NoProgress, Progress
 from modipick.sim.report import write_outputs
 from modipick.sim.runner import PointResult
@@ -22,7 +24,7 @@ from modipick.sim.scenario import ColdStart, Drift, Learning, Scenario
 DEFAULT_RUN_POLICIES = "modipick,dynamic_greedy,static_greedy,oracle"
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(EnvArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         raise SimInputError(f"{self.prog}: {message}")
 
@@ -57,9 +59,10 @@ def _common(p: argparse.ArgumentParser, *, requests: int, out_required: bool = T
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="modipick sim", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="modipick sim", description=__doc__.splitlines()[0], environ=environ, env_all=True)
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=functools.partial(_Parser, environ=environ, env_all=True))
 
     run = sub.add_parser("run", help="one scenario from flags")
     _common(run, requests=10_000)
@@ -98,17 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--networks-csv", default="networks", help="network profiles CSV (packaged networks.csv)")
     paper.add_argument("--figures-dir", type=Path, help="write the PNGs here instead of --out")
 
-    scen = sub.add_parser("scenarios", help="issue 7's scenarios (where the paper's algorithm loses)")
+    scen = sub.add_parser("scenarios", help="scenarios where the paper's algorithm loses")
     _common(scen, requests=10_000, out_required=False)
     scen.add_argument("--only", help="comma-separated scenario names (default: all; see --list)")
     scen.add_argument("--list", action="store_true", help="print the scenarios and exit")
     scen.add_argument("--policies", default=None, help="policies to run (default modipick,dynamic_greedy,oracle)")
     scen.add_argument("--return-model", default="none", choices=("none", "learned", "uploads", "known"),
                       help="give policies an online-learned return-leg distribution (none)")
-    scen.add_argument("--traces-dir", type=Path, default=None,
-                      help="folder of the real network traces (default: $MODIPICK_TRACES_DIR, "
-                           "else ../shared/traces beside the checkout)")
-    rep = sub.add_parser("policy-report", help="issue 7: the candidate default policy vs ModiPick, dynamic "
+    scen.add_argument("--traces-dir", type=Path, action="append", default=[], metavar="DIR",
+                      help="also look traces up here (repeatable), before env MODIPICK_TRACES_DIR and the "
+                           "shipped traces (`modipick traces list`)")
+    rep = sub.add_parser("policy-report", help="the candidate default policy vs ModiPick, dynamic "
                          "greedy and the oracle on every scenario; targets checked, plots drawn")
     _common(rep, requests=10_000)
     rep.add_argument("--policy", default="risk_aware", help="the candidate, NAME or NAME(key=value,...) (risk_aware)")
@@ -226,7 +229,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         raise SimInputError("modipick sim scenarios: the following arguments are required: --out")
     opts = recipes.Options(requests=args.requests, seeds=parse_seeds(args.seeds),
                            policies=args.policies or recipes.DEFAULT_POLICIES, threshold_ms=args.threshold_ms,
-                           traces_dir=args.traces_dir or default_traces_dir(), return_model=args.return_model)
+                           traces_dirs=search_path(args.traces_dir), return_model=args.return_model)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     results = execute(recipes.build(names, opts), args, "scenarios")
     print_table(results)
@@ -247,7 +250,7 @@ def cmd_policy_report(args: argparse.Namespace) -> int:
         raise SimInputError(f"--policy {args.policy!r}: name one live policy")
     label = candidate[0].label
     opts = recipes.Options(requests=args.requests, seeds=parse_seeds(args.seeds), threshold_ms=args.threshold_ms,
-                           traces_dir=args.traces_dir or default_traces_dir())
+                           traces_dirs=search_path())
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     scenarios = policyreport.build_scenarios(label, opts, names)
     results = execute(scenarios, args, "policy-report")
@@ -264,10 +267,10 @@ def cmd_policy_report(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios, "policy-report": cmd_policy_report}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(environ).parse_args(argv)
         return COMMANDS[args.command](args)
     except SimInputError as e:
         message = str(e)

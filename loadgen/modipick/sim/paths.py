@@ -1,17 +1,8 @@
-"""Where the shared real network traces live: read from a path, never copied into the repo."""
+"""Where the simulator finds real network traces: the ones shipped with modipick.loadgen, after any
+folders given on the command line or in MODIPICK_TRACES_DIR (modipick.loadgen.traces.catalog)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from modipick.loadgen.traces.catalog import SHIPPED_DIR, resolve, search_path
 
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def default_traces_dir(environ: "os._Environ[str] | dict[str, str] | None" = None) -> Path:
-    """MODIPICK_TRACES_DIR, else `../shared/traces` beside the checkout, else /work/shared/traces."""
-    env = os.environ if environ is None else environ
-    if env.get("MODIPICK_TRACES_DIR"):
-        return Path(env["MODIPICK_TRACES_DIR"])
-    beside = _REPO_ROOT.parent / "shared" / "traces"
-    return beside if beside.is_dir() else Path("/work/shared/traces")
+__all__ = ["SHIPPED_DIR", "resolve", "search_path"]

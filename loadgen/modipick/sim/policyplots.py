@@ -143,8 +143,8 @@ def draw_all(results: Sequence[PointResult], candidate: str, out: Path) -> list[
     if cold:
         written.append(others(results, candidate, cold, "Cold model (NasNet Large): no profile, a poor profile, "
                               "a poor profile with the Profiler's probes", out / "policy_cold.png"))
-    real = [s for s in ("trace_sbu_wifi_table2", "indep_campus_gamma_table2") if s in present]
+    real = [s for s in ("trace_lte_tmobile_table2", "indep_campus_gamma_table2") if s in present]
     if real:
-        written.append(others(results, candidate, real, "Heavy-tailed real trace (SBU campus WiFi) and gamma "
+        written.append(others(results, candidate, real, "Heavy-tailed real trace (T-Mobile LTE uplink) and gamma "
                               "campus WiFi legs", out / "policy_trace.png"))
     return written

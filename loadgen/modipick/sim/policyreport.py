@@ -25,7 +25,7 @@ BASELINES = ("modipick", "dynamic_greedy", "oracle")
 REPORT_SCENARIOS = (*INDEPENDENT, "indep_campus_gamma_table2", "paper_campus_table2", "nasnet_fictional",
                     "drift_campus_table2", "drift_probes_campus_table2", "drift_detect_campus_table2",
                     "cold_none_campus_table2", "cold_poor_campus_table2", "cold_probed_campus_table2",
-                    "trace_sbu_wifi_table2")
+                    "trace_lte_tmobile_table2")
 KEEP_EXTRA = ("related_accurate",)  # the paper's reference for NasNet Fictional
 
 

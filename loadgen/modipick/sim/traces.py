@@ -4,7 +4,7 @@ Formats, detected from the first data line:
   mahimahi   one integer per line: a ms timestamp of one 1500-byte delivery opportunity
   sbu        "seconds,bytes_per_second" (Stony Brook multipath WiFi/cellular traces)
   pensieve   "seconds<whitespace>Mbps" (Pensieve "cooked" 3G/HSDPA traces)
-Method (as in /work/shared/traces/*/SOURCE.md): a request starts every `step_ms` over the trace,
+Method (as in the traces' SOURCE.md files): a request starts every `step_ms` over the trace,
 which wraps around; its transfer time is the time until `payload_bytes` have been delivered.
 Pure serialization time: no RTT or TCP slow start added.
 """

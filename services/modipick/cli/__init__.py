@@ -17,12 +17,24 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "zoo": ("modipick.zoo.cli", "main", "build model pools as SavedModels in TF Serving layout"),
     "infer": ("modipick.client.cli", "main", "send one image through a Selector"),
     "loadgen": ("modipick.loadgen.cli", "main", "replay network traces as load against the suite"),
+    "traces": ("modipick.loadgen.tracelist", "main", "list the real network traces (shipped and added)"),
 }
 
 
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("modipick")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def usage() -> str:
-    lines = ["usage: modipick COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: modipick [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "`modipick COMMAND --help` lists a command's flags; each flag's default can also come from",
+              "the environment variable named in its help ([env MODIPICK_...; default ...])."]
     return "\n".join(lines)
 
 
@@ -31,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"modipick {version()}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"modipick: unknown command {name!r}\n\n{usage()}", file=sys.stderr)

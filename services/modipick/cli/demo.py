@@ -1,78 +1,125 @@
-"""`modipick demo`: bring the suite up, then send real labelled digits through it at a few SLAs.
+"""`modipick demo`: what modipick is for, on this machine, in about two minutes.
 
-Each request is a held-out scikit-learn digit the models never trained on. The client emulates a
-mobile network: it stamps the send time, sleeps an upload leg drawn from a network profile, sends,
-and sleeps a return leg after the reply, so the Selector sees a real upload delay and the client
-measures real end-to-end time. SLAs are placed from the profiles the Profiler learned during
-warm-up so that the choice visibly moves from the fastest to the most accurate model; per SLA the
-demo prints SLA attainment, measured accuracy and the model mix. Everything is torn down at exit.
+A phone sends a photo with an SLA ("answer within 150 ms"). Part of that time is spent on the
+mobile network before the request arrives, and the answer has to travel back. modipick keeps a pool
+of models, fast and rough to slow and accurate, and picks for each request the most accurate one
+that still fits what is left; when none fits, it tells the phone at once to answer with its own
+small on-device model.
+
+The demo brings the suite up on the embedded default (Executor with embedded TensorFlow, Profiler,
+Selector, Redis when there is one), replays a real LTE uplink trace that ships with modipick, and
+sends the same arrivals, photos and network legs through three policies: static greedy (the most
+accurate model that fits the SLA, blind to the network), ModiPick (the paper's policy) and
+risk_aware (modipick's default). It prints one table and writes out/demo/report.md with its plots.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import math
-import random
+import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
 
-NETWORKS = {  # one-way leg, ms (paper networks.csv; "perfect" = its figure 7 start, CV 0%)
-    "perfect": (50.0, 0.0), "artificial": (50.0, 25.0), "campus_wifi": (57.87, 30.79), "home": (92.02, 48.38),
-    "lan": (10.0, 1.0)}
+from modipick.cli.story import LEGEND, place_slas, story_markdown, story_rows, story_table
+from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
 
-
-@dataclass
-class SlaReport:
-    sla_ms: float
-    sent: int = 0
-    served: int = 0
-    on_device: int = 0
-    errors: collections.Counter = field(default_factory=collections.Counter)
-    met: int = 0
-    correct: int = 0
-    mix: collections.Counter = field(default_factory=collections.Counter)
-    e2e: list[float] = field(default_factory=list)
-    budgets: list[float] = field(default_factory=list)
-
-    def line(self, accuracy: dict[str, float]) -> str:
-        attain = self.met / self.sent if self.sent else 0.0
-        acc = f"{self.correct / self.served:6.1%}" if self.served else "     -"  # nothing served here
-        mix = ", ".join(f"{name} {n / self.sent:.0%}" for name, n in sorted(
-            self.mix.items(), key=lambda kv: accuracy.get(kv[0], 0)))
-        errors = f"; errors {dict(self.errors)}" if self.errors else ""
-        p50 = f"{sorted(self.e2e)[len(self.e2e) // 2]:6.1f}" if self.e2e else "     -"
-        budget = sorted(self.budgets)[len(self.budgets) // 2] if self.budgets else float("nan")
-        return (f"attainment {attain:6.1%} | accuracy {acc} | budget p50 {budget:5.1f} ms | "
-                f"e2e p50 {p50} ms | mix: {mix or '-'}{errors}")
+DEMO_POOL = "imagenet-arch"
+DEMO_MODELS = ("mobilenet-025", "mobilenet-050", "mobilenet-100", "inception-v3")
+DEMO_INPUT_PX = 128
+DEMO_NETWORK = "lte_mahimahi_short/TMobile-LTE-short"
+DEMO_POLICIES = "static_greedy,modipick,risk_aware"
 
 
-def place_slas(profiles: list, upload_ms: float, overhead_ms: float, threshold_ms: float) -> list[float]:
-    """A ladder over the learned profiles, on top of what every request spends outside the model
-    (upload and return legs as the Selector measures them, plus the serving overhead): one SLA
-    where even the fastest model cannot fit, budgets aimed at the fastest, a middle and the most
-    accurate model, and a generous one."""
-    by_speed = sorted(profiles, key=lambda p: p.mean_ms)
-    fastest, middle = by_speed[0], by_speed[len(by_speed) // 2]
-    best = max(profiles, key=lambda p: (p.declared_accuracy, -p.mean_ms))
-    # the first is below zero by more than the measured upload's jitter (~1 ms either way here): at
-    # half the fastest model's time it was a coin toss, which the Selector then served or missed
-    budgets = [-2.0,
-               fastest.mean_ms + threshold_ms + 2 * fastest.std_ms + 0.5,
-               middle.mean_ms + threshold_ms + 2 * middle.std_ms + 0.5,
-               best.mean_ms + threshold_ms + 2 * best.std_ms + 1.0,
-               best.mean_ms + threshold_ms + 2 * best.std_ms + 20.0]
-    return [math.ceil((2 * upload_ms + overhead_ms + b) * 10) / 10 for b in budgets]
+def demo_pool_dir(environ: Mapping[str, str] | None = None) -> Path:
+    from modipick.cli.suite import default_model_base
+
+    return default_model_base(f"{DEMO_POOL}-{DEMO_INPUT_PX}", dict(environ) if environ is not None else None)
+
+
+def build_args() -> tuple[str, ...]:
+    return ("--models", ",".join(DEMO_MODELS), "--input-size", str(DEMO_INPUT_PX))
+
+
+def _sla_list(text: str) -> list[float]:
+    values = [float(s) for s in text.split(",") if s.strip()]
+    if any(not (0 < v < 3_600_000) for v in values):
+        raise ValueError(f"every SLA must be in (0, 3600000) ms, got {text!r}")
+    return values
+
+
+def parse(argv: list[str], environ: Mapping[str, str] | None = None):
+    from modipick.cli.suite import DEFAULT_REDIS_URL
+    from modipick.core.policies import LIVE_POLICIES
+
+    p = EnvArgumentParser(prog="modipick demo", description=__doc__.split("\n\n")[0], environ=environ)
+    p.add_option("--slas", default="", type=str, help="comma-separated SLAs in ms ('': placed from the "
+                 "models' learned latencies and the trace's legs)")
+    p.add_option("--requests", default=48, type=positive_int, help="requests per SLA and policy")
+    p.add_option("--rate", default=8.0, type=positive_float, help="Poisson arrivals per second")
+    p.add_option("--policies", default=DEMO_POLICIES, help="comma-separated live policies, compared on the "
+                 f"same arrivals ({', '.join(LIVE_POLICIES)})")
+    p.add_option("--network", default=DEMO_NETWORK, help="trace (see `modipick traces list`) or named network")
+    p.add_argument("--traces-dir", action="append", default=[], metavar="DIR",
+                   help="also look traces up here (repeatable) [env MODIPICK_TRACES_DIR]")
+    p.add_option("--request-bytes", default=30_000, type=positive_int, help="the photo's size on the uplink")
+    p.add_option("--response-bytes", default=1_000, type=positive_int, help="the answer's size on the downlink")
+    p.add_option("--base-rtt-ms", default=20.0, type=non_negative_float, help="propagation RTT, half per leg")
+    p.add_option("--threshold-ms", default=5.0, type=non_negative_float, help="ModiPick T_threshold")
+    p.add_option("--redis-url", default=DEFAULT_REDIS_URL, help="Redis to use if reachable ('memory' to skip)",
+                 secret=True)
+    p.add_option("--model-base", default="", help="pool base path (default: the demo pool in the zoo cache; "
+                 "built there if missing)")
+    p.add_option("--out", default="out/demo", help="report folder")
+    p.add_option("--seed", default=1, type=int, help="arrivals, photos and the Selector's RNG")
+    p.add_option("--keep-logs", action="store_true", help="keep the services' log file")
+    args = p.parse_args(argv)
+    args.policy_list = [x.strip() for x in args.policies.split(",") if x.strip()]
+    unknown = [x for x in args.policy_list if x not in LIVE_POLICIES]
+    if unknown or not args.policy_list:
+        p.error(f"--policies: unknown {unknown or args.policies!r}; live policies: {', '.join(LIVE_POLICIES)}")
+    try:
+        args.sla_list = _sla_list(args.slas)
+    except ValueError as exc:
+        p.error(f"--slas: {exc}".replace("could not convert string to float: ", "not a number: "))
+    return args
+
+
+def open_demo_network(args):
+    """The network legs; LoadgenInputError names a missing trace before anything starts."""
+    from modipick.loadgen.traces import NetworkOptions, Sizes, open_network
+    from modipick.loadgen.traces.catalog import search_path
+
+    sizes = Sizes(args.request_bytes, args.response_bytes, args.base_rtt_ms)
+    return open_network(args.network, NetworkOptions(sizes=sizes, seed=args.seed,
+                                                     traces_dirs=search_path(args.traces_dir)))
+
+
+def ensure_pool(base: Path) -> None:
+    """Set-up, once: build the demo pool into the zoo cache (its progress shown)."""
+    import subprocess
+
+    from modipick.cli.suite import SuiteError, modipick_command
+    from modipick.zoo.manifest import try_read_manifest
+
+    if try_read_manifest(base) is not None:
+        return
+    print(f"set-up (once, cached): building the demo pool ({', '.join(DEMO_MODELS)} at {DEMO_INPUT_PX} px) "
+          f"into {base} ...", file=sys.stderr, flush=True)
+    cmd = modipick_command("zoo", "build", "--pool", DEMO_POOL, "--out", str(base), *build_args())
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode != 0 or try_read_manifest(base) is None:
+        raise SuiteError(f"building the demo pool into {base} failed (exit {done.returncode})")
 
 
 async def wait_eligible(profiler_target: str, executor_target: str, expected: int, timeout_s: float) -> list:
-    """The profiles once every model is eligible and the Executor has it loaded. Profiles kept in
-    Redis from an earlier run read eligible before the Profiler has seen that this Executor is
-    still loading (a second `make demo` once sent its first requests into LOADING models)."""
+    """The profiles once every model is eligible and the Executor has it loaded (profiles kept in
+    Redis from an earlier run read eligible before this Executor has loaded the model)."""
     import grpc
 
+    from modipick.cli.story import Profile
     from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
 
     deadline = time.monotonic() + timeout_s
@@ -82,177 +129,128 @@ async def wait_eligible(profiler_target: str, executor_target: str, expected: in
         stub = profiler_pb2_grpc.ProfilerServiceStub(channel)
         executor = executor_pb2_grpc.ExecutorServiceStub(executor_channel)
         while True:
-            reply = await stub.ListProfiles(profiler_pb2.ListProfilesRequest(), timeout=5)
-            listed = await executor.ListModels(executor_pb2.ListModelsRequest(), timeout=5)
+            try:
+                reply = await stub.ListProfiles(profiler_pb2.ListProfilesRequest(), timeout=10)
+                listed = await executor.ListModels(executor_pb2.ListModelsRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:  # a service busy loading TensorFlow: ask again
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the suite did not answer in {timeout_s:g} s: {exc.code().name}") from None
+                await asyncio.sleep(0.5)
+                continue
             loaded = {(m.model.name, m.model.version) for m in listed.models
                       if m.state == common_pb2.MODEL_STATE_ELIGIBLE}
             eligible = [p for p in reply.profiles if p.state == common_pb2.MODEL_STATE_ELIGIBLE
                         and (p.model.name, p.model.version) in loaded]
             if len(eligible) != shown:
                 shown = len(eligible)
-                print(f"warming up models: {shown}/{expected} eligible", file=sys.stderr, flush=True)
+                print(f"loading and timing the models: {shown}/{expected} ready", file=sys.stderr, flush=True)
             if len(eligible) >= expected:
-                return [_Profile(p.model.name, p.mean_ms, p.std_ms, p.declared_accuracy) for p in eligible]
+                return [Profile(p.model.name, p.mean_ms, p.std_ms, p.declared_accuracy) for p in eligible]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(eligible)} of {expected} models became eligible in {timeout_s:g} s")
+                raise TimeoutError(f"only {len(eligible)} of {expected} models became ready in {timeout_s:g} s")
             await asyncio.sleep(0.5)
 
 
-@dataclass(frozen=True)
-class _Profile:
-    name: str
-    mean_ms: float
-    std_ms: float
-    declared_accuracy: float
+async def replay(address: str, network, slas: list[float], policies: list[str], load, dataset) -> list:
+    """Per SLA, every policy in turn on the same arrivals, photos and legs (one after the other: side
+    by side, the accurate models one policy sends would queue in front of another's)."""
+    from modipick.loadgen.experiment import fresh_client_id
+    from modipick.loadgen.grpc_target import GrpcSelectorTarget
+    from modipick.loadgen.runner import RunSpec, run_open_loop
+    from modipick.loadgen.traces import upload_stats
 
-
-async def send_burst(target: str, sla_ms: float, images, labels, network: tuple[float, float], *,
-                     concurrency: int, rng: random.Random, policy: str = "") -> SlaReport:
-    from modipick.client import AsyncModiPickClient, ModiPickError
-
-    report = SlaReport(sla_ms)
-    mean, std = network
-    legs = [(max(0.0, rng.gauss(mean, std)), max(0.0, rng.gauss(mean, std))) for _ in range(len(images))]
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(images)):
-        queue.put_nowait(i)
-    async with AsyncModiPickClient(target) as client:
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                report.sent += 1
-                up, back = legs[i]
-                try:
-                    r = await client.infer(images[i], sla_ms, label=int(labels[i]), upload_delay_ms=up,
-                                           return_delay_ms=back, policy=policy)
-                except ModiPickError as exc:
-                    report.errors[exc.code.name] += 1
-                    continue
-                report.budgets.append(r.timings.budget_ms)
-                if r.run_on_device:
-                    report.on_device += 1
-                    report.mix["on device"] += 1
-                    continue
-                report.served += 1
-                report.mix[r.model] += 1
-                report.e2e.append(r.e2e_ms)
-                report.met += r.met_sla
-                report.correct += r.label == int(labels[i])
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return report
-
-
-async def calibrate(target: str, images, network: tuple[float, float], rng: random.Random,
-                    concurrency: int) -> tuple[float, float]:
-    """Median upload the Selector measures on this emulated link (the sleep plus real overheads),
-    and median serving overhead (server time beyond the model's run), under the burst's concurrency."""
-    from modipick.client import AsyncModiPickClient
-
-    uploads, overheads = [], []
-    async with AsyncModiPickClient(target) as client:
-        await client.wait_ready()
-
-        async def one(image) -> None:
-            # < 1 s: gRPC sends shorter timeouts exactly (longer ones rounded up to 10 ms), and the
-            # Selector measures the upload from the deadline
-            r = await client.infer(image, 999, upload_delay_ms=max(0.0, rng.gauss(*network)))
-            uploads.append(r.timings.upload_ms)
-            overheads.append(r.timings.server_ms - r.timings.execution_ms)
-
-        for start in range(0, len(images), concurrency):
-            await asyncio.gather(*(one(image) for image in images[start:start + concurrency]))
-    return sorted(uploads)[len(uploads) // 2], sorted(overheads)[len(overheads) // 2]
-
-
-def parse(argv: list[str]):
-    import argparse
-
-    from modipick.cli.suite import DEFAULT_REDIS_URL
-
-    p = argparse.ArgumentParser(prog="modipick demo", description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=80, help="requests per SLA and policy")
-    p.add_argument("--slas", default="", help="comma-separated SLAs in ms (default: placed from the profiles)")
-    p.add_argument("--network", default="perfect", choices=sorted(NETWORKS), help="emulated one-way leg profile")
-    p.add_argument("--concurrency", type=int, default=2, help="requests in flight")
-    p.add_argument("--policies", default="risk_aware,modipick,dynamic_greedy",
-                   help="comma-separated policies to compare (per-request override)")
-    p.add_argument("--threshold-ms", type=float, default=1.0, help="ModiPick T_threshold")
-    p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="Redis to use if reachable ('memory' to skip)")
-    p.add_argument("--model-base", default="", help="digits pool base path (default: the zoo cache; built if missing)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keep-logs", action="store_true", help="keep the services' log file")
-    args = p.parse_args(argv)
-    if args.requests <= 0 or args.concurrency <= 0:
-        p.error("--requests and --concurrency must be positive")
-    from modipick.core.policies import LIVE_POLICIES
-
-    args.policy_list = [x.strip() for x in args.policies.split(",") if x.strip()]
-    unknown = [x for x in args.policy_list if x not in LIVE_POLICIES]
-    if unknown or not args.policy_list:
-        p.error(f"--policies: unknown {unknown or args.policies!r}; live policies: {', '.join(LIVE_POLICIES)}")
+    target = GrpcSelectorTarget(address)
+    await target.wait_ready()
+    cv = upload_stats(network).cv
+    # one phone per policy for the whole demo, as an app keeps its id: what risk_aware learns about
+    # its answers' way back at the first SLA it keeps for the next (a fresh id per demo: nothing
+    # learned in an earlier demo, kept in Redis, carries over)
+    phones = {policy: fresh_client_id() for policy in policies}
+    records: list = []
     try:
-        args.sla_list = [float(s) for s in args.slas.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--slas: not a list of numbers: {args.slas!r}")
-    if any(not (0 < s < 3_600_000) for s in args.sla_list):
-        p.error(f"--slas: every SLA must be in (0, 3600000) ms: {args.slas!r}")
-    return args
+        for sla in slas:
+            offsets = load.offsets(network)
+            print(f"SLA {sla:g} ms: {len(offsets)} photos through each policy ...", file=sys.stderr, flush=True)
+            specs = [RunSpec(label=f"{policy} sla={sla:g} net={network.name}", policy=policy, sla_ms=sla,
+                             offsets_s=offsets, network=network, mode="realtime", report_outcomes=True,
+                             drain_s=10.0, network_cv=cv, client_id=phones[policy]) for policy in policies]
+            for spec in specs:
+                records += await run_open_loop(target, spec, dataset)
+    finally:
+        await target.close()
+    return records
 
 
 async def run(args, log_file) -> int:
+    import numpy as np
+
     from modipick.cli.suite import Suite, SuiteSettings
-    from modipick.zoo.digits import held_out_digits
+    from modipick.loadgen.datasets import make_dataset
+    from modipick.loadgen.experiment import Load
+    from modipick.loadgen.report import write_report
+    from modipick.loadgen.traces import upload_stats
     from modipick.zoo.manifest import read_manifest
 
-    from pathlib import Path
-
+    network = open_demo_network(args)
+    base = Path(args.model_base).expanduser() if args.model_base else demo_pool_dir()
+    await asyncio.to_thread(ensure_pool, base)
+    manifest = read_manifest(base)
+    started = time.monotonic()
     settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=args.redis_url,
-                             model_base=Path(args.model_base).expanduser() if args.model_base else None,
-                             threshold_ms=args.threshold_ms, seed=args.seed, log_level="warning",
-                             child_output=log_file)
-    print("bringing the suite up (first run builds the digits pool) ...", file=sys.stderr, flush=True)
+                             model_base=base, build=False, threshold_ms=args.threshold_ms, seed=args.seed,
+                             log_level="warning", child_output=log_file)
+    print("bringing the suite up ...", file=sys.stderr, flush=True)
     async with Suite(settings) as suite:
-        print("suite up:", *suite.describe(), sep="\n  ")
-        manifest = read_manifest(suite.model_base)
-        profiles = await wait_eligible(suite.profiler_target, suite.executor_target, len(manifest.models), 300)
-        accuracy = {p.name: p.declared_accuracy for p in profiles}
-        print("models (learned during warm-up):")
+        print(f"suite up in {time.monotonic() - started:.0f} s:", *suite.describe(), sep="\n  ", flush=True)
+        profiles = await wait_eligible(suite.profiler_target, suite.executor_target, len(manifest.models), 240)
+        print(f"models ready after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        declared = {p.name: p.declared_accuracy for p in profiles}
+        print("\nthe model pool (latency as the Profiler measured it here; accuracy as declared, ImageNet top-1):")
         for p in sorted(profiles, key=lambda p: p.mean_ms):
-            print(f"  {p.name:<12} mean {p.mean_ms:6.2f} ms  std {p.std_ms:5.2f} ms  "
-                  f"declared accuracy {p.declared_accuracy:5.1f}%")
-        network = NETWORKS[args.network]
-        images, labels = held_out_digits()
-        rng = random.Random(args.seed)
-        upload, overhead = await calibrate(suite.selector_target, images[:32], network, rng, args.concurrency)
-        slas = args.sla_list or place_slas(profiles, upload, overhead, args.threshold_ms)
-        order = rng.sample(range(len(images)), k=min(args.requests, len(images)))
-        print(f"network '{args.network}': one-way {network[0]:g} +- {network[1]:g} ms slept by the client; the "
-              f"Selector measures {upload:.1f} ms upload and {overhead:.1f} ms serving overhead (medians)\n"
-              f"{len(order)} held-out digits per SLA and policy, {args.concurrency} in flight, "
-              f"T_threshold {args.threshold_ms:g} ms; attainment = answered by the server within the SLA; "
-              f"'on device' = the Selector declined at once (nothing fits)")
-        width = max(len(x) for x in args.policy_list)
-        for sla in slas:
-            for index, policy in enumerate(args.policy_list):
-                report = await send_burst(suite.selector_target, sla, images[order], labels[order], network,
-                                          concurrency=args.concurrency, rng=rng, policy=policy)
-                head = f"SLA {sla:7.1f} ms" if index == 0 else " " * 14
-                print(f"{head} | {policy:<{width}} | {report.line(accuracy)}", flush=True)
-    print("suite stopped.")
+            print(f"  {p.name:<14} {p.mean_ms:6.1f} ms (+- {p.std_ms:4.1f})   accuracy {p.declared_accuracy:4.1f} %")
+        stats = upload_stats(network)
+        back = float(np.median([network.return_ms(i, 0.1 * i) for i in range(1000)]))
+        slas = args.sla_list or place_slas(profiles, stats.p50_ms + back)
+        print(f"\nnetwork: {network.name} (a real LTE trace): the {args.request_bytes // 1000} KB photo takes "
+              f"{stats.p50_ms:.0f} ms to upload at the median, {stats.p95_ms:.0f} ms at p95; the answer "
+              f"{back:.0f} ms back\n{args.requests} photos per SLA and policy, Poisson at {args.rate:g}/s, the "
+              f"same arrivals and legs for every policy; SLAs {', '.join(f'{s:g}' for s in slas)} ms\n",
+              flush=True)
+        image_px = manifest.models[0].input_shape[1] if manifest.pool != "digits" else 0
+        dataset = make_dataset("digits" if manifest.pool == "digits" else "image", seed=args.seed,
+                               image_size=image_px or 224)
+        records = await replay(suite.selector_target, network, slas, args.policy_list,
+                               Load("poisson", args.rate, args.requests, None, args.seed), dataset)
+    rows = story_rows(records, declared)
+    print(story_table(rows), LEGEND, sep="\n\n")
+    report = write_report(args.out, records, declared=declared, network_stats=[stats], settings={
+        "pool": f"{manifest.pool}: {', '.join(sorted(declared, key=declared.get))}",
+        "network": f"{network.name}, request {args.request_bytes} B, answer {args.response_bytes} B, "
+                   f"base RTT {args.base_rtt_ms:g} ms",
+        "load": f"Poisson {args.rate:g}/s, {args.requests} per SLA and policy, seed {args.seed}"})
+    text = report.read_text(encoding="utf-8")
+    report.write_text(story_markdown(rows) + "\n" + text.replace("# modipick loadgen report", "## Details", 1),
+                      encoding="utf-8")
+    print(f"\nreport: {report}\nsuite stopped; the story took {time.monotonic() - started:.0f} s after set-up.")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(list(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = parse(list(sys.argv[1:] if argv is None else argv), environ)
     from modipick.cli.suite import SuiteError
+    from modipick.loadgen.errors import LoadgenInputError
     from modipick.runtime.logging import configure_logging
 
     configure_logging(level="warning")
+    try:
+        open_demo_network(args)
+    except LoadgenInputError as exc:
+        print(f"modipick demo: --network: {exc}", file=sys.stderr)
+        return 2
     log = tempfile.NamedTemporaryFile("w+", prefix="modipick-demo-", suffix=".log", delete=not args.keep_logs)
     try:
         return asyncio.run(run(args, log))
-    except (SuiteError, TimeoutError) as exc:
+    except (SuiteError, TimeoutError, ConnectionError) as exc:
         log.flush()
         log.seek(0)
         tail = log.read().splitlines()[-15:]

@@ -61,6 +61,7 @@ class SuiteSettings:
     pool: str = "digits"
     model_base: Path | None = None
     build: bool = True
+    build_args: tuple[str, ...] = ()    # more `modipick zoo build` flags (--models, --input-size)
     policy: str = "risk_aware"
     threshold_ms: float = 20.0
     seed: int = 0
@@ -132,7 +133,8 @@ class Suite:
         if try_read_manifest(self.model_base) is not None:
             return
         log.info("building the model pool (once; cached)", pool=self.settings.pool, out=str(self.model_base))
-        cmd = modipick_command("zoo", "build", "--pool", self.settings.pool, "--out", str(self.model_base))
+        cmd = modipick_command("zoo", "build", "--pool", self.settings.pool, "--out", str(self.model_base),
+                               *self.settings.build_args)
         result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=self.settings.child_output or None)
         if result.returncode != 0 or try_read_manifest(self.model_base) is None:
             raise SuiteError(f"building the {self.settings.pool} pool into {self.model_base} failed "

@@ -14,8 +14,13 @@ from typing import Mapping
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def parse(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.cli.suite import DEFAULT_REDIS_URL
+    from modipick.core.policies import LIVE_POLICIES
+    from modipick.zoo.builder import POOLS
 
     p = EnvArgumentParser(prog="modipick up", description=__doc__, environ=environ)
     p.add_option("--host", default="127.0.0.1", help="interface every service listens on")
@@ -25,15 +30,15 @@ def parse(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--redis-url", default=DEFAULT_REDIS_URL, help="Redis to use if reachable ('memory' to skip)",
                  secret=True)
     p.add_option("--model-base", default="", help="TF Serving base path (default: the zoo cache of --pool)")
-    p.add_option("--pool", default="digits", help="pool to build when the base path holds none")
-    p.add_option("--policy", default="risk_aware", help="the Selector's default policy")
+    p.add_option("--pool", default="digits", choices=POOLS, help="pool to build when the base path holds none")
+    p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="the Selector's default policy")
     p.add_option("--threshold-ms", default=1.0, type=non_negative_float,
                  help="ModiPick T_threshold (the digits models run in a few ms)")
     p.add_option("--seed", default=0, type=int, help="the Selector's RNG seed")
     p.add_option("--profile-refresh-ms", default=200.0, type=positive_float, help="Selector profile staleness")
     p.add_option("--serving-overhead-ms", default="auto",
                  help="the Selector's own time taken off each budget: 'auto' (learned) or ms")
-    p.add_option("--log-level", default="info", help="services' log level")
+    p.add_option("--log-level", default="info", choices=LOG_LEVELS, help="services' log level")
     p.add_option("--no-execute-socket", action="store_true",
                  help="the Selector reaches the Executor over gRPC, not the Executor's Unix socket")
     return p.parse_args(argv)

@@ -4,8 +4,10 @@ never read at import time."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-from typing import Any, Callable, Mapping
+import re
+from typing import Any, Mapping
 
 ENV_PREFIX = "MODIPICK_"
 
@@ -14,34 +16,107 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+_ENV_ACTIONS = (None, "store", "store_true", argparse.BooleanOptionalAction)
+
+
 class EnvArgumentParser(argparse.ArgumentParser):
     """argparse where every option's default may come from MODIPICK_<OPTION>; bad values exit 2
-    with a message naming the flag and its environment variable."""
+    with a message naming the flag and its environment variable.
 
-    def __init__(self, *args: Any, environ: Mapping[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    `add_option` declares such an option; with `env_all=True` every optional `add_argument` does
+    too (except repeatable and required ones), and subcommand parsers inherit both settings."""
+
+    def __init__(self, *args: Any, environ: Mapping[str, str] | None = None, env_all: bool = False,
+                 **kwargs: Any) -> None:
         self._environ = os.environ if environ is None else environ
+        self._env_all = env_all
+        self._env_errors: list[str] = []  # reported when this parser (this subcommand) is used
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None):
+        if self._env_errors:
+            self.error(self._env_errors[0])
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-    def add_option(self, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
-                   help: str = "", secret: bool = False, **kwargs: Any) -> None:
-        name = env_name(flag)
+    def add_subparsers(self, **kwargs: Any):
+        kwargs.setdefault("parser_class", functools.partial(EnvArgumentParser, environ=self._environ,
+                                                            env_all=self._env_all))
+        return super().add_subparsers(**kwargs)
+
+    def add_argument(self, *names: Any, **kwargs: Any):
+        if self._wants_env(names, kwargs):
+            return super().add_argument(*names, **self._env_kwargs(names, kwargs))
+        return super().add_argument(*names, **kwargs)
+
+    def add_argument_group(self, *args: Any, **kwargs: Any):
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+
+        def add_argument(*names: Any, **options: Any):
+            if self._wants_env(names, options):
+                return plain(*names, **self._env_kwargs(names, options))
+            return plain(*names, **options)
+
+        group.add_argument = add_argument  # type: ignore[method-assign]
+        return group
+
+    def add_option(self, flag: str, *aliases: str, **kwargs: Any):
+        """An option whose default may come from the environment: MODIPICK_<FLAG>, or `env=NAME`;
+        `secret=True` keeps the value out of help and error messages."""
+        return super().add_argument(flag, *aliases, **self._env_kwargs((flag, *aliases), kwargs))
+
+    def _wants_env(self, names: tuple, kwargs: Mapping[str, Any]) -> bool:
+        long = next((n for n in names if isinstance(n, str) and n.startswith("--")), None)
+        return (self._env_all and long is not None and long not in ("--help", "--version")
+                and not kwargs.get("required") and kwargs.get("action") in _ENV_ACTIONS)
+
+    def _env_kwargs(self, names: tuple, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        options = dict(kwargs)
+        flag = next(n for n in names if n.startswith("--"))
+        secret = options.pop("secret", False)
+        name = options.pop("env", None) or env_name(flag)
+        default = options.get("default")
+        action = options.get("action")
+        boolean = action in ("store_true", argparse.BooleanOptionalAction)
+        if action == "store_true" and default is None:
+            default = False
         raw = self._environ.get(name)
-        if raw is not None and kwargs.get("action") is None:
+        if raw is not None and boolean:
+            if raw.strip().lower() not in _TRUE + _FALSE:
+                self._env_errors.append(f"{name}={raw!r}: expected one of {', '.join(_TRUE + _FALSE[:-1])}")
+            default = raw.strip().lower() in _TRUE
+        elif raw is not None:
             try:
-                default = type(raw)
+                default = (options.get("type") or str)(raw)
             except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-                self.error(f"{name}={'***' if secret else raw!r}: {exc}")
-        elif raw is not None and kwargs.get("action") == "store_true":
-            default = raw.strip().lower() in ("1", "true", "yes", "on")
-        shown = "(set)" if secret and default else default
-        help_text = f"{help} [env {name}; default {shown}]"
-        if kwargs.get("action") == "store_true":
-            self.add_argument(flag, default=default, help=help_text, **kwargs)
-        else:
-            self.add_argument(flag, default=default, type=type, help=help_text, **kwargs)
+                reason = str(exc).replace("could not convert string to float: ", "not a number: ")
+                reason = reason.replace("invalid literal for int() with base 10: ", "not an integer: ")
+                self._env_errors.append(f"{name}={'***' if secret else raw!r}: {reason}")
+            choices = options.get("choices")
+            if choices is not None and default not in choices and not self._env_errors:
+                self._env_errors.append(f"{name}={raw!r}: invalid choice (choose from "
+                                        f"{', '.join(map(str, choices))})")
+        options["default"] = default
+        help_text = options.get("help") or ""
+        if help_text != argparse.SUPPRESS:
+            shown = ("(set)" if default else "None") if secret else "%(default)s"
+            options["help"] = f"{_without_default(help_text, default)} [env {name}; default {shown}]"
+        return options
+
+
+def _without_default(help_text: str, default: Any) -> str:
+    """The help without a trailing '[default]' or '(default)' of its own (the env suffix states it)."""
+    text = re.sub(r"\s*\[[^\[\]]*\]\s*$", "", help_text).strip()
+    match = re.search(r"\s*\(([^()]*)\)\s*$", text)
+    own = (str(default), f"{default:g}" if isinstance(default, float) else "")
+    if match and match.group(1).replace(",", "") in own:
+        text = text[:match.start()].rstrip()
+    return text
 
 
 def positive_float(text: str) -> float:

@@ -1,5 +1,9 @@
 """structlog configuration: JSON lines for machines, console rendering on a terminal.
-The request id travels in structlog's contextvars (bound per call by the services)."""
+The request id travels in structlog's contextvars (bound per call by the services).
+
+Libraries log through the standard `logging` module (grpc, redis, asyncio, warnings): a handler on
+the root logger renders their records with the same processors and renderer, so in JSON mode every
+line a process writes through Python is one JSON object."""
 
 from __future__ import annotations
 
@@ -18,10 +22,19 @@ def _redact(_, __, event_dict: dict) -> dict:
     return event_dict
 
 
+# Standard-library loggers of the libraries the services use; they propagate to the root handler.
+BRIDGED_LOGGERS = ("grpc", "redis", "asyncio", "py.warnings")
+
+
+class _BridgeHandler(logging.StreamHandler):
+    """The root handler configure_logging installs (found again and replaced on a second call)."""
+
+
 def configure_logging(*, json: bool | None = None, level: str = "info", stream=None) -> None:
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
+    numeric = logging.getLevelName(level.upper())
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -32,10 +45,39 @@ def configure_logging(*, json: bool | None = None, level: str = "info", stream=N
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
+    _bridge_stdlib(stream, numeric, renderer)
+
+
+def _bridge_stdlib(stream, level: int, renderer) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = _BridgeHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in BRIDGED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)  # inherit the root's level
+    logging.captureWarnings(True)
 
 
 class bound_request_id:

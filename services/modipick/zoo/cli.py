@@ -7,19 +7,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
+from modipick.runtime.config import EnvArgumentParser
 from modipick.zoo.builder import POOLS, BuildError, BuildRequest, build_pool, default_out
 from modipick.zoo.manifest import ManifestError, read_manifest
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (no usage dump)
-        print(f"modipick zoo: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="modipick zoo", description=__doc__)
+def _parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    parser = EnvArgumentParser(prog="modipick zoo", description=__doc__, environ=environ, env_all=True)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build a pool into a TF Serving base path")
     build.add_argument("--pool", required=True, choices=POOLS)
@@ -39,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser(environ).parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "show":
         return _show(args.base or default_out(args.pool))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -15,7 +15,7 @@ LABELS = tuple(str(i) for i in range(NUM_CLASSES))  # ImageNet class ids (names 
 BUILDER_VERSION = 1
 WEIGHTS_SEED = 0
 
-# The paper's Table 2 (top-1 %, /work/shared/paper/table2.csv), by the name used there.
+# The paper's Table 2 (top-1 %; modipick.sim packages it as table2.csv), by the name used there.
 PAPER_TABLE2_TOP1: dict[str, float] = {
     "SqueezeNet": 49.0,
     "MobileNetV1 0.25": 49.7,

@@ -5,7 +5,8 @@
   cv:MEAN,CV[,normal|lognormal]                     same, by coefficient of variation (0.5 = 50 %)
   PATH                                              a trace file, format detected (or --trace-format);
                                                     a relative PATH not found as given is looked up
-                                                    in `traces_dir` (the shared real traces):
+                                                    in `traces_dirs` (then the shipped traces, see
+                                                    `modipick traces list`):
       X.up / X.down / X (with both siblings)        Mahimahi delivery opportunities (up and down)
       one integer per line                          a single Mahimahi file, used for both directions
       CSV with an upload_ms / network_ms header     per-request network times
@@ -14,11 +15,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from modipick.loadgen.errors import LoadgenInputError
+from modipick.loadgen.traces.catalog import SHIPPED_DIR
 from modipick.loadgen.traces.legs import (LegModel, LegStats, ParametricLegs, RequestLegs, Sizes, TraceLegs,
                                           rescale_to_median, upload_stats)
 from modipick.loadgen.traces.mahimahi import looks_like_mahimahi, mahimahi_pair, read_mahimahi
@@ -40,7 +41,7 @@ class NetworkOptions:
     anchor: str = "auto"
     offset_s: float = 0.0
     rescale_median_ms: float | None = None
-    traces_dir: Path | None = None  # relative trace paths not found as given are looked up here
+    traces_dirs: tuple[Path, ...] = (SHIPPED_DIR,)  # relative trace paths not found as given: looked up here
 
 
 def open_network(spec: str, options: NetworkOptions = NetworkOptions()) -> LegModel:
@@ -67,18 +68,19 @@ def _open(spec: str, options: NetworkOptions) -> LegModel:
     for prefix in ("param:", "cv:"):
         if spec.startswith(prefix):
             return ParametricLegs(_parse_parametric(spec, prefix), options.sizes, options.seed)
-    path = _find(Path(spec), options.traces_dir)
+    path = _find(Path(spec), options.traces_dirs)
     if path is None:
         known = ", ".join(sorted(named))
-        where = f" (nor under {options.traces_dir})" if options.traces_dir is not None else ""
+        where = f" (nor under {', '.join(map(str, options.traces_dirs))})" if options.traces_dirs else ""
         raise LoadgenInputError(spec, f"no such trace file{where}, and not a named network ({known}), "
                                       "param:MEAN,STD or cv:MEAN,CV")
     return _open_file(path, options)
 
 
-def _find(path: Path, traces_dir: Path | None) -> Path | None:
-    for candidate in (path, None if path.is_absolute() or traces_dir is None else traces_dir / path):
-        if candidate is not None and (candidate.exists() or mahimahi_pair(candidate) is not None):
+def _find(path: Path, traces_dirs: tuple[Path, ...]) -> Path | None:
+    candidates = [path] + ([] if path.is_absolute() else [folder / path for folder in traces_dirs])
+    for candidate in candidates:
+        if candidate.exists() or mahimahi_pair(candidate) is not None:
             return candidate
     return None
 

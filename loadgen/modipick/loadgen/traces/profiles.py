@@ -15,7 +15,7 @@ from importlib import resources
 
 REFERENCE_BYTES = 330_000
 
-# Copied from the paper's networks.csv (/work/shared/paper/networks.csv); modipick.sim's packaged
+# Copied from the paper's networks.csv; modipick.sim's packaged
 # copy is preferred when present so both read one table.
 _BUILTIN_NETWORKS_CSV = """network,mean_ms,std_ms,note
 campus_wifi,57.87,30.79,measured one-way time to send a 330KB image over campus WiFi

@@ -102,6 +102,10 @@ class SentinelGroup:
             return int(client.sentinel_get_master_addr_by_name(SERVICE)[1])
 
     def _replica_known(self) -> bool:
+        with _client(self.servers[0].port) as primary:
+            replication = primary.info("replication")
+        if replication.get("slave0", {}).get("state") != "online":
+            return False
         with self.sentinel_client() as client:
             replicas = client.sentinel_slaves(SERVICE)
         return any(r.get("master-link-status") == "ok" and not r.get("is_disconnected")

@@ -55,15 +55,16 @@ def test_hash_tags_put_a_namespace_in_one_slot():
 def test_cluster_keeps_every_key_of_the_store_on_one_node(redis_cluster):
     redis_cluster.flush()
     store = make_store(redis_cluster.url)
+    names = ("alpha", "beta", "gamma", "delta")  # hash, without a tag, to different nodes
     try:
-        for name in ("alpha", "beta", "gamma", "delta"):
+        for name in names:
             store.register(ModelProfile(name=name, declared_accuracy=60.0))
-        assert store.observe_many([(n, 1, 5.0) for n in ("alpha", "beta", "gamma", "delta")], alpha=0.5) == 4
+        assert store.observe_many([(n, 1, 5.0) for n in names], alpha=0.5) == 4
         store.append_return_legs([ReturnLegSample("lte/1", 10.0, 20.0)], keep=100)
         owner = redis_cluster.slot_owner("{modipick}:models")
         keys = redis_cluster.keys_by_node()
         assert sorted(keys[owner]) == sorted(["{modipick}:models", "{modipick}:return_legs",
-                                              *(f"{{modipick}}:profile:{n}:1" for n in ("alpha", "beta", "gamma", "delta"))])
+                                              *(f"{{modipick}}:profile:{n}:1" for n in names)])
         assert all(not found for port, found in keys.items() if port != owner)
     finally:
         store.close()

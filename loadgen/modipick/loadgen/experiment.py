@@ -17,7 +17,7 @@ from modipick.loadgen.datasets import DatasetSource
 from modipick.loadgen.errors import LoadgenInputError
 from modipick.loadgen.grpc_target import GrpcSelectorTarget
 from modipick.loadgen.link import LinkEmulator
-from modipick.loadgen.population import ClientSchedule, Population
+from modipick.loadgen.population import Population
 from modipick.loadgen.progress import NoProgress, Progress
 from modipick.loadgen.records import RequestRecord
 from modipick.loadgen.runner import RunSpec, run_open_loop

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.connection import parse_url as parse_async_url
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialWithJitterBackoff
@@ -24,13 +25,15 @@ def _backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=0.05, cap=0.5)
 
 
-def _connection_kwargs(url: str, target: RedisTarget, options: RedisOptions) -> dict[str, Any]:
+def _connection_kwargs(url: str, target: RedisTarget, options: RedisOptions, parse=parse_url) -> dict[str, Any]:
+    """Connection keywords; `parse` is redis-py's URL parser of the blocking or the asyncio client
+    (they name different connection classes for rediss://)."""
     scheme = scheme_of(url)
     if options.uses_tls_files and scheme != "rediss":
         raise StoreConfigError(f"TLS files were given but the URL is not rediss://: {redact(url)!r}")
     if target.kind == "server":
         try:
-            kwargs: dict[str, Any] = parse_url(url)
+            kwargs: dict[str, Any] = parse(url)
         except ValueError as error:
             raise StoreConfigError(f"bad Redis URL {redact(url)!r}: {error}") from None
     else:
@@ -65,7 +68,7 @@ def sync_client(url: str, options: RedisOptions) -> redis.Redis | redis.RedisClu
 
 def async_client(url: str, options: RedisOptions) -> aredis.Redis | aredis.RedisCluster:
     target = parse_target(url)
-    kwargs = _connection_kwargs(url, target, options)
+    kwargs = _connection_kwargs(url, target, options, parse_async_url)
     retry = AsyncRetry(_backoff(), options.retries, supported_errors=(redis.exceptions.ConnectionError,))
     if target.kind == "cluster":
         return aredis.RedisCluster(startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],

@@ -60,9 +60,12 @@ def _client(port: int) -> redis.Redis:
 
 @dataclass
 class SentinelGroup:
-    """A primary, one replica of it and one sentinel watching them as SERVICE."""
+    """A primary, its replicas and one sentinel watching them as SERVICE. After a failover the old
+    primary rejoins as a replica of the new one only after ~10-15 s (Sentinel waits before it
+    reconfigures a former primary); until then a write that must reach every replica is unconfirmed."""
 
     workdir: Path
+    replicas: int = 1
     down_after_ms: int = 2000
     servers: list[RedisServer] = field(default_factory=list)
     sentinel_port: int = 0
@@ -74,9 +77,10 @@ class SentinelGroup:
 
     def start(self) -> "SentinelGroup":
         primary = RedisServer(port=free_port(), workdir=str(self._dir("primary"))).start()
-        replica = RedisServer(port=free_port(), workdir=str(self._dir("replica")),
-                              extra_args=("--replicaof", "127.0.0.1", str(primary.port))).start()
-        self.servers = [primary, replica]
+        self.servers = [primary] + [
+            RedisServer(port=free_port(), workdir=str(self._dir(f"replica{index}")),
+                        extra_args=("--replicaof", "127.0.0.1", str(primary.port))).start()
+            for index in range(self.replicas)]
         self.sentinel_port = free_port()
         config = self._dir("sentinel") / "sentinel.conf"
         config.write_text(
@@ -86,7 +90,7 @@ class SentinelGroup:
             f"sentinel failover-timeout {SERVICE} 10000\n")
         self.sentinel = subprocess.Popen([_binary("redis-sentinel", "redis-sentinel"), str(config)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._replica_known, "the sentinel to see the replica in sync")
+        wait_until(self._replicas_known, "the sentinel to see the replicas in sync")
         return self
 
     def _dir(self, name: str) -> Path:
@@ -101,15 +105,15 @@ class SentinelGroup:
         with self.sentinel_client() as client:
             return int(client.sentinel_get_master_addr_by_name(SERVICE)[1])
 
-    def _replica_known(self) -> bool:
+    def _replicas_known(self) -> bool:
         with _client(self.servers[0].port) as primary:
             replication = primary.info("replication")
-        if replication.get("slave0", {}).get("state") != "online":
+        if any(replication.get(f"slave{i}", {}).get("state") != "online" for i in range(self.replicas)):
             return False
         with self.sentinel_client() as client:
             replicas = client.sentinel_slaves(SERVICE)
-        return any(r.get("master-link-status") == "ok" and not r.get("is_disconnected")
-                   and not r.get("is_sdown") for r in replicas)
+        return sum(r.get("master-link-status") == "ok" and not r.get("is_disconnected")
+                   and not r.get("is_sdown") for r in replicas) >= self.replicas
 
     def failover(self) -> None:
         """SENTINEL FAILOVER (retried while the sentinel still finds no good replica)."""

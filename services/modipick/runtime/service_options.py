@@ -26,7 +26,8 @@ def add_redis_options(parser) -> None:
     parser.add_option("--redis-key", default="", help="client key for --redis-cert", secret=True)
     parser.add_option("--redis-replica-acks", default=0, type=int,
                       help="replicas that must acknowledge each write (WAIT) before it counts as stored; "
-                           "unacknowledged writes are kept and retried, so a failover loses none (0: off)")
+                           "unacknowledged writes are kept and retried: set it to the number of replicas "
+                           "and a failover loses none (0: off)")
 
 
 def _secret(parser, flag: str, value: str) -> str | None:

@@ -10,7 +10,7 @@ from modipick.core import ModelProfile
 from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, check_alpha, check_keep,
                                    check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
-from modipick.stores.errors import StoreFailureCounts
+from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
 from modipick.stores.redis_clients import async_client
 from modipick.stores.redis_codec import (SCRIPTS, KeyLayout, append_calls, check_acks, decode_profile,
                                          leg_page, mapped_errors, observe_calls, register_args)
@@ -47,12 +47,27 @@ class AsyncRedisProfileStore:
 
     async def _write(self, operation: str, script, keys: list[str], args: list[object]) -> int:
         """Run a write script; with replica_acks, WAIT until that many replicas hold it."""
-        with self._errors(operation):
-            result = await script(keys=keys, args=args)
-            if self.options.replica_acks:
-                acked = await self._client.wait(self.options.replica_acks, self.options.replica_ack_ms)
-                check_acks(int(acked), self.options.replica_acks, operation, self._where)
+        try:
+            with self._errors(operation):
+                result = await script(keys=keys, args=args)
+                if self.options.replica_acks:
+                    acked = await self._client.wait(self.options.replica_acks, self.options.replica_ack_ms)
+                    check_acks(int(acked), self.options.replica_acks, operation, self._where)
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
         return int(result)
+
+    async def _rediscover(self) -> None:
+        """After a failed write behind Sentinel, ask for the primary again: redis.asyncio keeps its
+        pooled connections to a former primary until that one closes them (the blocking client
+        asks the sentinels whenever it returns a connection to the pool)."""
+        if self.topology != "sentinel":
+            return
+        try:
+            await self._client.connection_pool.get_master_address()
+        except Exception:  # the sentinels may be unreachable too: the next call reconnects anyway
+            pass
 
     async def ping(self) -> None:
         with self._errors("PING"):

@@ -140,6 +140,9 @@ def _mapped(error: Exception, operation: str, where: str) -> StoreError | None:
                           rex.TryAgainError, rex.MasterDownError, OSError)):
         return StoreUnavailable(f"Redis at {where} unavailable during {operation}: {error}")
     if isinstance(error, rex.ResponseError):
+        if "WAIT cannot be used with replica" in str(error):  # demoted between the write and its WAIT
+            return StoreWriteUnconfirmed(f"Redis at {where}: {operation} ran on a primary that is now a "
+                                         f"replica; a failover may lose it")
         if str(error).startswith(("NOAUTH", "WRONGPASS")):
             return StoreAccessDenied(f"Redis at {where} refused {operation}: {error}")
         if "WRONGTYPE" in str(error):

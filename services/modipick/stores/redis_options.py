@@ -53,6 +53,8 @@ class RedisOptions:
     max_batch: int = 5000  # observations per Lua call; bigger batches are split (each part atomic)
     # Replicas that must hold a write (WAIT) before it counts as stored; a write they do not
     # acknowledge in replica_ack_ms raises StoreWriteUnconfirmed (a failover now could lose it).
+    # Only as many as there are replicas guarantees it: with fewer, a replica that is not promoted
+    # may acknowledge writes the old primary takes after the promotion, which are then lost.
     replica_acks: int = 0
     replica_ack_ms: int = 200
 

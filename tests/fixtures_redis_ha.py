@@ -90,7 +90,7 @@ class SentinelGroup:
             f"sentinel failover-timeout {SERVICE} 10000\n")
         self.sentinel = subprocess.Popen([_binary("redis-sentinel", "redis-sentinel"), str(config)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._replicas_known, "the sentinel to see the replicas in sync")
+        wait_until(self._replicas_known, "the sentinel to see the replicas in sync", timeout_s=60)
         return self
 
     def _dir(self, name: str) -> Path:
@@ -125,7 +125,7 @@ class SentinelGroup:
                     if "NOGOODSLAVE" in str(error) or "INPROG" in str(error):
                         return False
                     raise
-        wait_until(ask, "the sentinel to accept SENTINEL FAILOVER", every_s=0.2)
+        wait_until(ask, "the sentinel to accept SENTINEL FAILOVER", timeout_s=60, every_s=0.2)
 
     def flush(self) -> None:
         with _client(self.primary_port()) as client:
@@ -161,7 +161,7 @@ class RedisClusterGroup:
         subprocess.run([_binary("redis-cli", "redis-tools"), "--cluster", "create",
                         *(f"127.0.0.1:{s.port}" for s in self.servers), "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        wait_until(self._ready, "the cluster to cover every slot on every node")
+        wait_until(self._ready, "the cluster to cover every slot on every node", timeout_s=60)
         return self
 
     def _ready(self) -> bool:

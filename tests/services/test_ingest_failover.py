@@ -39,7 +39,11 @@ def test_ingest_loses_nothing_across_a_failover_and_catches_up_by_itself(tmp_pat
 
         await submit(30)
         failover = asyncio.create_task(asyncio.to_thread(group.failover))
+        deadline = time.monotonic() + 60
         while not failover.done() or group.primary_port() == old_primary:
+            if failover.done():
+                failover.result()  # raises if the sentinel refused
+            assert time.monotonic() < deadline, "the sentinel named no new primary within 60 s"
             await submit(1)
         await submit(50)
         # the background replay catches up by itself once the new primary takes writes

@@ -207,7 +207,7 @@ def test_a_sentinel_failover_under_load_loses_no_update_beyond_what_is_counted(t
         load.thread.start()
         wait_until(lambda: load.confirmed_after(0.0) >= 30, "load before the failover")
         group.failover()
-        wait_until(lambda: group.primary_port() != old_primary, "the sentinel to name the new primary")
+        wait_until(lambda: group.primary_port() != old_primary, "the sentinel to name the new primary", timeout_s=60)
         switched_at = time.monotonic()
         wait_until(lambda: load.confirmed_after(switched_at) >= 30, "confirmed writes on the new primary",
                    timeout_s=60)

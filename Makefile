@@ -23,13 +23,15 @@ $(BUF):
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js/npm (apt-get install npm) for buf, the proto linter"; exit 2; }
 	mkdir -p $(VENV)/buf && npm install --silent --no-audit --no-fund --prefix $(VENV)/buf @bufbuild/buf@1.75.0
 
-# The tests start their own redis-server on a free port; install it when we can.
+# The tests start their own redis-server (and a Sentinel group, a Cluster) on free ports; install
+# them when we can.
 redis-server:
-	@command -v redis-server >/dev/null || { \
+	@{ command -v redis-server && command -v redis-sentinel; } >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null); \
+	    (apt-get update -qq && apt-get install -y -qq redis-server redis-sentinel >/dev/null); \
 	  fi; }
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: install it (apt-get install redis-server) and re-run"; exit 2; }
+	@command -v redis-sentinel >/dev/null || { echo "redis-sentinel is missing: install it (apt-get install redis-sentinel) and re-run"; exit 2; }
 
 demo: setup
 	$(VENV)/bin/modipick demo

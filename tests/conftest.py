@@ -2,7 +2,7 @@ import gc
 
 import pytest
 
-pytest_plugins = ["fixtures_redis", "fixtures_zoo", "fixtures_suite"]
+pytest_plugins = ["fixtures_redis", "fixtures_redis_ha", "fixtures_zoo", "fixtures_suite"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,13 @@
-"""Store fixtures: the same contract runs on the in-memory store and on a real redis-server."""
+"""Store fixtures: the same contract runs on the in-memory store and, through the blocking and the
+asyncio clients, on a real redis-server, a Sentinel-managed primary and a 3-primary Cluster."""
 
 from __future__ import annotations
 
 import pytest
 
-from modipick.stores import InMemoryProfileStore, RedisProfileStore
+from modipick.stores import AsyncRedisProfileStore, InMemoryProfileStore, RedisProfileStore
+
+from blocking import BlockingView
 
 
 class FakeClock:
@@ -20,11 +23,26 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "redis"])
+def _redis_url(request: pytest.FixtureRequest, topology: str) -> str:
+    if topology == "server":
+        return request.getfixturevalue("redis_url")  # flushed before and after
+    group = request.getfixturevalue(f"redis_{topology}")
+    group.flush()
+    request.addfinalizer(group.flush)
+    return group.url
+
+
+@pytest.fixture(params=["memory", "redis", "redis-async", "sentinel", "sentinel-async", "cluster", "cluster-async"])
 def store(request: pytest.FixtureRequest, clock: FakeClock):
-    if request.param == "memory":
+    kind = request.param
+    if kind == "memory":
         made = InMemoryProfileStore(clock=clock)
     else:
-        made = RedisProfileStore(request.getfixturevalue("redis_url"), clock=clock)
+        topology, _, flavour = kind.partition("-")
+        url = _redis_url(request, "server" if topology == "redis" else topology)
+        if flavour == "async":
+            made = BlockingView(AsyncRedisProfileStore(url, clock=clock))
+        else:
+            made = RedisProfileStore(url, clock=clock)
     yield made
     made.close()

@@ -8,11 +8,21 @@ from fixtures_redis import RedisServer, free_port
 from certs import Certs, make_certs
 from modipick.core import ModelProfile
 from modipick.stores import (RedisOptions, StoreAccessDenied, StoreConfigError, StoreUnavailable, Timeouts,
-                             make_store)
+                             make_async_store, make_store)
+
+from blocking import BlockingView
 
 
 def start(tmp_path, *extra_args: str, port: int | None = None) -> RedisServer:
     return RedisServer(port=port or free_port(), workdir=str(tmp_path), extra_args=extra_args).start()
+
+
+@pytest.fixture(params=["blocking", "asyncio"])
+def make(request):
+    """make_store, or the asyncio store behind the blocking calls: credentials and TLS for both."""
+    if request.param == "blocking":
+        return make_store
+    return lambda url, **options: BlockingView(make_async_store(url, **options))
 
 
 @pytest.fixture
@@ -45,34 +55,34 @@ def fast(**fields) -> dict:
     return {"retries": 0, "timeouts": Timeouts(connect=1.0, read=1.0), **fields}
 
 
-def test_requirepass_password_in_url_or_in_options(server_factory):
+def test_requirepass_password_in_url_or_in_options(make, server_factory):
     server = server_factory("--requirepass", "s3cret pass")
-    round_trip(make_store(f"redis://:s3cret%20pass@127.0.0.1:{server.port}/0"))
-    round_trip(make_store(server.url, password="s3cret pass"))
+    round_trip(make(f"redis://:s3cret%20pass@127.0.0.1:{server.port}/0"))
+    round_trip(make(server.url, password="s3cret pass"))
     # the explicit option wins over a stale password in the URL (secrets from files/env)
-    round_trip(make_store(f"redis://:old@127.0.0.1:{server.port}/0", password="s3cret pass"))
+    round_trip(make(f"redis://:old@127.0.0.1:{server.port}/0", password="s3cret pass"))
 
 
 @pytest.mark.parametrize("password", [None, "wrong"])
-def test_requirepass_refuses_missing_or_wrong_password(server_factory, password):
+def test_requirepass_refuses_missing_or_wrong_password(make, server_factory, password):
     server = server_factory("--requirepass", "s3cret")
-    store = make_store(server.url, **fast(password=password))
+    store = make(server.url, **fast(password=password))
     with pytest.raises(StoreAccessDenied, match="refused load_all"):
         store.load_all()
     store.close()
 
 
-def test_acl_user_limited_to_its_namespace(server_factory):
+def test_acl_user_limited_to_its_namespace(make, server_factory):
     server = server_factory("--user", "default", "off",
                             "--user", "profiler", "on", ">pw", "~modipick:*", "+@all")
-    round_trip(make_store(f"redis://profiler:pw@127.0.0.1:{server.port}/0"))
-    round_trip(make_store(server.url, username="profiler", password="pw"))
-    outside = make_store(server.url, **fast(username="profiler", password="pw", namespace="other"))
+    round_trip(make(f"redis://profiler:pw@127.0.0.1:{server.port}/0"))
+    round_trip(make(server.url, username="profiler", password="pw"))
+    outside = make(server.url, **fast(username="profiler", password="pw", namespace="other"))
     with pytest.raises(StoreAccessDenied, match="refused register"):
         outside.register(ModelProfile(name="m"))
     outside.close()
     for creds in ({"username": "profiler", "password": "nope"}, {}):
-        store = make_store(server.url, **fast(**creds))
+        store = make(server.url, **fast(**creds))
         with pytest.raises(StoreAccessDenied):
             store.load_all()
         store.close()
@@ -95,22 +105,22 @@ def tls_url(server: RedisServer, host: str = "localhost") -> str:
     return f"rediss://:pw@{host}:{server.port}/0"
 
 
-def test_mutual_tls_with_password(tls_server, certs):
-    round_trip(make_store(tls_url(tls_server), ca_file=certs.ca, cert_file=certs.client_cert,
+def test_mutual_tls_with_password(make, tls_server, certs):
+    round_trip(make(tls_url(tls_server), ca_file=certs.ca, cert_file=certs.client_cert,
                           key_file=certs.client_key))
-    round_trip(make_store(tls_url(tls_server, "127.0.0.1"), ca_file=certs.ca, cert_file=certs.client_cert,
+    round_trip(make(tls_url(tls_server, "127.0.0.1"), ca_file=certs.ca, cert_file=certs.client_cert,
                           key_file=certs.client_key))
 
 
-def test_tls_refuses_clients_without_a_certificate_or_with_another_ca(tls_server, certs, tmp_path):
+def test_tls_refuses_clients_without_a_certificate_or_with_another_ca(make, tls_server, certs, tmp_path):
     other = make_certs(tmp_path / "other-pki", ca_name="someone else")
     attempts = [
-        make_store(tls_url(tls_server), **fast(ca_file=certs.ca)),  # server requires a client cert
-        make_store(tls_url(tls_server), **fast(ca_file=other.ca, cert_file=certs.client_cert,
+        make(tls_url(tls_server), **fast(ca_file=certs.ca)),  # server requires a client cert
+        make(tls_url(tls_server), **fast(ca_file=other.ca, cert_file=certs.client_cert,
                                                key_file=certs.client_key)),  # server cert not trusted
-        make_store(tls_url(tls_server), **fast(ca_file=certs.ca, cert_file=other.client_cert,
+        make(tls_url(tls_server), **fast(ca_file=certs.ca, cert_file=other.client_cert,
                                                key_file=other.client_key)),  # client cert not trusted
-        make_store(f"redis://:pw@127.0.0.1:{tls_server.port}/0", **fast()),  # plaintext to a TLS port
+        make(f"redis://:pw@127.0.0.1:{tls_server.port}/0", **fast()),  # plaintext to a TLS port
     ]
     for store in attempts:
         with pytest.raises(StoreUnavailable):

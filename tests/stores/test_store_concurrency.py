@@ -1,10 +1,13 @@
-"""Many writers on the same profiles lose no update: real processes on Redis, threads in memory."""
+"""Many writers on the same profiles lose no update: real processes on Redis (one server and a
+3-primary Cluster), threads in memory."""
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
 from collections import Counter
+
+import pytest
 
 from modipick.core import ModelProfile
 from modipick.stores import InMemoryProfileStore, RedisProfileStore
@@ -32,7 +35,15 @@ def assert_nothing_lost(store, reports: list[tuple[int, int, dict]]) -> None:
         assert 1.0 <= profile.mean_ms <= 100.0  # every observation was in [1, 100]
 
 
-def test_eight_writer_processes_lose_no_update(redis_url):
+@pytest.mark.parametrize("topology", ["server", "cluster"])
+def test_eight_writer_processes_lose_no_update(topology, request):
+    if topology == "server":
+        redis_url = request.getfixturevalue("redis_url")
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        request.addfinalizer(cluster.flush)
+        redis_url = cluster.url
     store = RedisProfileStore(redis_url)
     register_models(store)
     ctx = multiprocessing.get_context("spawn")

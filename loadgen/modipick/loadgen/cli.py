@@ -118,6 +118,17 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     run.add_argument("--client-id", default=None,
                      help="InferRequest.client_id (groups return-leg learning; 'CLASS/ID' names a network "
                           "class) [a fresh one per run, so no run learns from another's reports]")
+    clients = run.add_argument_group("client population")
+    clients.add_argument("--clients", type=_positive(int), default=None, metavar="N",
+                         help="emulate N clients (ids 'CLASS/ID', each --network a class), each with its own "
+                              "offset into its class's trace [one client]")
+    clients.add_argument("--zipf-s", type=_non_negative, default=1.0,
+                         help="client activity: the k-th most active sends in proportion to 1/k^s (0: alike) [1]")
+    clients.add_argument("--population-tag", default=None,
+                         help="fixed tag in the population's ids, so another run reuses what the Selector "
+                              "learned about them [a fresh tag per run]")
+    clients.add_argument("--client-min-requests", type=_positive(int), default=5,
+                         help="clients with fewer requests are left out of the per-client distributions [5]")
     run.add_argument("--drain-s", type=_positive(float), default=30.0, help="wait for replies after the last send")
     run.add_argument("--profiler", default=None, help="Profiler HOST:PORT for declared accuracies")
     run.add_argument("--manifest", default=None, help="zoo manifest.json for declared accuracies")

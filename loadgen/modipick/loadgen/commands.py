@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from modipick.loadgen.experiment import Experiment, Load, run_experiment
     from modipick.loadgen.progress import make_progress
     from modipick.loadgen.records import write_records
-    from modipick.loadgen.summary import comparison_tables, summarize, summary_table
+    from modipick.loadgen.summary import client_table, comparison_tables, summarize, summary_table
 
     if args.count is None and args.duration is None:
         args.count = 500
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if networks:
             raise LoadgenInputError("--network", "mode direct emulates no network; use --mode realtime or link")
         networks = [None]
+    if args.clients and args.client_id:
+        raise LoadgenInputError("--client-id", "a population (--clients) names its own clients")
     policies = [p.strip() for p in args.compare.split(",") if p.strip()] or [""]
     _check_policies(policies)
     declared = _declared(args)
@@ -97,9 +99,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         address=args.target, networks=networks, slas_ms=args.sla, policies=policies,
         load=Load(args.arrivals, args.rate, args.count, args.duration, args.seed), dataset=dataset,
         mode=args.mode, concurrency=args.concurrency, deadline=not args.no_deadline,
-        report_outcomes=args.report_outcomes, drain_s=args.drain_s, client_id=args.client_id)
+        report_outcomes=args.report_outcomes, drain_s=args.drain_s, client_id=args.client_id,
+        clients=args.clients or 0, zipf_s=args.zipf_s, population_tag=args.population_tag)
     records = run_async(run_experiment(experiment, make_progress(args.progress)))
-    summaries = summarize(records, declared)
+    summaries = summarize(records, declared, args.client_min_requests)
     if args.records:
         write_records(args.records, records)
     path = None
@@ -107,7 +110,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         from modipick.loadgen.report import write_report
 
         stats_ = [upload_stats(n) for n in networks if n is not None]
-        path = write_report(args.report, records, declared=declared, argv=argv, network_stats=stats_, settings={
+        path = write_report(args.report, records, declared=declared, argv=argv, network_stats=stats_,
+                            min_client_requests=args.client_min_requests, settings={
             "target": args.target, "mode": args.mode,
             "load": f"{args.arrivals} at {args.rate:g} req/s, count {args.count}, duration {args.duration}, "
                     f"seed {args.seed}, concurrency {args.concurrency}",
@@ -115,8 +119,13 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                      f"base RTT {args.base_rtt_ms:g} ms",
             "dataset": args.dataset + (f" ({args.image_size} px PNG)" if args.dataset == "image" else ""),
             "outcome reports": "on" if args.report_outcomes else "off",
-            "client id": args.client_id or "a fresh one per run"})
+            "client id": (f"{args.clients} clients, Zipf s={args.zipf_s:g}" if args.clients
+                          else args.client_id or "a fresh one per run")})
     print(summary_table(summaries))
+    clients = client_table(summaries)
+    if clients:
+        print()
+        print(clients)
     if len(policies) > 1:
         print()
         print(comparison_tables(summaries))

@@ -17,6 +17,7 @@ from modipick.loadgen.datasets import DatasetSource
 from modipick.loadgen.errors import LoadgenInputError
 from modipick.loadgen.grpc_target import GrpcSelectorTarget
 from modipick.loadgen.link import LinkEmulator
+from modipick.loadgen.population import Population
 from modipick.loadgen.progress import NoProgress, Progress
 from modipick.loadgen.records import RequestRecord
 from modipick.loadgen.runner import RunSpec, run_open_loop
@@ -63,6 +64,10 @@ class Experiment:
     drain_s: float = 30.0
     client_id: str | None = None          # None: a fresh id (and network class) per run
     target_factory: Callable[[str], Target] | None = None
+    clients: int = 0                      # > 0: a population of this many clients over the networks
+    zipf_s: float = 1.0                   # their activity: the k-th most active sends ~ 1 / k**s
+    population_tag: str | None = None     # None: fresh ids per run; "" or a tag: the same every run
+    rng: np.random.Generator | None = None  # draws the population and its schedules [from the seed]
 
 
 def _label(policy: str, sla: float, network: LegModel | None) -> str:
@@ -83,10 +88,46 @@ async def _connect(factory: Callable[[str], Target], address: str) -> Target:
     return target
 
 
+def population_runs(exp: Experiment) -> list[RunSpec]:
+    """Population mode: one run per SLA x policy, every network a class of the same population; each
+    policy of an SLA gets the same arrivals and request -> client schedule, under fresh ids."""
+    if exp.mode == "link":
+        raise LoadgenInputError("--clients", "a client population needs --mode realtime or direct (a shaped "
+                                             "link carries one client)")
+    if exp.load.arrivals == "trace":
+        raise LoadgenInputError("--clients", "a client population sends at --arrivals poisson or constant")
+    rng = exp.rng if exp.rng is not None else np.random.default_rng([exp.load.seed, 0xC11E])
+    try:
+        population = Population.build(exp.clients, list(exp.networks), zipf_s=exp.zipf_s, rng=rng)
+    except ValueError as exc:
+        raise LoadgenInputError("--clients", str(exc)) from None
+    specs = []
+    for sla in exp.slas_ms:
+        offsets = exp.load.offsets(None)
+        schedule = population.schedule(len(offsets), rng)
+        for policy in exp.policies:
+            tag = exp.population_tag if exp.population_tag is not None else uuid.uuid4().hex[:8]
+            specs.append(RunSpec(
+                label=f"{policy or 'server'} sla={sla:g} net=population({len(population)} clients)",
+                policy=policy, sla_ms=sla, offsets_s=offsets, network=None, mode=exp.mode,
+                concurrency=exp.concurrency, deadline=exp.deadline, report_outcomes=exp.report_outcomes,
+                drain_s=exp.drain_s, clients=schedule.with_tag(tag)))
+    return specs
+
+
 async def run_experiment(exp: Experiment, progress: Progress | None = None) -> list[RequestRecord]:
     progress = progress or NoProgress()
     factory = exp.target_factory or GrpcSelectorTarget
     records: list[RequestRecord] = []
+    if exp.clients:
+        specs = population_runs(exp)  # before connecting: bad input fails fast
+        target = await _connect(factory, exp.address)
+        try:
+            for spec in specs:
+                records += await run_open_loop(target, spec, exp.dataset, progress=progress)
+        finally:
+            await target.close()
+        return records
     shared = None if exp.mode == "link" else await _connect(factory, exp.address)
     try:
         for network in exp.networks:

@@ -23,6 +23,21 @@ def _timestamp(unix_s: float) -> Timestamp:
     return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
+_LEG_SOURCE = selector_pb2.InferResponse.DESCRIPTOR.fields_by_name.get("return_leg_source")
+
+
+def return_leg_source(response: selector_pb2.InferResponse) -> str:
+    """client | class | prior when the Selector's InferResponse carries return_leg_source (an enum
+    or a string), else "" (a Selector that does not say)."""
+    if _LEG_SOURCE is None:
+        return ""
+    value = getattr(response, _LEG_SOURCE.name)
+    if _LEG_SOURCE.enum_type is not None:
+        known = _LEG_SOURCE.enum_type.values_by_number.get(value) if value else None
+        return known.name.lower().rpartition("_")[2] if known is not None else ""
+    return str(value)
+
+
 def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
     t = response.timings
     served = response.disposition == selector_pb2.DISPOSITION_SERVED
@@ -36,6 +51,7 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
         upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
         queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,
         outcome_ticket=response.ticket if response.HasField("ticket") else None,
+        return_leg_source=return_leg_source(response),
     )
 
 

@@ -44,6 +44,8 @@ class RequestRecord:
     predicted: int | None = None
     correct: bool | None = None
     network_cv: float | None = None         # CV of the network's upload legs (for plots vs CV)
+    client_id: str = ""                     # the emulated client that sent it ("CLASS/ID")
+    return_leg_source: str = ""             # whose return-leg model decided: client | class | prior
 
     @property
     def served(self) -> bool:
@@ -51,6 +53,8 @@ class RequestRecord:
 
 
 FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+# columns added after the first records files were written: older files read with their defaults
+OPTIONAL = frozenset({"client_id", "return_leg_source"})
 _TYPES = {f.name: f.type for f in dataclasses.fields(RequestRecord)}
 
 
@@ -97,12 +101,13 @@ def read_records(path: str | os.PathLike[str]) -> list[RequestRecord]:
     records: list[RequestRecord] = []
     with handle:
         reader = csv.DictReader(handle)
-        missing = [name for name in FIELDS if name not in (reader.fieldnames or [])]
+        present = [name for name in FIELDS if name in (reader.fieldnames or [])]
+        missing = [name for name in FIELDS if name not in present and name not in OPTIONAL]
         if missing:
             raise LoadgenInputError(source, f"not a loadgen records file: missing columns {', '.join(missing)}", 1)
         for number, row in enumerate(reader, start=2):
             try:
-                records.append(RequestRecord(**{name: _parse(name, row[name]) for name in FIELDS}))
+                records.append(RequestRecord(**{name: _parse(name, row[name]) for name in present}))
             except ValueError as exc:
                 raise LoadgenInputError(source, str(exc), number) from None
     return records

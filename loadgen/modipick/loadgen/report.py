@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 
 from modipick.loadgen.plots import plot_models_vs_sla, plot_vs_cv, plot_vs_sla
 from modipick.loadgen.records import RequestRecord, write_records
-from modipick.loadgen.summary import RunSummary, comparison_tables, format_table, summarize, summary_table
+from modipick.loadgen.summary import (RunSummary, client_table, comparison_tables, format_table, summarize,
+                                     summary_table)
 from modipick.loadgen.traces.legs import LegStats
 
 
@@ -35,10 +36,10 @@ def _network_table(stats: Sequence[LegStats]) -> str:
 def write_report(folder: str | os.PathLike[str], records: list[RequestRecord], *,
                  declared: Mapping[str, float] | None = None, argv: Sequence[str] = (),
                  settings: Mapping[str, object] | None = None,
-                 network_stats: Sequence[LegStats] = ()) -> Path:
+                 network_stats: Sequence[LegStats] = (), min_client_requests: int = 5) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = summarize(records, declared)
+    summaries = summarize(records, declared, min_client_requests)
     write_records(out / "records.csv", records)
     write_summary_csv(out / "summary.csv", summaries)
     plots: list[tuple[str, str]] = []
@@ -66,6 +67,12 @@ def write_report(folder: str | os.PathLike[str], records: list[RequestRecord], *
     if network_stats:
         lines += ["", "## Networks (upload leg per request)", "", _network_table(network_stats)]
     lines += ["", "## Summary", "", summary_table(summaries, markdown=True)]
+    clients = client_table(summaries, markdown=True)
+    if clients:
+        lines += ["", "## Clients", "", "Per-client SLA attainment and effective accuracy: the p5 client is worse "
+                  "off than 95 % of the clients with enough requests; own model % is the share of served decisions "
+                  "that used the client's own return-leg model, as the Selector reported it (n/a: not reported).",
+                  "", clients]
     if len({s.policy for s in summaries}) >= 2:
         lines += ["", "## Policies side by side", "", comparison_tables(summaries, markdown=True)]
     for caption, name in plots:

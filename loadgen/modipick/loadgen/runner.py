@@ -25,6 +25,7 @@ import numpy as np
 
 from modipick.loadgen.clock import sleep_until
 from modipick.loadgen.datasets import DatasetSource
+from modipick.loadgen.population import ClientSchedule
 from modipick.loadgen.progress import NoProgress, Progress
 from modipick.loadgen.records import RequestRecord
 from modipick.loadgen.target import OutgoingRequest, Reply, Target
@@ -48,12 +49,17 @@ class RunSpec:
     drain_s: float = 30.0         # after the last send, wait this long for replies
     network_cv: float | None = None
     client_id: str = "loadgen"
+    clients: ClientSchedule | None = None  # a population: each request's client, network and legs
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
-        if self.mode != "direct" and self.network is None:
+        if self.clients is not None and self.mode == "link":
+            raise ValueError("a client population needs mode realtime or direct (a link carries one client)")
+        if self.mode != "direct" and self.network is None and self.clients is None:
             raise ValueError(f"mode {self.mode} needs a network")
+        if self.clients is not None and len(self.clients.owner) < len(self.offsets_s):
+            raise ValueError("the client schedule is shorter than the run")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
@@ -92,14 +98,23 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
     t0 = loop.time() + START_LEAD_S
     wall0 = wall_clock() + START_LEAD_S
 
+    def legs_of(i: int) -> tuple[LegModel | None, int, float, str]:
+        """(network, row index, trace time shift, client id) of request i."""
+        if spec.clients is None:
+            return network, i, 0.0, spec.client_id
+        client = spec.clients.client(i)
+        row, shift = spec.clients.legs_at(i, 0.0)
+        return (client.network if spec.mode != "direct" else None), row, shift, spec.clients.client_id(i)
+
     async def one(i: int, offset: float) -> None:
         intended = t0 + offset
         started = loop.time()
         lag_ms = (started - intended) * 1000.0
         tally.lags.append(lag_ms)
+        net, row, shift, client_id = legs_of(i)
         async with gate:
             sample = dataset.sample(i)
-            up_ms = network.upload_ms(i, offset) if network is not None else 0.0
+            up_ms = net.upload_ms(row, offset + shift) if net is not None else 0.0
             if spec.mode == "realtime":
                 await sleep_until(loop, intended + up_ms / 1000.0)
             rpc_start = loop.time()
@@ -108,14 +123,14 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
                 timeout = spec.sla_ms / 1000.0 - (rpc_start - intended)
             request = OutgoingRequest(request_id=f"{run_id}-{i:06d}", input=sample.input, sla_ms=spec.sla_ms,
                                       client_send_time=wall0 + offset, timeout_s=timeout, policy=spec.policy,
-                                      client_id=spec.client_id)
+                                      client_id=client_id)
             tally.sent += 1
             if timeout is not None and timeout <= 0:
                 reply = Reply(status="DEADLINE_EXCEEDED", error="the SLA was spent before the request was sent")
             else:
                 reply = await target.send(request)
             rpc_end = loop.time()
-            ret_ms = network.return_ms(i, rpc_end - t0) if network is not None else 0.0
+            ret_ms = net.return_ms(row, rpc_end - t0 + shift) if net is not None else 0.0
             if spec.mode == "realtime":
                 await sleep_until(loop, rpc_end + ret_ms / 1000.0)
             done = loop.time()
@@ -126,7 +141,7 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
         if served and sample.label is not None and reply.predicted is not None and reply.predicted >= 0:
             correct = reply.predicted == sample.label
         records[i] = RequestRecord(
-            run=spec.label, policy=spec.policy or "(server)", network=network.name if network else "none",
+            run=spec.label, policy=spec.policy or "(server)", network=net.name if net else "none",
             sla_ms=spec.sla_ms, index=i, request_id=request.request_id, intended_s=offset, lag_ms=lag_ms,
             upload_ms=up_ms, return_ms=ret_ms,
             upload_actual_ms=(rpc_start - intended) * 1000.0 if spec.mode == "realtime" else None,
@@ -136,7 +151,7 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
             budget_ms=reply.budget_ms, selection_ms=reply.selection_ms, queue_ms=reply.queue_ms,
             execution_ms=reply.execution_ms, server_ms=reply.server_ms, rpc_ms=(rpc_end - rpc_start) * 1000.0,
             e2e_ms=e2e_ms, sla_met=met, label=sample.label, predicted=reply.predicted, correct=correct,
-            network_cv=spec.network_cv)
+            network_cv=spec.network_cv, client_id=client_id, return_leg_source=reply.return_leg_source)
         tally.done += 1
         tally.met += met
         if spec.report_outcomes and served:
@@ -181,11 +196,12 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
     end = loop.time()
     for i, offset in enumerate(spec.offsets_s.tolist()):
         if records[i] is None:  # no reply within the drain time (or never sent): a miss
+            net, _, _, client_id = legs_of(i)
             records[i] = RequestRecord(
-                run=spec.label, policy=spec.policy or "(server)", network=network.name if network else "none",
+                run=spec.label, policy=spec.policy or "(server)", network=net.name if net else "none",
                 sla_ms=spec.sla_ms, index=i, request_id=f"{run_id}-{i:06d}", intended_s=offset, lag_ms=0.0,
                 upload_ms=0.0, return_ms=0.0, status="NO_REPLY", error=f"no reply within {spec.drain_s:g} s",
-                e2e_ms=max(0.0, (end - t0 - offset) * 1000.0), network_cv=spec.network_cv)
+                e2e_ms=max(0.0, (end - t0 - offset) * 1000.0), network_cv=spec.network_cv, client_id=client_id)
     return [r for r in records if r is not None]
 
 

@@ -5,6 +5,8 @@
   measured accuracy   % right among served requests with a label and a prediction
   declared accuracy   mean declared accuracy of the models that served
   effective declared  the same with misses counted 0 (the paper's figure 7 metric, no labels needed)
+
+A run of a client population adds per-client distributions (modipick.loadgen.client_summary).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from modipick.loadgen.client_summary import MIN_REQUESTS, ClientDistribution, client_distribution
 from modipick.loadgen.records import RequestRecord
 
 ON_DEVICE = "(on-device)"
@@ -46,10 +49,13 @@ class RunSummary:
     lag_p99_ms: float
     lag_max_ms: float
     model_mix: dict[str, float] = field(default_factory=dict)  # model -> fraction of requests
+    clients: ClientDistribution | None = None                 # a population's per-client view
 
     def row(self) -> dict[str, object]:
-        data = {k: v for k, v in self.__dict__.items() if k != "model_mix"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("model_mix", "clients")}
         data["model_mix"] = ";".join(f"{m}={f:.4f}" for m, f in self.model_mix.items())
+        if self.clients is not None:
+            data.update(self.clients.row())
         return data
 
 
@@ -57,7 +63,8 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | None = None) -> RunSummary:
+def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | None = None,
+                  min_client_requests: int = MIN_REQUESTS) -> RunSummary:
     if not records:
         raise ValueError("no records to summarize")
     declared = declared or {}
@@ -75,8 +82,10 @@ def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | 
     mix: collections.Counter[str] = collections.Counter()
     for r in records:
         mix[r.model if r.served else ON_DEVICE if r.status == "OK" else FAILED] += 1
+    networks = sorted({r.network for r in records})
     return RunSummary(
-        run=first.run, policy=first.policy, network=first.network, network_cv=first.network_cv,
+        run=first.run, policy=first.policy, network=networks[0] if len(networks) == 1 else "+".join(networks),
+        network_cv=first.network_cv,
         sla_ms=first.sla_ms, requests=n, served=len(served), on_device=on_device, failed=failed,
         attainment_pct=100.0 * len(met) / n,
         effective_accuracy_pct=100.0 * sum(1 for r in met if r.correct) / n if has_labels else None,
@@ -89,15 +98,17 @@ def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | 
         e2e_p50_ms=_pct(e2e, 50), e2e_p95_ms=_pct(e2e, 95), e2e_p99_ms=_pct(e2e, 99),
         lag_p50_ms=_pct(lags, 50), lag_p99_ms=_pct(lags, 99), lag_max_ms=float(lags.max()),
         model_mix={m: c / n for m, c in sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))},
+        clients=client_distribution(records, min_client_requests),
     )
 
 
-def summarize(records: Iterable[RequestRecord], declared: Mapping[str, float] | None = None) -> list[RunSummary]:
+def summarize(records: Iterable[RequestRecord], declared: Mapping[str, float] | None = None,
+              min_client_requests: int = MIN_REQUESTS) -> list[RunSummary]:
     """One summary per run label, in first-seen order."""
     runs: dict[str, list[RequestRecord]] = {}
     for r in records:
         runs.setdefault(r.run, []).append(r)
-    return [summarize_run(rs, declared) for rs in runs.values()]
+    return [summarize_run(rs, declared, min_client_requests) for rs in runs.values()]
 
 
 def _fmt(value: object, digits: int = 1) -> str:
@@ -163,3 +174,19 @@ def summary_table(summaries: list[RunSummary], markdown: bool = False) -> str:
                      _fmt(s.effective_declared_pct), _fmt(s.e2e_p50_ms),
                      _fmt(s.e2e_p95_ms), _fmt(s.e2e_p99_ms), _fmt(s.lag_p99_ms, 2), top])
     return format_table(header, rows, markdown)
+
+
+def client_table(summaries: list[RunSummary], markdown: bool = False) -> str:
+    """Per-client distributions of the runs that had a population ("" when none had)."""
+    header = ["run", "clients", "with >= n req", "req/client p50", "attain % p5", "attain % p50",
+              "eff acc % p5", "eff acc % p50", "own model %"]
+    rows = []
+    for s in summaries:
+        c = s.clients
+        if c is None:
+            continue
+        header[2] = f"with >= {c.min_requests} req"
+        rows.append([s.run, str(c.clients), str(c.qualified), _fmt(c.requests_p50), _fmt(c.attainment_p5_pct),
+                     _fmt(c.attainment_p50_pct), _fmt(c.effective_accuracy_p5_pct),
+                     _fmt(c.effective_accuracy_p50_pct), _fmt(c.own_model_pct)])
+    return format_table(header, rows, markdown) if rows else ""

@@ -41,6 +41,7 @@ class Reply:
     execution_ms: float | None = None
     server_ms: float | None = None
     outcome_ticket: object = None       # the Selector's OutcomeTicket, echoed in the outcome report
+    return_leg_source: str = ""         # client | class | prior, when the Selector says ("" otherwise)
 
     @property
     def ok(self) -> bool:

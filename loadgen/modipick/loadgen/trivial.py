@@ -13,6 +13,7 @@ prediction.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 from dataclasses import dataclass
@@ -76,9 +77,12 @@ class TrivialSelector(selector_pb2_grpc.SelectorServiceServicer):
         self._clock = clock
         self.served = 0
         self.outcomes = 0
+        self.clients: collections.Counter[str] = collections.Counter()   # requests per client id
+        self.reporters: collections.Counter[str] = collections.Counter()  # outcome reports per client id
 
     async def Infer(self, request, context):  # noqa: N802 (gRPC method name)
         received = self._clock()
+        self.clients[request.client_id] += 1
         sent = request.client_send_time.seconds + request.client_send_time.nanos * 1e-9
         upload_ms = max(0.0, (received - sent) * 1000.0) if request.HasField("client_send_time") else 0.0
         policy = self._policies.get(request.policy or self._default_policy)
@@ -126,6 +130,7 @@ class TrivialSelector(selector_pb2_grpc.SelectorServiceServicer):
 
     async def ReportOutcome(self, request, context):  # noqa: N802
         self.outcomes += 1
+        self.reporters[request.client_id] += 1
         return selector_pb2.ReportOutcomeResponse()
 
 

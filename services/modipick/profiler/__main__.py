@@ -29,7 +29,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
 
     p = EnvArgumentParser(prog="modipick profiler", description=__doc__, environ=environ)
     p.add_option("--listen", default="0.0.0.0:50053", help="address to serve on")
-    p.add_option("--redis-url", default="redis://127.0.0.1:6379/0", help="profile store URL or 'memory'",
+    p.add_option("--redis-url", default="redis://127.0.0.1:6379/0",
+                 help="profile store: a redis://, rediss://, redis+sentinel://host:port[,host:port]/service/db "
+                      "or redis+cluster://host:port[,...] URL, or 'memory'",
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052", help="Executor to discover and probe models on")
     p.add_option("--alpha", default=0.1, type=_alpha, help="EWMA weight of a new observation")

@@ -4,6 +4,7 @@ volumes) and are never echoed: help shows "(set)", errors and logs show "***".
 
     --redis-username / --redis-password     AUTH / ACL user (MODIPICK_REDIS_PASSWORD or file:)
     --redis-ca / --redis-cert / --redis-key  rediss:// server CA, client certificate (mutual TLS)
+    --redis-replica-acks                     replicas that must hold each write (Sentinel setups)
     --admin-token                            bearer token of admin RPCs (MODIPICK_ADMIN_TOKEN or file:)
     --drain-delay-s                          NOT_SERVING this long before the listener closes
 """
@@ -23,6 +24,10 @@ def add_redis_options(parser) -> None:
     parser.add_option("--redis-ca", default="", help="CA bundle that signs the Redis server (rediss://)")
     parser.add_option("--redis-cert", default="", help="client certificate for Redis mutual TLS")
     parser.add_option("--redis-key", default="", help="client key for --redis-cert", secret=True)
+    parser.add_option("--redis-replica-acks", default=0, type=int,
+                      help="replicas that must acknowledge each write (WAIT) before it counts as stored; "
+                           "unacknowledged writes are kept and retried: set it to the number of replicas "
+                           "and a failover loses none (0: off)")
 
 
 def _secret(parser, flag: str, value: str) -> str | None:
@@ -44,6 +49,11 @@ def redis_store_options(parser, args: argparse.Namespace) -> dict[str, Any]:
     for flag, field in (("redis_ca", "ca_file"), ("redis_cert", "cert_file"), ("redis_key", "key_file")):
         if getattr(args, flag):
             options[field] = getattr(args, flag)
+    acks = getattr(args, "redis_replica_acks", 0)
+    if acks < 0:
+        parser.error(f"--redis-replica-acks: must be >= 0, got {acks}")
+    if acks:
+        options["replica_acks"] = acks
     return options
 
 

@@ -53,6 +53,29 @@ class ProfileStore(Protocol):
         """Release connections; the store is unusable afterwards."""
 
 
+@runtime_checkable
+class AsyncProfileStore(Protocol):
+    """ProfileStore for code on an event loop: the same calls and contract, awaited (no thread hop)."""
+
+    async def load_all(self) -> list[ModelProfile]: ...
+
+    async def register(self, profile: ModelProfile) -> bool: ...
+
+    async def deregister(self, name: str, version: int) -> bool: ...
+
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                           now: float | None = None) -> int: ...
+
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool: ...
+
+    async def set_state(self, name: str, version: int, state: str) -> bool: ...
+
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float,
+                     now: float | None = None) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
 LEG_OWNERS = ("", "client", "class")
 MAX_CLIENT_ID_CHARS = 256
 
@@ -91,6 +114,15 @@ class ReturnLegLog(Protocol):
 
     def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
         """Up to `count` entries after id `after` ("0": from the oldest kept), oldest first."""
+
+
+@runtime_checkable
+class AsyncReturnLegLog(Protocol):
+    """ReturnLegLog, awaited."""
+
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int: ...
+
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage: ...
 
 
 def check_leg_samples(samples: Iterable[ReturnLegSample]) -> list[ReturnLegSample]:

@@ -1,42 +1,21 @@
 """Redis profile store: every write is one Lua script call (atomic on the server), all profiles are
-read by one Lua call. Any number of processes may write and read concurrently."""
+read by one Lua call. Any number of processes may write and read concurrently. One server, a
+Sentinel-managed primary or a Cluster (modipick.stores.redis_options)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-
-import redis
-import redis.exceptions as rex
+from collections.abc import Callable, Iterable, Sequence
 
 from modipick.core import ModelProfile
-from modipick.stores import lua
 from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, check_alpha, check_keep,
                                    check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
-from modipick.stores.errors import (StoreAccessDenied, StoreDataError, StoreError, StoreUnavailable)
-from modipick.stores.redis_options import RedisOptions, connection_pool, redact
-
-
-@contextmanager
-def mapped_errors(operation: str, where: str) -> Iterator[None]:
-    """redis-py errors become modipick.stores.errors here, and nowhere else."""
-    try:
-        yield
-    except (rex.AuthenticationError, rex.AuthorizationError, rex.NoPermissionError,
-            rex.AuthenticationWrongNumberOfArgsError) as error:
-        raise StoreAccessDenied(f"Redis at {where} refused {operation}: {error}") from error
-    except (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError) as error:
-        raise StoreUnavailable(f"Redis at {where} unavailable during {operation}: {error}") from error
-    except rex.ResponseError as error:
-        if str(error).startswith(("NOAUTH", "WRONGPASS")):
-            raise StoreAccessDenied(f"Redis at {where} refused {operation}: {error}") from error
-        if "WRONGTYPE" in str(error):
-            raise StoreDataError(f"Redis at {where}: a profile key has the wrong type ({operation}): {error}") from error
-        raise StoreError(f"Redis at {where} failed {operation}: {error}") from error
-    except rex.RedisError as error:
-        raise StoreError(f"Redis at {where} failed {operation}: {error}") from error
+from modipick.stores.errors import StoreFailureCounts
+from modipick.stores.redis_clients import sync_client
+from modipick.stores.redis_codec import (SCRIPTS, KeyLayout, append_calls, check_acks, decode_profile,
+                                         leg_page, mapped_errors, observe_calls, register_args)
+from modipick.stores.redis_options import RedisOptions, hash_tagged, parse_target, redact
 
 
 class RedisProfileStore:
@@ -45,135 +24,86 @@ class RedisProfileStore:
         self.options = options or RedisOptions()
         self._where = redact(url)
         self._clock = clock
-        self._client = redis.Redis(connection_pool=connection_pool(url, self.options))
+        self.failures = StoreFailureCounts()
+        target = parse_target(url)
+        self.topology = target.kind
         ns = self.options.namespace
-        self._index = f"{ns}:models"
-        self._prefix = f"{ns}:profile:"
+        self.layout = KeyLayout(hash_tagged(ns) if target.kind == "cluster" else ns)
+        self._client = sync_client(url, self.options)
         # Registered once; redis-py sends EVALSHA and reloads a script the server forgot (restart).
-        script = self._client.register_script
-        self._load_all = script(lua.LOAD_ALL)
-        self._register = script(lua.REGISTER)
-        self._deregister = script(lua.DEREGISTER)
-        self._observe_many = script(lua.OBSERVE_MANY)
-        self._record_outcome = script(lua.RECORD_OUTCOME)
-        self._set_state = script(lua.SET_STATE)
-        self._reseed = script(lua.RESEED)
-        self._append_legs = script(lua.APPEND_RETURN_LEGS)
-        self.legs_key = f"{ns}:return_legs"  # one stream: one order for every reader
+        for attribute, source in SCRIPTS.items():
+            setattr(self, attribute, self._client.register_script(source))
+        self.legs_key = self.layout.legs
 
     def __repr__(self) -> str:
-        return f"RedisProfileStore({self._where!r}, namespace={self.options.namespace!r})"
+        return f"RedisProfileStore({self._where!r}, namespace={self.layout.namespace!r})"
 
     def key(self, name: str, version: int) -> str:
-        return f"{self._prefix}{name}:{int(version)}"
+        return self.layout.profile(name, version)
+
+    def _errors(self, operation: str):
+        return mapped_errors(operation, self._where, self.failures)
+
+    def _write(self, operation: str, script, keys: list[str], args: list[object]) -> int:
+        """Run a write script; with replica_acks, WAIT until that many replicas hold it."""
+        with self._errors(operation):
+            result = script(keys=keys, args=args)
+            if self.options.replica_acks:
+                acked = self._client.wait(self.options.replica_acks, self.options.replica_ack_ms)
+                check_acks(int(acked), self.options.replica_acks, operation, self._where)
+        return int(result)
 
     def ping(self) -> None:
-        with mapped_errors("PING", self._where):
+        with self._errors("PING"):
             self._client.ping()
 
     def load_all(self) -> list[ModelProfile]:
-        with mapped_errors("load_all", self._where):
-            rows = self._load_all(keys=[self._index])
-        return sorted_profiles([_decode(row) for row in rows])
+        with self._errors("load_all"):
+            rows = self._load_all(keys=[self.layout.index])
+        return sorted_profiles([decode_profile(row) for row in rows])
 
     def register(self, profile: ModelProfile) -> bool:
         check_state(profile.state)
-        p = profile
-        args = [repr(p.declared_accuracy), p.state, p.name, p.version, repr(p.mean_ms), repr(p.var_ms2),
-                p.samples, repr(p.updated_at), p.correct, p.served]
-        with mapped_errors("register", self._where):
-            return bool(self._register(keys=[self.key(p.name, p.version), self._index], args=args))
+        keys = [self.key(profile.name, profile.version), self.layout.index]
+        return bool(self._write("register", self._register, keys, register_args(profile)))
 
     def deregister(self, name: str, version: int) -> bool:
-        with mapped_errors("deregister", self._where):
-            return bool(self._deregister(keys=[self.key(name, version), self._index]))
+        return bool(self._write("deregister", self._deregister, [self.key(name, version), self.layout.index], []))
 
     def observe_many(self, observations: Iterable[Observation], *, alpha: float,
                      now: float | None = None) -> int:
         alpha = check_alpha(alpha)
         batch = check_observations(observations)
         now = self._clock() if now is None else float(now)
-        step = self.options.max_batch
-        return sum(self._observe_chunk(batch[start:start + step], alpha, now)
-                   for start in range(0, len(batch), step))
-
-    def _observe_chunk(self, batch: list[tuple[str, int, float]], alpha: float, now: float) -> int:
-        slots: dict[tuple[str, int], int] = {}
-        args: list[object] = [repr(alpha), repr(now)]
-        for name, version, ms in batch:
-            slot = slots.setdefault((name, version), len(slots) + 1)
-            args += (slot, repr(ms))
-        keys = [self.key(name, version) for name, version in slots]
-        with mapped_errors("observe_many", self._where):
-            return int(self._observe_many(keys=keys, args=args))
+        return sum(self._write("observe_many", self._observe_many, keys, args)
+                   for keys, args in observe_calls(self.layout, batch, alpha, now, self.options.max_batch))
 
     def record_outcome(self, name: str, version: int, correct: bool) -> bool:
-        with mapped_errors("record_outcome", self._where):
-            return bool(self._record_outcome(keys=[self.key(name, version)], args=[int(bool(correct))]))
+        return bool(self._write("record_outcome", self._record_outcome, [self.key(name, version)],
+                                [int(bool(correct))]))
 
     def set_state(self, name: str, version: int, state: str) -> bool:
         check_state(state)
-        with mapped_errors("set_state", self._where):
-            return bool(self._set_state(keys=[self.key(name, version)], args=[state]))
+        return bool(self._write("set_state", self._set_state, [self.key(name, version)], [state]))
 
     def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
         mean, var = check_reseed(mean_ms, var_ms2)
         at = self._clock() if now is None else float(now)
-        with mapped_errors("reseed", self._where):
-            return bool(self._reseed(keys=[self.key(name, version)], args=[repr(mean), repr(var), repr(at)]))
+        return bool(self._write("reseed", self._reseed, [self.key(name, version)], [repr(mean), repr(var), repr(at)]))
 
     def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
         batch = check_leg_samples(samples)
         keep = check_keep(keep)
-        step = self.options.max_batch
-        appended = 0
-        for start in range(0, len(batch), step):
-            args: list[object] = [keep]
-            for s in batch[start:start + step]:
-                args += (s.client_id, repr(float(s.upload_ms)), repr(float(s.return_ms)),
-                         "" if s.basis_ms is None else repr(float(s.basis_ms)), s.owner)
-            with mapped_errors("append_return_legs", self._where):
-                appended += int(self._append_legs(keys=[self.legs_key], args=args))
-        return appended
+        return sum(self._write("append_return_legs", self._append_legs, [self.legs_key], args)
+                   for args in append_calls(batch, keep, self.options.max_batch))
 
     def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
-        with mapped_errors("read_return_legs", self._where):
+        with self._errors("read_return_legs"):
             reply = self._client.xread({self.legs_key: after or "0"}, count=max(1, int(count)))
-        rows = reply[0][1] if reply else []
-        entries, skipped = [], 0
-        for entry_id, fields in rows:
-            sample = _decode_leg(fields)
-            if sample is None:
-                skipped += 1
-            else:
-                entries.append((entry_id, sample))
-        return ReturnLegPage(entries, rows[-1][0] if rows else (after or "0"), len(rows), skipped)
+        return leg_page(reply, after)
 
     def close(self) -> None:
         self._client.close()
-        self._client.connection_pool.disconnect()
-
-
-def _decode_leg(fields: dict[str, str]) -> ReturnLegSample | None:
-    """None for an entry that is not a return leg (written by hand, or a future format)."""
-    try:
-        basis = fields.get("b", "")
-        (sample,) = check_leg_samples([ReturnLegSample(
-            fields["c"], float(fields["u"]), float(fields["r"]), float(basis) if basis else None, fields.get("o", ""))])
-    except (KeyError, ValueError):
-        return None
-    return sample
-
-
-def _decode(row: list[str]) -> ModelProfile:
-    fields = dict(zip(row[::2], row[1::2]))
-    try:
-        return ModelProfile(
-            name=fields["name"], version=int(fields["version"]),
-            declared_accuracy=float(fields["declared_accuracy"]), mean_ms=float(fields["mean_ms"]),
-            var_ms2=float(fields["var_ms2"]), samples=int(fields["samples"]),
-            updated_at=float(fields["updated_at"]), correct=int(fields["correct"]),
-            served=int(fields["served"]), state=check_state(fields["state"]))
-    except (KeyError, ValueError) as error:
-        raise StoreDataError(f"unreadable profile {fields.get('name', '?')}:{fields.get('version', '?')}: "
-                             f"{type(error).__name__}: {error}") from None
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()

@@ -26,6 +26,7 @@ bands), then 3 x sketch float32 (residuals, legs, uploads, each sorted).
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from array import array
@@ -47,22 +48,24 @@ class StateError(ValueError):
     """Bytes that are not a return-leg state this code can read; the message says why."""
 
 
+@functools.lru_cache(maxsize=64)
+def _sketch_positions(n: int, points: int) -> tuple[int, ...]:
+    return tuple(round(k * (n - 1) / (points - 1)) for k in range(points))
+
+
 def _sketch(values: list[float], points: int) -> list[float]:
     """Sorted `values` reduced to `points` order statistics, the first and the last included."""
     n = len(values)
     if n <= points:
         return values
-    return [values[round(k * (n - 1) / (points - 1))] for k in range(points)]
+    return [values[i] for i in _sketch_positions(n, points)]
 
 
-def _spread(sketch: list[float], n: int) -> list[float]:
-    """A window of n slots from a sketch of its sorted values: sorted position j holds the sketch
-    point nearest to it (so sketching the window again gives the same points), and the slots are
-    ordered copy by copy (the ring's oldest slots hold each point once, and new legs replace the
-    distribution evenly)."""
-    k = len(sketch)
-    if n == k:
-        return list(sketch)
+@functools.lru_cache(maxsize=64)
+def _spread_order(k: int, n: int) -> tuple[int, ...]:
+    """Sorted position j of a window of n holds the sketch point nearest to it (so sketching the
+    window again gives the same points); the slots are ordered copy by copy (the ring's oldest
+    slots hold each point once: new legs replace the distribution evenly)."""
     scale = (k - 1) / (n - 1)
     seen = [0] * k
     slots = []
@@ -71,7 +74,20 @@ def _spread(sketch: list[float], n: int) -> list[float]:
         slots.append((seen[i], i))
         seen[i] += 1
     slots.sort()
-    return [sketch[i] for _, i in slots]
+    return tuple(i for _, i in slots)
+
+
+@functools.lru_cache(maxsize=64)
+def _sorted_order(k: int, n: int) -> tuple[int, ...]:
+    return tuple(sorted(_spread_order(k, n)))
+
+
+def _spread(sketch: list[float], n: int) -> list[float]:
+    """A window of n slots from a sketch of its sorted values (see _spread_order)."""
+    k = len(sketch)
+    if n == k:
+        return list(sketch)
+    return [sketch[i] for i in _spread_order(k, n)]
 
 
 def to_state(model: ReturnLegModel, generation: int = 0) -> bytes:
@@ -134,6 +150,7 @@ def from_state(state: bytes, new_model: Callable[[], ReturnLegModel]) -> ReturnL
     m._legs = array("d", _spread(legs, n))
     m._ups = array("d", _spread(ups, n))
     m._next = 0
-    m._sorted = tuple(sorted(m._residuals)) if n else (0.0,)
+    m._sorted = tuple(sorted(m._residuals)) if n <= SKETCH_POINTS else tuple(
+        residuals[i] for i in _sorted_order(points, n)) if n else (0.0,)
     m._dirty = 0
     return m

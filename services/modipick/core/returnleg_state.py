@@ -39,7 +39,7 @@ SKETCH_POINTS = 32
 MAX_STATE_BYTES = 1024
 _HEADER = struct.Struct("<BBIIHH")
 _FIXED = struct.Struct("<22d")
-GENERATION_OFFSET = 1      # the generation's bytes: [1, 5) (a store compares them to swap)
+GENERATION_OFFSET = 2      # the generation's bytes: [2, 6) (a store compares them to swap)
 GENERATION_BYTES = 4
 _F_LEG_RANGE, _F_UP_RANGE, _F_BAND, _F_UP_BAND, _F_SLOPE_TRUSTED, _F_LAST = 1, 2, 4, 8, 16, 32
 

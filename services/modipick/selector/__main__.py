@@ -72,10 +72,11 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--return-leg-max-slas", default=10.0, type=positive_float,
                  help="an outcome report whose return leg is longer than this many times its request's SLA "
                       "is refused (INVALID_ARGUMENT) and not learned")
-    p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local"),
+    p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local", "partitioned"),
                  help="learned return legs: 'store' (every replica learns every replica's reports through the "
                       "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
-                      "(store with a Redis store and a Profiler)")
+                      "(store with a Redis store and a Profiler), 'partitioned' (each client's model in Redis, one key per "
+                      "client, read with its decisions: no replica replays other replicas' reports)")
     p.add_option("--budget-from", default="deadline", choices=("deadline", "send-time"),
                  help="time left: the call's gRPC deadline (falls back to the send time without one), "
                       "or always the client's send time")

@@ -17,6 +17,7 @@ from modipick.runtime.server import RunningServer, ServerOptions, service_name, 
 from modipick.runtime.tls import TlsConfig
 from modipick.selector.budget import Budgeter, BudgetRules, ServingOverhead
 from modipick.selector.cache import ProfileCache
+from modipick.selector.client_legs import PartitionedLegBook, open_partitioned_book
 from modipick.selector.clocks import ClockOffsets
 from modipick.selector.executors import ExecutorPool, PoolSettings, split_targets
 from modipick.selector.health import EmptiedStoreGuard, profiles_health
@@ -81,6 +82,7 @@ class SelectorApp:
         self._owns_store = owns_store
         self.pool: ExecutorPool | None = None
         self.legs_feed: ReturnLegFeed | None = None  # shared return legs (None: learned locally)
+        self.client_legs: PartitionedLegBook | None = None  # return legs partitioned by client in Redis
         self.profiles_health = None
 
     @property
@@ -90,6 +92,8 @@ class SelectorApp:
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
         await self.outcomes.stop()
+        if self.client_legs is not None:
+            await self.client_legs.stop()
         await self.cache.stop()
         if self.profiles_health is not None:
             await self.profiles_health.stop()
@@ -118,6 +122,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     cache = ProfileCache(store, refresh_s=settings.refresh_ms / 1000.0)
     metrics.watch_cache(cache)
     book = ReturnLegBook(legs, shared=sharing == "store") if legs.mode == "learned" else None
+    if sharing == "partitioned":  # each client's model in Redis, read with its decisions
+        book = open_partitioned_book(settings.store_url, settings.store_options, legs)
     legs_feed = None
     if sharing == "store":  # learned from the Profiler's stream, read after every profile refresh
         legs_feed = ReturnLegFeed(store, book)
@@ -163,4 +169,5 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
              return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
+    app.client_legs = book if isinstance(book, PartitionedLegBook) else None
     return app

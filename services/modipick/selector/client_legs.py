@@ -7,9 +7,10 @@ there from its next request on.
 `PartitionedLegBook` has the ReturnLegBook's interface for the Budgeter and the OutcomeLearner, and
 one awaitable more: `prefetch(client_id)`, called before the (synchronous) decision, which loads the
 client's state unless this replica holds it from less than `cache_ttl_s` ago (a bounded LRU of
-`cache_clients`). Reports are learned in the background (`run`): the state is decoded, the leg
-learned, the state swapped in by generation; on a race, learned into what the other writer stored
-and swapped again. Network classes are learned per replica from the reports it sees (a class is
+`cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
+background (`run`): the state this replica holds (or none) is decoded, the leg learned, the state
+swapped in by generation; where another state is stored (another replica wrote, or this one held
+none), the leg is learned into that one and swapped again. Network classes are learned per replica from the reports it sees (a class is
 shared by many clients, so every replica serving a class sees a sample of it; sharing them would
 cost every replica the fleet's reports again), see docs/scaling.md.
 
@@ -104,7 +105,9 @@ class PartitionedLegBook:
         if not client_id:
             return
         entry = self._held.get(client_id)
-        if entry is not None and self._clock() - entry.fetched <= self.cache_ttl_s:
+        # a model not ready yet is read again: its client's next report (on any replica) may make it so
+        if (entry is not None and entry.model is not None and entry.model.ready
+                and self._clock() - entry.fetched <= self.cache_ttl_s):
             self.cache_hits += 1
             return
         try:
@@ -177,11 +180,9 @@ class PartitionedLegBook:
         """One report into the client's stored state (compare-and-swap on its generation)."""
         cid = report.client_id
         entry = self._held.get(cid)
-        if entry is None or self._clock() - entry.fetched > self.cache_ttl_s:
-            state = await self._store.load(cid)
-            self.loads += 1
-        else:
-            state = entry.state
+        # optimistic: what this replica holds (however old), else no state; a swap that finds
+        # another state answers with it, so a stale guess costs one more command, never a leg
+        state = entry.state if entry is not None else None
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
             model = self._decode(state) or self._new()
             model.observe(report.upload_ms, report.return_ms, report.basis_ms)

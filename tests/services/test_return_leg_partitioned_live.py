@@ -48,3 +48,4 @@ def test_a_new_replica_decides_with_the_model_a_client_taught_another(live_suite
     counted = b.metrics.registry.get_sample_value("modipick_selector_decisions_by_return_leg_source_total",
                                                   {"return_leg_source": "client"})
     assert counted == 1.0
+    assert b.metrics.registry.get_sample_value("modipick_client_return_legs_total", {"event": "load"}) >= 1.0

@@ -17,7 +17,7 @@ from modipick.runtime.server import RunningServer, ServerOptions, service_name, 
 from modipick.runtime.tls import TlsConfig
 from modipick.selector.budget import Budgeter, BudgetRules, ServingOverhead
 from modipick.selector.cache import ProfileCache
-from modipick.selector.client_legs import PartitionedLegBook, open_partitioned_book
+from modipick.selector.client_legs import PartitionedLegBook, open_partitioned_book, watch_client_legs
 from modipick.selector.clocks import ClockOffsets
 from modipick.selector.executors import ExecutorPool, PoolSettings, split_targets
 from modipick.selector.health import EmptiedStoreGuard, profiles_health
@@ -170,4 +170,6 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
     app.client_legs = book if isinstance(book, PartitionedLegBook) else None
+    if app.client_legs is not None:
+        watch_client_legs(metrics.registry, app.client_legs)
     return app

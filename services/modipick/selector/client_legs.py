@@ -183,8 +183,11 @@ class PartitionedLegBook:
         # optimistic: what this replica holds (however old), else no state; a swap that finds
         # another state answers with it, so a stale guess costs one more command, never a leg
         state = entry.state if entry is not None else None
+        # the held model learns in place (it is this replica's view, and the leg is real): no decode
+        model = entry.model if entry is not None else None
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
-            model = self._decode(state) or self._new()
+            if model is None:
+                model = self._decode(state) or self._new()
             model.observe(report.upload_ms, report.return_ms, report.basis_ms)
             new = to_state(model, generation_of(state) + 1 if state is not None else 1)
             stored, current = await self._store.swap(cid, state, new)
@@ -193,7 +196,7 @@ class PartitionedLegBook:
                 self._hold(cid, model, new)
                 return
             self.write_races += 1
-            state = current
+            state, model = current, None
             # the other writer goes on: back off a little (jittered) so that races do not repeat in step
             await asyncio.sleep(0.001 * attempt * self._rng.random())
         raise StoreError(f"client {cid!r}: return-leg state changed {MAX_SWAP_ATTEMPTS} times while learning")
@@ -230,3 +233,24 @@ def open_partitioned_book(store_url: str, store_options: dict, settings: ReturnL
     book = PartitionedLegBook(store, settings, cache_ttl_s=cache_ttl_s)
     book.start()
     return book
+
+
+def watch_client_legs(registry, book: PartitionedLegBook) -> None:
+    """`modipick_client_return_legs_total{event=...}`: reads, cache hits, writes, races and failures."""
+    from prometheus_client.core import CounterMetricFamily
+
+    class _Collector:
+        def collect(self):
+            family = CounterMetricFamily("modipick_client_return_legs", "Per-client return-leg state in the store",
+                                         labels=["event"])
+            for event, value in (("load", book.loads), ("load_failure", book.load_failures),
+                                 ("cache_hit", book.cache_hits), ("write", book.writes),
+                                 ("write_race", book.write_races), ("write_failure", book.write_failures),
+                                 ("dropped", book.dropped), ("undecodable", book.undecodable)):
+                family.add_metric([event], value)
+            yield family
+
+        def describe(self):
+            return []
+
+    registry.register(_Collector())

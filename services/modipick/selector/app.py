@@ -56,6 +56,8 @@ class SelectorSettings:
     grace_s: float = 5.0
     outcome_queue: int = 10_000
     return_legs: ReturnLegSettings = ReturnLegSettings()  # learned per client from ReportOutcome
+    client_leg_ttl_s: float = 6 * 3600.0  # partitioned return legs: a client's state expires after this
+    client_leg_cache_s: float = 2.0       # partitioned: a ready model read this recently is not read again
     clock_offset_alpha: float = 0.1
     outcome_memory: int = 100_000        # served requests remembered for their outcome reports
     store_options: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +125,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     metrics.watch_cache(cache)
     book = ReturnLegBook(legs, shared=sharing == "store") if legs.mode == "learned" else None
     if sharing == "partitioned":  # each client's model in Redis, read with its decisions
-        book = open_partitioned_book(settings.store_url, settings.store_options, legs)
+        book = open_partitioned_book(settings.store_url, settings.store_options, legs,
+                                     ttl_s=settings.client_leg_ttl_s, cache_ttl_s=settings.client_leg_cache_s)
     legs_feed = None
     if sharing == "store":  # learned from the Profiler's stream, read after every profile refresh
         legs_feed = ReturnLegFeed(store, book)

@@ -37,8 +37,9 @@ def test_a_new_replica_decides_with_the_model_a_client_taught_another(live_suite
     with grpc.insecure_channel(b.target, CHANNEL_OPTIONS) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         stub = selector_pb2_grpc.SelectorServiceStub(channel)
-        after = select(stub, sla, client_id, prefix="p")
+        select(stub, 2000.0, "warmup/phone-0", prefix="w")  # B's connections (Redis too) opened: not timed
         stranger = select(stub, sla, "otherclass/phone-9", prefix="p")
+        after = select(stub, sla, client_id, prefix="p")
     assert b.service.learner.learned == 0 and b.client_legs.writes == 0
     assert after.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_CLIENT, after
     assert stranger.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_PRIOR, stranger

@@ -76,3 +76,34 @@ def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):
     before, after = asyncio.run(scenario())
     assert before == "prior"
     assert after.source == "client" and 60.0 <= after.estimate.quantile(0.5) <= 64.0
+
+
+def test_redis_away_costs_learning_never_a_decision(own_redis):
+    """Redis killed: decisions answer from the class model or the prior (reads counted as failed),
+    reports are dropped and counted; Redis back (empty), the replica stores the model it holds."""
+    async def scenario():
+        book = PartitionedLegBook(RedisClientLegStore.from_url(own_redis.url, namespace="t", timeout_s=0.5))
+        book.start()
+        for i in range(3):
+            book.observe("lte/c-3", 40.0, 60.0 + i, None, "client")
+        await book.drain()
+        written = book.writes
+        own_redis.stop()
+        await book.prefetch("lte/c-3")
+        away = book.estimate("lte/c-3", 40.0)
+        book.observe("lte/c-3", 40.0, 61.0, None, "client")
+        await book.drain()
+        failures = (book.load_failures, book.write_failures)
+        own_redis.start()
+        book.observe("lte/c-3", 40.0, 62.0, None, "client")
+        await book.drain()
+        state = await book._store.load("lte/c-3")
+        await book.stop()
+        return written, away, failures, state
+
+    written, away, failures, state = asyncio.run(scenario())
+    assert written == 3
+    assert away.source == "prior" and away.estimate.quantile(0.5) == 40.0  # mirror: R = upload
+    assert failures == (1, 1)
+    # Redis came back empty: the replica stores the model it holds (the leg whose write failed included)
+    assert from_state(state, ReturnLegModel).samples == 5

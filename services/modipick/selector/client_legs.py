@@ -184,11 +184,14 @@ class PartitionedLegBook:
         # another state answers with it, so a stale guess costs one more command, never a leg
         state = entry.state if entry is not None else None
         # the held model learns in place (it is this replica's view, and the leg is real): no decode
-        model = entry.model if entry is not None else None
+        held = model = entry.model if entry is not None else None
+        learned = False
         for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
             if model is None:
-                model = self._decode(state) or self._new()
-            model.observe(report.upload_ms, report.return_ms, report.basis_ms)
+                model, learned = self._decode(state) or self._new(), False
+            if not learned:
+                model.observe(report.upload_ms, report.return_ms, report.basis_ms)
+                learned = True
             new = to_state(model, generation_of(state) + 1 if state is not None else 1)
             stored, current = await self._store.swap(cid, state, new)
             if stored:
@@ -196,7 +199,10 @@ class PartitionedLegBook:
                 self._hold(cid, model, new)
                 return
             self.write_races += 1
-            state, model = current, None
+            if current is None and held is not None:
+                state, model = None, held  # the key is gone (expired, or Redis lost it): store what is held
+            else:
+                state, model = current, None
             # the other writer goes on: back off a little (jittered) so that races do not repeat in step
             await asyncio.sleep(0.001 * attempt * self._rng.random())
         raise StoreError(f"client {cid!r}: return-leg state changed {MAX_SWAP_ATTEMPTS} times while learning")

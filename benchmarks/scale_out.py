@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             commands1 = _redis_counts(r)
             stats["cpu"] = {i: cpu_seconds(pids[i]) - cpu0[i] for i in range(fleet)}
             stats["redis_cpu"] = cpu_seconds(redis_proc.pid) - redis_cpu0
-            stats["round_trips"], stats["commands"], stats["top"] = _per_request(commands0, commands1, max(1, stats["ok"]))
+            stats["round_trips"], stats["commands"], stats["top"] = _per_request(commands0, commands1,
+                                                                                 max(1, stats["ok"]))
             return stats
 
         silent = measure([], False, args.seconds)  # every replica's own background work (profile reads, health)

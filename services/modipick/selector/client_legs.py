@@ -8,11 +8,12 @@ there from its next request on.
 one awaitable more: `prefetch(client_id)`, called before the (synchronous) decision, which loads the
 client's state unless this replica holds it from less than `cache_ttl_s` ago (a bounded LRU of
 `cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
-background (`run`): the state this replica holds (or none) is decoded, the leg learned, the state
+background (`run`): the model this replica holds (or a new one) learns the leg, and its state is
 swapped in by generation; where another state is stored (another replica wrote, or this one held
-none), the leg is learned into that one and swapped again. Network classes are learned per replica from the reports it sees (a class is
-shared by many clients, so every replica serving a class sees a sample of it; sharing them would
-cost every replica the fleet's reports again), see docs/scaling.md.
+none), the leg is learned into that one and swapped again. Network classes are learned per
+replica from the reports it sees (a class is shared by many clients, so every replica serving a
+class sees a sample of it; sharing them would cost every replica the fleet's reports again), see
+docs/scaling.md.
 
 The store down: a decision answers from the class model or the prior (counted as `load_failures`),
 and reports whose write fails are dropped and counted (`write_failures`); learning resumes with

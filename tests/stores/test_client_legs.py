@@ -107,3 +107,17 @@ def test_redis_away_costs_learning_never_a_decision(own_redis):
     assert failures == (1, 1)
     # Redis came back empty: the replica stores the model it holds (the leg whose write failed included)
     assert from_state(state, ReturnLegModel).samples == 5
+
+
+def test_partitioned_sharing_flags(capsys):
+    import pytest
+
+    from modipick.selector.__main__ import parse_settings
+
+    settings = parse_settings(["--return-leg-sharing", "partitioned", "--client-leg-ttl-s", "600",
+                               "--client-leg-cache-s", "0.5"], environ={})[0]
+    assert (settings.return_legs.sharing, settings.client_leg_ttl_s, settings.client_leg_cache_s) == (
+        "partitioned", 600.0, 0.5)
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(["--return-leg-sharing", "partitioned", "--redis-url", "memory"], environ={})
+    assert exit_.value.code == 2 and "needs a Redis store" in capsys.readouterr().err

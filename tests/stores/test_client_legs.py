@@ -31,6 +31,8 @@ def test_state_key_is_hash_tagged_and_expires(redis_url):
     # the Cluster slot is the hash tag's: every key of the client would sit on one node
     assert key_slot(keys[0].encode()) == key_slot(b"client:lte/phone-1") == key_slot(b"x{client:lte/phone-1}y")
     assert len(sync.get(keys[0])) <= 1024
+    # a namespace hash-tagged for the profile keys' slot does not pull every client into that slot
+    assert RedisClientLegStore(sync, namespace="{t}").key("c") == "t:{client:c}:leg"
     sync.close()
 
 

@@ -54,7 +54,8 @@ class RedisClientLegStore:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
         self._client = client
-        self.namespace = namespace
+        # braces out: a hash-tagged namespace ("{modipick}") would put every client in one slot
+        self.namespace = namespace.replace("{", "").replace("}", "")
         self.ttl_ms = int(ttl_s * 1000)
         self._swap = client.register_script(SWAP_STATE)  # EVALSHA; reloaded if the server forgot it
 

@@ -25,7 +25,7 @@ def extremes(model: ReturnLegModel, upload_ms: float) -> tuple[float, float]:
 
 
 def within(x: float, lo: float, hi: float) -> bool:
-    return lo * (1 - 1e-9) - 1e-9 <= x <= hi * (1 + 1e-9) + 1e-9
+    return lo - 1e-9 * abs(lo) - 1e-9 <= x <= hi + 1e-9 * abs(hi) + 1e-9  # (legs in ms may fit below 0)
 
 
 leg = st.floats(0.5, 2_000.0)

@@ -48,6 +48,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_return_legs_total": ("counter", frozenset({"result"})),
     "modipick_return_leg_write_failures_total": ("counter", frozenset()),
     "modipick_return_legs_pending": ("gauge", frozenset()),
+    "modipick_selector_decisions_by_return_leg_source_total": ("counter", frozenset({"return_leg_source"})),
 }
 # Labels Prometheus itself attaches to every series (scrape target, histogram bucket).
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "le"})

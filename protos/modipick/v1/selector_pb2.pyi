@@ -16,9 +16,20 @@ class Disposition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISPOSITION_UNSPECIFIED: _ClassVar[Disposition]
     DISPOSITION_SERVED: _ClassVar[Disposition]
     DISPOSITION_RUN_ON_DEVICE: _ClassVar[Disposition]
+
+class ReturnLegSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RETURN_LEG_SOURCE_UNSPECIFIED: _ClassVar[ReturnLegSource]
+    RETURN_LEG_SOURCE_CLIENT: _ClassVar[ReturnLegSource]
+    RETURN_LEG_SOURCE_CLASS: _ClassVar[ReturnLegSource]
+    RETURN_LEG_SOURCE_PRIOR: _ClassVar[ReturnLegSource]
 DISPOSITION_UNSPECIFIED: Disposition
 DISPOSITION_SERVED: Disposition
 DISPOSITION_RUN_ON_DEVICE: Disposition
+RETURN_LEG_SOURCE_UNSPECIFIED: ReturnLegSource
+RETURN_LEG_SOURCE_CLIENT: ReturnLegSource
+RETURN_LEG_SOURCE_CLASS: ReturnLegSource
+RETURN_LEG_SOURCE_PRIOR: ReturnLegSource
 
 class InferRequest(_message.Message):
     __slots__ = ("request_id", "input", "sla_ms", "client_send_time", "policy", "client_id")
@@ -37,7 +48,7 @@ class InferRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., input: _Optional[_Union[_common_pb2.Input, _Mapping]] = ..., sla_ms: _Optional[float] = ..., client_send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class InferResponse(_message.Message):
-    __slots__ = ("request_id", "disposition", "model", "reason", "prediction", "timings", "ticket")
+    __slots__ = ("request_id", "disposition", "model", "reason", "prediction", "timings", "ticket", "return_leg_source", "meet_probability")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +56,8 @@ class InferResponse(_message.Message):
     PREDICTION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LEG_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MEET_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     disposition: Disposition
     model: _common_pb2.ModelRef
@@ -52,7 +65,9 @@ class InferResponse(_message.Message):
     prediction: _common_pb2.Prediction
     timings: _common_pb2.Timings
     ticket: OutcomeTicket
-    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ..., ticket: _Optional[_Union[OutcomeTicket, _Mapping]] = ...) -> None: ...
+    return_leg_source: ReturnLegSource
+    meet_probability: float
+    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ..., ticket: _Optional[_Union[OutcomeTicket, _Mapping]] = ..., return_leg_source: _Optional[_Union[ReturnLegSource, str]] = ..., meet_probability: _Optional[float] = ...) -> None: ...
 
 class OutcomeTicket(_message.Message):
     __slots__ = ("request_id", "client_id", "upload_ms", "after_decision_ms", "server_ms", "basis_ms", "basis_owner", "send_elapsed_ms", "sla_ms")
@@ -91,7 +106,7 @@ class SelectRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., sla_ms: _Optional[float] = ..., client_send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., policy: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class SelectResponse(_message.Message):
-    __slots__ = ("request_id", "disposition", "model", "reason", "budget_ms", "probability", "exploration_set_size", "base_model")
+    __slots__ = ("request_id", "disposition", "model", "reason", "budget_ms", "probability", "exploration_set_size", "base_model", "return_leg_source", "meet_probability")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +115,8 @@ class SelectResponse(_message.Message):
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     EXPLORATION_SET_SIZE_FIELD_NUMBER: _ClassVar[int]
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LEG_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MEET_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     disposition: Disposition
     model: _common_pb2.ModelRef
@@ -108,7 +125,9 @@ class SelectResponse(_message.Message):
     probability: float
     exploration_set_size: int
     base_model: _common_pb2.ModelRef
-    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., budget_ms: _Optional[float] = ..., probability: _Optional[float] = ..., exploration_set_size: _Optional[int] = ..., base_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ...) -> None: ...
+    return_leg_source: ReturnLegSource
+    meet_probability: float
+    def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., budget_ms: _Optional[float] = ..., probability: _Optional[float] = ..., exploration_set_size: _Optional[int] = ..., base_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., return_leg_source: _Optional[_Union[ReturnLegSource, str]] = ..., meet_probability: _Optional[float] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
     __slots__ = ("request_id", "model", "e2e_ms", "sla_ms", "true_label", "client_id", "predicted_label", "ticket")

@@ -72,10 +72,16 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--return-leg-max-slas", default=10.0, type=positive_float,
                  help="an outcome report whose return leg is longer than this many times its request's SLA "
                       "is refused (INVALID_ARGUMENT) and not learned")
-    p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local"),
+    p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local", "partitioned"),
                  help="learned return legs: 'store' (every replica learns every replica's reports through the "
                       "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
-                      "(store with a Redis store and a Profiler)")
+                      "(store with a Redis store and a Profiler), 'partitioned' (each client's model in Redis, one "
+                      "key per client, read with its decisions: no replica replays other replicas' reports)")
+    p.add_option("--client-leg-ttl-s", default=6 * 3600.0, type=positive_float,
+                 help="partitioned return legs: a client's state expires this long after its last report")
+    p.add_option("--client-leg-cache-s", default=2.0, type=non_negative_float,
+                 help="partitioned return legs: a replica decides with a client's ready model read this "
+                      "recently before reading it again")
     p.add_option("--budget-from", default="deadline", choices=("deadline", "send-time"),
                  help="time left: the call's gRPC deadline (falls back to the send time without one), "
                       "or always the client's send time")
@@ -104,6 +110,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                     f"names {len(targets)}: {args.executor_target!r}")
         if args.executor_transport == "unary":
             p.error("--executor-socket carries stream messages; it cannot be used with --executor-transport unary")
+    if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(("redis://", "rediss://")):
+        p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://...), got "
+                f"{args.redis_url.split('://')[0]!r}")
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
         profiler_target=args.profiler_target, policy=args.policy,
@@ -117,6 +126,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                       class_min_clients=args.return_leg_class_clients,
                                       max_leg_slas=args.return_leg_max_slas),
         serving_overhead_ms=overhead,
+        client_leg_ttl_s=args.client_leg_ttl_s, client_leg_cache_s=args.client_leg_cache_s,
         executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
         oip_models=args.oip_models,
         **server_settings(p, args))

@@ -17,6 +17,7 @@ from modipick.runtime.server import RunningServer, ServerOptions, service_name, 
 from modipick.runtime.tls import TlsConfig
 from modipick.selector.budget import Budgeter, BudgetRules, ServingOverhead
 from modipick.selector.cache import ProfileCache
+from modipick.selector.client_legs import PartitionedLegBook, open_partitioned_book, watch_client_legs
 from modipick.selector.clocks import ClockOffsets
 from modipick.selector.executors import ExecutorPool, PoolSettings, split_targets
 from modipick.selector.health import EmptiedStoreGuard, profiles_health
@@ -57,6 +58,8 @@ class SelectorSettings:
     max_connection_age_grace_s: float | None = None
     outcome_queue: int = 10_000
     return_legs: ReturnLegSettings = ReturnLegSettings()  # learned per client from ReportOutcome
+    client_leg_ttl_s: float = 6 * 3600.0  # partitioned return legs: a client's state expires after this
+    client_leg_cache_s: float = 2.0       # partitioned: a ready model read this recently is not read again
     clock_offset_alpha: float = 0.1
     outcome_memory: int = 100_000        # served requests remembered for their outcome reports
     store_options: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +86,7 @@ class SelectorApp:
         self._owns_store = owns_store
         self.pool: ExecutorPool | None = None
         self.legs_feed: ReturnLegFeed | None = None  # shared return legs (None: learned locally)
+        self.client_legs: PartitionedLegBook | None = None  # return legs partitioned by client in Redis
         self.profiles_health = None
 
     @property
@@ -92,6 +96,8 @@ class SelectorApp:
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
         await self.outcomes.stop()
+        if self.client_legs is not None:
+            await self.client_legs.stop()
         await self.cache.stop()
         if self.profiles_health is not None:
             await self.profiles_health.stop()
@@ -120,6 +126,9 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     cache = ProfileCache(store, refresh_s=settings.refresh_ms / 1000.0)
     metrics.watch_cache(cache)
     book = ReturnLegBook(legs, shared=sharing == "store") if legs.mode == "learned" else None
+    if sharing == "partitioned":  # each client's model in Redis, read with its decisions
+        book = open_partitioned_book(settings.store_url, settings.store_options, legs,
+                                     ttl_s=settings.client_leg_ttl_s, cache_ttl_s=settings.client_leg_cache_s)
     legs_feed = None
     if sharing == "store":  # learned from the Profiler's stream, read after every profile refresh
         legs_feed = ReturnLegFeed(store, book)
@@ -167,4 +176,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
              return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
+    app.client_legs = book if isinstance(book, PartitionedLegBook) else None
+    if app.client_legs is not None:
+        watch_client_legs(metrics.registry, app.client_legs)
     return app

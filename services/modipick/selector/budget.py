@@ -188,6 +188,7 @@ class RequestBudget:
     clock_offset_ms: float | None  # the client's estimated offset (None: unknown / anonymous)
     leg: ReturnLegEstimate | None  # the learned return-leg distribution for U (None: not learning)
     leg_owner: str = ""            # "client" | "class": which model's basis_ms `leg` carries
+    leg_source: str = ""           # "client" | "class" | "prior": which model answered ("": none learned)
 
 
 class Budgeter:
@@ -218,10 +219,10 @@ class Budgeter:
             source = "send_time"
             offset = self.clocks.offset(client_id)
             upload = upload_ms(send_time, receive_ns, sla, rules, offset or 0.0)
-        leg, owner = self._fixed_leg, ""
+        leg, owner, leg_source = self._fixed_leg, "", ""
         if self.returns is not None:
             found = self.returns.estimate(client_id, upload)
-            leg, owner = found.estimate, found.owner
+            leg, owner, leg_source = found.estimate, found.owner, found.source
         if with_leg and leg is not None:
             back = leg.quantile(rules.cutoff_quantile)
         else:
@@ -229,5 +230,5 @@ class Budgeter:
         overhead = self.overhead
         budget = Budget(sla, upload + overhead.value_ms, back, return_leg=leg if with_leg else None,
                         overhead_std_ms=overhead.std_ms)
-        return RequestBudget(budget, upload, source, client_id, elapsed, offset, leg, owner)
+        return RequestBudget(budget, upload, source, client_id, elapsed, offset, leg, owner, leg_source)
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLASS = "default"
 MODES = ("learned", "mirror", "fixed")
-SHARING = ("auto", "store", "local")
+SHARING = ("auto", "store", "local", "partitioned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,7 @@ def network_class(client_id: str) -> str:
 class LegEstimate:
     estimate: ReturnLegEstimate
     owner: str  # "client" | "class": whose basis_ms the estimate carries
+    source: str = "prior"  # "client" | "class" | "prior": which model answered (a decision's provenance)
 
 
 class ReturnLegBook:
@@ -161,10 +162,10 @@ class ReturnLegBook:
         if self._priors is not None:
             own = self._clients.get(client_id) if client_id else None
             if own is not None and own.ready:
-                return LegEstimate(own.estimate(upload_ms), "client")
+                return LegEstimate(own.estimate(upload_ms), "client", "client")
             shared = self._find_class(client_id)
             if shared is not None and shared.ready:
-                return LegEstimate(shared.estimate(upload_ms), "class")
+                return LegEstimate(shared.estimate(upload_ms), "class", "class")
             return self._priors.estimate(client_id, upload_ms)
         own = self.client_model(client_id)
         shared = self.class_model(client_id)
@@ -172,8 +173,8 @@ class ReturnLegBook:
         if own is not None:
             own.observe_upload(upload_ms)
             if own.ready or not shared.ready:
-                return LegEstimate(own.estimate(upload_ms), "client")
-        return LegEstimate(shared.estimate(upload_ms), "class")
+                return LegEstimate(own.estimate(upload_ms), "client", "client" if own.ready else "prior")
+        return LegEstimate(shared.estimate(upload_ms), "class", "class" if shared.ready else "prior")
 
     def observe(self, client_id: str, upload_ms: float, return_ms: float, basis_ms: float | None,
                 owner: str) -> None:

@@ -24,6 +24,8 @@ from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, Requ
 from modipick.selector.cache import ProfileCache
 from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
+from modipick.selector.client_legs import forwards_legs, prefetch_leg
+from modipick.selector.provenance import Provenance
 from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import (common_pb2, errors_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
@@ -69,6 +71,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._wall_ns = wall_ns
         self._perf = perf
         self.counts: collections.Counter[str] = collections.Counter()
+        self.provenance = Provenance(self.metrics.registry)
 
     # -- the decision, shared by Infer and Select ------------------------------------------------
     def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
@@ -97,6 +100,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         with bound_request_id(rid):
             try:
                 _check_input(request)
+                await prefetch_leg(self.budgeter.returns, request.client_id)
                 made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
                 self.counts["invalid"] += 1
@@ -130,9 +134,9 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 self.metrics.request(policy_label, "run_on_device")
                 timings.server_ms = (self._perf() - started) * 1000.0
                 log.debug("run on device", budget_ms=budget_ms, fastest_ms=chosen.mean_ms)
-                return selector_pb2.InferResponse(
+                return self.provenance.stamp(selector_pb2.InferResponse(
                     request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE, model=ref,
-                    reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings)
+                    reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings), made, decision)
             try:
                 reply = await self._executor.Execute(
                     executor_pb2.ExecuteRequest(request_id=rid, model=ref, input=request.input),
@@ -163,17 +167,18 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             self.metrics.request(policy_label, "served", sla_met=server_ms <= budget_ms + self.overhead.value_ms)
             if reply.HasField("model") and reply.model.name:
                 ref = reply.model
-            return selector_pb2.InferResponse(
+            return self.provenance.stamp(selector_pb2.InferResponse(
                 request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
                 reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
                 prediction=reply.prediction, timings=timings,
-                ticket=outcome_ticket(rid, served) if served is not None else None)
+                ticket=outcome_ticket(rid, served) if served is not None else None), made, decision)
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
         rid = request.request_id or request_id_from(context.invocation_metadata())
         with bound_request_id(rid):
             try:
+                await prefetch_leg(self.budgeter.returns, request.client_id)
                 made, decision = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
                 await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
@@ -184,7 +189,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             budget = made.budget
             chosen, base = decision.model, decision.base
             on_device = runs_on_device(decision, budget)
-            return selector_pb2.SelectResponse(
+            return self.provenance.stamp(selector_pb2.SelectResponse(
                 request_id=rid,
                 disposition=(selector_pb2.DISPOSITION_RUN_ON_DEVICE if on_device
                              else selector_pb2.DISPOSITION_SERVED),
@@ -192,7 +197,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
                 budget_ms=budget.execution_ms, probability=decision.probability,
                 exploration_set_size=decision.explored,
-                base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None))
+                base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None)),
+                made, decision)
 
     async def ReportOutcome(self, request: selector_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
@@ -216,7 +222,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
                 predicted_label=request.predicted_label, client_id=request.client_id,
-                return_leg=leg_message(leg) if leg is not None else None)
+                return_leg=leg_message(leg) if leg is not None and forwards_legs(self.budgeter.returns) else None)
             if request.HasField("true_label"):
                 report.true_label = request.true_label
             if not self._outcomes.submit(report):

@@ -1,0 +1,263 @@
+"""Return legs partitioned by client: each client's model lives in the store (one key per client,
+modipick.stores.client_legs), read with its decision and written back by the replica that learns
+its report. A replica works only for the clients it serves: nothing is replayed, and a client that
+reaches another replica (its replica died, or a balancer spreads its requests) finds its model
+there from its next request on.
+
+`PartitionedLegBook` has the ReturnLegBook's interface for the Budgeter and the OutcomeLearner, and
+one awaitable more: `prefetch(client_id)`, called before the (synchronous) decision, which loads the
+client's state unless this replica holds it from less than `cache_ttl_s` ago (a bounded LRU of
+`cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
+background (`run`): the model this replica holds (or a new one) learns the leg, and its state is
+swapped in by generation; where another state is stored (another replica wrote, or this one held
+none), the leg is learned into that one and swapped again. Network classes are learned per
+replica from the reports it sees (a class is shared by many clients, so every replica serving a
+class sees a sample of it; sharing them would cost every replica the fleet's reports again), see
+docs/scaling.md.
+
+The store down: a decision answers from the class model or the prior (counted as `load_failures`),
+and reports whose write fails are dropped and counted (`write_failures`); learning resumes with
+the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+
+from modipick.core.returnleg import ReturnLegEstimate, ReturnLegModel
+from modipick.core.returnleg_state import StateError, from_state, generation_of, to_state
+from modipick.runtime.tasks import cancel_and_wait
+from modipick.selector.returnlegs import LegEstimate, ReturnLegBook, ReturnLegSettings
+from modipick.stores.client_legs import DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
+from modipick.stores.errors import StoreError
+
+log = structlog.get_logger("modipick.selector.client_legs")
+
+MAX_SWAP_ATTEMPTS = 20  # one client's reports rarely race: it sends them one after another
+
+
+@dataclass(slots=True)
+class _Held:
+    model: ReturnLegModel | None   # None: the store has no state for the client
+    state: bytes | None
+    fetched: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    client_id: str
+    upload_ms: float
+    return_ms: float
+    basis_ms: float | None
+
+
+class PartitionedLegBook:
+    shared = False
+
+    def __init__(self, store: ClientLegStore, settings: ReturnLegSettings = ReturnLegSettings(), *,
+                 cache_ttl_s: float = 2.0, cache_clients: int = 10_000, queue: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        if cache_ttl_s < 0 or cache_clients < 1 or queue < 1:
+            raise ValueError("cache_ttl_s must be >= 0, cache_clients and queue >= 1")
+        self.settings = settings
+        self._store = store
+        self._classes = ReturnLegBook(settings)  # class models and the priors' state, this replica's
+        self.cache_ttl_s = cache_ttl_s
+        self.cache_clients = cache_clients
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._held: collections.OrderedDict[str, _Held] = collections.OrderedDict()
+        self._reports: asyncio.Queue[_Report] = asyncio.Queue(maxsize=queue)
+        self._task: asyncio.Task | None = None
+        self.loads = self.load_failures = self.cache_hits = 0
+        self.writes = self.write_races = self.write_failures = self.dropped = self.undecodable = 0
+
+    def _new(self) -> ReturnLegModel:
+        s = self.settings
+        return ReturnLegModel(alpha=s.alpha, window=s.window, min_samples=s.min_samples, prior=s.prior)
+
+    def _decode(self, state: bytes | None) -> ReturnLegModel | None:
+        if state is None:
+            return None
+        try:
+            return from_state(state, self._new)
+        except StateError as exc:  # another version's state: start over (it is overwritten)
+            self.undecodable += 1
+            log.warning("client return-leg state not readable; learning it anew", error=str(exc))
+            return None
+
+    def _hold(self, client_id: str, model: ReturnLegModel | None, state: bytes | None) -> None:
+        held = self._held
+        held[client_id] = _Held(model, state, self._clock())
+        held.move_to_end(client_id)
+        while len(held) > self.cache_clients:
+            held.popitem(last=False)
+
+    # -- decisions --------------------------------------------------------------------------------
+    async def prefetch(self, client_id: str) -> None:
+        """Have the client's model at hand for `estimate` (from the store unless held recently)."""
+        if not client_id:
+            return
+        entry = self._held.get(client_id)
+        # a model not ready yet is read again: its client's next report (on any replica) may make it so
+        if (entry is not None and entry.model is not None and entry.model.ready
+                and self._clock() - entry.fetched <= self.cache_ttl_s):
+            self.cache_hits += 1
+            return
+        try:
+            state = await self._store.load(client_id)
+        except StoreError:
+            self.load_failures += 1
+            return  # the decision answers from what is held, the class or the prior
+        self.loads += 1
+        self._hold(client_id, self._decode(state), state)
+
+    def estimate(self, client_id: str, upload_ms: float) -> LegEstimate:
+        entry = self._held.get(client_id) if client_id else None
+        own = entry.model if entry is not None else None
+        if own is not None and own.ready:
+            return LegEstimate(own.estimate(upload_ms), "client", "client")
+        shared = self._classes.class_model(client_id)
+        shared.observe_upload(upload_ms)
+        if shared.ready:
+            return LegEstimate(shared.estimate(upload_ms), "class", "class")
+        if self.settings.prior == "uploads":
+            return LegEstimate(shared.estimate(upload_ms), "class", "prior")
+        return LegEstimate(ReturnLegEstimate.exact(upload_ms), "client", "prior")
+
+    # -- reports ----------------------------------------------------------------------------------
+    def observe(self, client_id: str, upload_ms: float, return_ms: float, basis_ms: float | None,
+                owner: str) -> None:
+        """The class model learns at once; the client's state in the background (`run`)."""
+        self._classes.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None,
+                                                     client_id)
+        if not client_id:
+            return
+        try:
+            self._reports.put_nowait(_Report(client_id, upload_ms, return_ms, basis_ms if owner == "client" else None))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="client-return-legs")
+
+    async def stop(self, timeout_s: float = 2.0) -> None:
+        await self.drain(timeout_s)
+        await cancel_and_wait(self._task)
+        self._task = None
+        close = getattr(self._store, "close", None)
+        if close is not None:
+            await close()
+
+    async def drain(self, timeout_s: float = 2.0) -> None:
+        """Wait (bounded) until queued reports were written: shutdown and tests."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._reports.join(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def run(self) -> None:
+        while True:
+            report = await self._reports.get()
+            try:
+                await self.learn(report)
+            except StoreError as exc:
+                self.write_failures += 1
+                log.warning("client return leg not stored", client_id=report.client_id, error=str(exc))
+            finally:
+                self._reports.task_done()
+
+    async def learn(self, report: _Report) -> None:
+        """One report into the client's stored state (compare-and-swap on its generation)."""
+        cid = report.client_id
+        entry = self._held.get(cid)
+        # optimistic: what this replica holds (however old), else no state; a swap that finds
+        # another state answers with it, so a stale guess costs one more command, never a leg
+        state = entry.state if entry is not None else None
+        # the held model learns in place (it is this replica's view, and the leg is real): no decode
+        held = model = entry.model if entry is not None else None
+        learned = False
+        for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
+            if model is None:
+                model, learned = self._decode(state) or self._new(), False
+            if not learned:
+                model.observe(report.upload_ms, report.return_ms, report.basis_ms)
+                learned = True
+            new = to_state(model, generation_of(state) + 1 if state is not None else 1)
+            stored, current = await self._store.swap(cid, state, new)
+            if stored:
+                self.writes += 1
+                self._hold(cid, model, new)
+                return
+            self.write_races += 1
+            if current is None and held is not None:
+                state, model = None, held  # the key is gone (expired, or Redis lost it): store what is held
+            else:
+                state, model = current, None
+            # the other writer goes on: back off a little (jittered) so that races do not repeat in step
+            await asyncio.sleep(0.001 * attempt * self._rng.random())
+        raise StoreError(f"client {cid!r}: return-leg state changed {MAX_SWAP_ATTEMPTS} times while learning")
+
+    # -- what the metrics read ------------------------------------------------------------------
+    def capped(self) -> int:
+        return self._classes.capped()
+
+    def known_clients(self) -> int:
+        return len(self._held)
+
+
+async def prefetch_leg(book: object, client_id: str) -> None:
+    """Before a decision: load the client's partitioned return-leg state (other books: nothing)."""
+    if client_id and type(book) is PartitionedLegBook:
+        await book.prefetch(client_id)
+
+
+def forwards_legs(book: object) -> bool:
+    """Whether reports carry their leg on to the Profiler's stream (replicated books read it;
+    partitioned ones learn in the store themselves)."""
+    return type(book) is not PartitionedLegBook
+
+
+def open_partitioned_book(store_url: str, store_options: dict, settings: ReturnLegSettings, *,
+                          ttl_s: float = DEFAULT_TTL_S, cache_ttl_s: float = 2.0) -> PartitionedLegBook:
+    """A started PartitionedLegBook on the Redis at `store_url` (the profile store's, its namespace
+    and credentials)."""
+    if not store_url.lower().startswith(("redis://", "rediss://")):
+        raise ValueError(f"return-leg sharing 'partitioned' needs a Redis store URL, got {store_url.split('://')[0]!r}")
+    store = RedisClientLegStore.from_url(store_url, namespace=store_options.get("namespace", "modipick"),
+                                         ttl_s=ttl_s, password=store_options.get("password"),
+                                         username=store_options.get("username"))
+    book = PartitionedLegBook(store, settings, cache_ttl_s=cache_ttl_s)
+    book.start()
+    return book
+
+
+def watch_client_legs(registry, book: PartitionedLegBook) -> None:
+    """`modipick_client_return_legs_total{event=...}`: reads, cache hits, writes, races and failures."""
+    from prometheus_client.core import CounterMetricFamily
+
+    class _Collector:
+        def collect(self):
+            family = CounterMetricFamily("modipick_client_return_legs", "Per-client return-leg state in the store",
+                                         labels=["event"])
+            for event, value in (("load", book.loads), ("load_failure", book.load_failures),
+                                 ("cache_hit", book.cache_hits), ("write", book.writes),
+                                 ("write_race", book.write_races), ("write_failure", book.write_failures),
+                                 ("dropped", book.dropped), ("undecodable", book.undecodable)):
+                family.add_metric([event], value)
+            yield family
+
+        def describe(self):
+            return []
+
+    registry.register(_Collector())

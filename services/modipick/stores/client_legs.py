@@ -1,0 +1,94 @@
+"""Per-client return-leg state in Redis: one key per client, with a TTL, read by the replica that
+decides for the client and swapped by the replica that learns its report.
+
+Key: `<ns>:{client:<id>}:leg`, a string holding the client's state (modipick.core.returnleg_state,
+<= 1 KB). The braces are a Redis Cluster hash tag: every key of one client sits in one slot, so
+the swap script, which touches one key, runs on one node. Idle clients expire (`ttl_s`, renewed by
+every write).
+
+A write is a compare-and-swap on the state's generation (bytes [2, 6) of the state, see
+GENERATION_OFFSET): the writer read the state (or holds it from the decision), learned one or more
+legs into it, and swaps it in only if nobody wrote in between; else the script answers with the
+state now stored, and the writer learns its legs into that and tries again. Two replicas learning
+one client's reports at once lose nothing, and a write costs one command when it does not race.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import redis.asyncio as aioredis
+import redis.exceptions as rex
+
+from modipick.core.returnleg_state import GENERATION_BYTES, GENERATION_OFFSET
+from modipick.stores.errors import StoreError, StoreUnavailable
+
+DEFAULT_TTL_S = 6 * 3600.0
+
+# KEYS: the client's state. ARGV: the generation bytes expected ('' : no state yet), the new state,
+# the TTL in ms. Returns 1 when swapped, else the state stored now (false: none).
+SWAP_STATE = f"""
+local cur = redis.call('GET', KEYS[1])
+local seen = ''
+if cur then seen = string.sub(cur, {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + GENERATION_BYTES}) end
+if seen ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class ClientLegStore(Protocol):
+    async def load(self, client_id: str) -> bytes | None: ...
+
+    async def swap(self, client_id: str, expected: bytes | None, state: bytes) -> tuple[bool, bytes | None]:
+        """(True, None): stored. (False, current): someone wrote first; `current` is what is stored now."""
+        ...
+
+
+def generation_bytes(state: bytes | None) -> bytes:
+    return b"" if state is None else state[GENERATION_OFFSET:GENERATION_OFFSET + GENERATION_BYTES]
+
+
+class RedisClientLegStore:
+    def __init__(self, client: aioredis.Redis, *, namespace: str = "modipick", ttl_s: float = DEFAULT_TTL_S) -> None:
+        if not ttl_s > 0:
+            raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
+        self._client = client
+        # braces out: a hash-tagged namespace ("{modipick}") would put every client in one slot
+        self.namespace = namespace.replace("{", "").replace("}", "")
+        self.ttl_ms = int(ttl_s * 1000)
+        self._swap = client.register_script(SWAP_STATE)  # EVALSHA; reloaded if the server forgot it
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "modipick", ttl_s: float = DEFAULT_TTL_S,
+                 timeout_s: float = 1.0, password: str | None = None,
+                 username: str | None = None) -> "RedisClientLegStore":
+        client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                         password=password, username=username)
+        return cls(client, namespace=namespace, ttl_s=ttl_s)
+
+    def key(self, client_id: str) -> str:
+        return f"{self.namespace}:{{client:{client_id}}}:leg"
+
+    async def load(self, client_id: str) -> bytes | None:
+        try:
+            return await self._client.get(self.key(client_id))
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as error:
+            raise StoreUnavailable(f"Redis unavailable reading a client's return legs: {error}") from error
+        except rex.RedisError as error:
+            raise StoreError(f"Redis failed reading a client's return legs: {error}") from error
+
+    async def swap(self, client_id: str, expected: bytes | None, state: bytes) -> tuple[bool, bytes | None]:
+        try:
+            answer = await self._swap(keys=[self.key(client_id)],
+                                      args=[generation_bytes(expected), state, self.ttl_ms])
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as error:
+            raise StoreUnavailable(f"Redis unavailable writing a client's return legs: {error}") from error
+        except rex.RedisError as error:
+            raise StoreError(f"Redis failed writing a client's return legs: {error}") from error
+        if answer == 1:
+            return True, None
+        return False, answer or None
+
+    async def close(self) -> None:
+        await self._client.aclose()

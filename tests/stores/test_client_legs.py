@@ -1,0 +1,125 @@
+"""Per-client return-leg state in a real Redis: one hash-tagged key per client with a TTL, and
+replicas learning one client's reports at once lose none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import redis
+from redis.crc import key_slot
+
+from modipick.core.returnleg_state import from_state
+from modipick.core.returnleg import ReturnLegModel
+from modipick.selector.client_legs import PartitionedLegBook, _Report
+from modipick.selector.returnlegs import ReturnLegSettings
+from modipick.stores.client_legs import RedisClientLegStore
+
+
+def test_state_key_is_hash_tagged_and_expires(redis_url):
+    async def scenario():
+        store = RedisClientLegStore.from_url(redis_url, namespace="t", ttl_s=60.0)
+        book = PartitionedLegBook(store)
+        await book.learn(_Report("lte/phone-1", 50.0, 70.0, None))
+        await store.close()
+
+    asyncio.run(scenario())
+    sync = redis.Redis.from_url(redis_url)
+    keys = [k.decode() for k in sync.keys("t:*")]
+    assert keys == ["t:{client:lte/phone-1}:leg"]
+    assert 55_000 < sync.pttl(keys[0]) <= 60_000
+    # the Cluster slot is the hash tag's: every key of the client would sit on one node
+    assert key_slot(keys[0].encode()) == key_slot(b"client:lte/phone-1") == key_slot(b"x{client:lte/phone-1}y")
+    assert len(sync.get(keys[0])) <= 1024
+    # a namespace hash-tagged for the profile keys' slot does not pull every client into that slot
+    assert RedisClientLegStore(sync, namespace="{t}").key("c") == "t:{client:c}:leg"
+    sync.close()
+
+
+def test_two_replicas_learning_one_client_at_once_lose_nothing(redis_url):
+    reports_each = 60
+
+    async def scenario():
+        stores = [RedisClientLegStore.from_url(redis_url, namespace="t") for _ in range(2)]
+        books = [PartitionedLegBook(s, ReturnLegSettings(), cache_ttl_s=60.0) for s in stores]
+        rng = random.Random(4)
+        for book in books:  # both hold the (empty) state: every write races the other replica's
+            await book.prefetch("c-1")
+
+        async def replica(book: PartitionedLegBook) -> None:
+            for _ in range(reports_each):
+                await book.learn(_Report("c-1", rng.uniform(20, 80), rng.uniform(20, 80), None))
+
+        await asyncio.gather(*(replica(b) for b in books))
+        state = await stores[0].load("c-1")
+        for s in stores:
+            await s.close()
+        return state, sum(b.write_races for b in books), sum(b.writes for b in books)
+
+    state, races, writes = asyncio.run(scenario())
+    model = from_state(state, ReturnLegModel)
+    assert model.samples == 2 * reports_each  # every report learned once
+    assert writes == 2 * reports_each and races > 0  # the writes did race, and were retried
+
+
+def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):
+    async def scenario():
+        a = PartitionedLegBook(RedisClientLegStore.from_url(redis_url, namespace="t"))
+        b = PartitionedLegBook(RedisClientLegStore.from_url(redis_url, namespace="t"))
+        for i in range(25):
+            await a.learn(_Report("wifi/c-2", 40.0 + i, 60.0 + (i % 5), None))
+        before = b.estimate("wifi/c-2", 50.0).source
+        await b.prefetch("wifi/c-2")
+        after = b.estimate("wifi/c-2", 50.0)
+        for book in (a, b):
+            await book._store.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before == "prior"
+    assert after.source == "client" and 60.0 <= after.estimate.quantile(0.5) <= 64.0
+
+
+def test_redis_away_costs_learning_never_a_decision(own_redis):
+    """Redis killed: decisions answer from the class model or the prior (reads counted as failed),
+    reports are dropped and counted; Redis back (empty), the replica stores the model it holds."""
+    async def scenario():
+        book = PartitionedLegBook(RedisClientLegStore.from_url(own_redis.url, namespace="t", timeout_s=0.5))
+        book.start()
+        for i in range(3):
+            book.observe("lte/c-3", 40.0, 60.0 + i, None, "client")
+        await book.drain()
+        written = book.writes
+        own_redis.stop()
+        await book.prefetch("lte/c-3")
+        away = book.estimate("lte/c-3", 40.0)
+        book.observe("lte/c-3", 40.0, 61.0, None, "client")
+        await book.drain()
+        failures = (book.load_failures, book.write_failures)
+        own_redis.start()
+        book.observe("lte/c-3", 40.0, 62.0, None, "client")
+        await book.drain()
+        state = await book._store.load("lte/c-3")
+        await book.stop()
+        return written, away, failures, state
+
+    written, away, failures, state = asyncio.run(scenario())
+    assert written == 3
+    assert away.source == "prior" and away.estimate.quantile(0.5) == 40.0  # mirror: R = upload
+    assert failures == (1, 1)
+    # Redis came back empty: the replica stores the model it holds (the leg whose write failed included)
+    assert from_state(state, ReturnLegModel).samples == 5
+
+
+def test_partitioned_sharing_flags(capsys):
+    import pytest
+
+    from modipick.selector.__main__ import parse_settings
+
+    settings = parse_settings(["--return-leg-sharing", "partitioned", "--client-leg-ttl-s", "600",
+                               "--client-leg-cache-s", "0.5"], environ={})[0]
+    assert (settings.return_legs.sharing, settings.client_leg_ttl_s, settings.client_leg_cache_s) == (
+        "partitioned", 600.0, 0.5)
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(["--return-leg-sharing", "partitioned", "--redis-url", "memory"], environ={})
+    assert exit_.value.code == 2 and "needs a Redis store" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`modipick zoo build --pool digits|imagenet-arch [--out DIR]`: build a pool (cached) and print
+"""`modipick zoo build --pool digits|imagenet-arch|imagenet-sizes [--out DIR]`: build a pool (cached) and print
 where it is; `modipick zoo show [DIR]` prints a pool's manifest as a table."""
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--config-base-path", default=None,
                        help="prefix for base_path in models.config, e.g. /models inside the tensorflow/serving "
                             "container (default: the absolute --out path)")
+    build.add_argument("--tflite", action="store_true",
+                       help="also export each model as a quantized .tflite under <out>/tflite/ (the on-device runner's)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     show = sub.add_parser("show", help="print a pool's manifest")
     show.add_argument("base", type=Path, nargs="?", default=None)
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     request = BuildRequest(
         pool=args.pool, out=args.out or default_out(args.pool),
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()), seed=args.seed,
-        input_size=args.input_size, force=args.force, config_base_path=args.config_base_path)
+        input_size=args.input_size, force=args.force, config_base_path=args.config_base_path,
+        tflite=args.tflite)
     try:
         manifest = build_pool(request)
     except (BuildError, ManifestError) as exc:

@@ -37,7 +37,7 @@ def add_parser(sub: Any, common: Any) -> None:
                    help="one-way latency independent of the payload; also the reply leg (20)")
     p.add_argument("--device", default=DEFAULT_DEVICE,
                    help=f"ACCURACY:T_D_MS of the on-device model, or 'none' ({DEFAULT_DEVICE})")
-    p.add_argument("--window", type=int, default=1, help="measured uploads the bandwidth estimate keeps (1)")
+    p.add_argument("--window", type=int, default=4, help="measured uploads the bandwidth estimate keeps (4)")
     p.add_argument("--default-size", type=int, default=224,
                    help="px sent before a client has measured its bandwidth; 0 = the 330 KB original (224)")
     p.add_argument("--figures-dir", type=Path, help="write uploads_*.png here instead of --out")

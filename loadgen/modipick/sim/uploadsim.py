@@ -113,7 +113,7 @@ class UploadConfig:
     base_ms: float = 20.0          # size-independent one-way latency; also the reply leg
     policy: str = "risk_aware"
     device: DeviceFallback = DeviceFallback(49.8, 150.0)
-    window: int = 1                # measured uploads the bandwidth estimate remembers
+    window: int = 4                # measured uploads the bandwidth estimate remembers
     default_size: int = ORIGINAL
 
 

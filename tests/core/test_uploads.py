@@ -114,3 +114,18 @@ def test_the_choice_is_never_worse_than_any_fixed_variant(rate, sla, ret, policy
     assert 0.0 <= choice.expected_accuracy <= 82.6 + 1e-9
     if dev_ms <= sla:
         assert choice.expected_accuracy >= dev_acc - 1e-9
+
+
+def test_older_uploads_can_weigh_less():
+    bw = BandwidthEstimate(decay=0.5)
+    for ms in (100.0, 10.0):  # an old slow upload, then a fast one
+        bw = bw.observe(10_000, ms)
+    assert bw.weights() == pytest.approx((1 / 3, 2 / 3))
+    assert BandwidthEstimate(rates=(1.0, 2.0, 3.0)).weights() == pytest.approx((1 / 3,) * 3)
+    v = menu().variant(224)
+    recent = variant_value(v, bw.upload_ms(v.payload_bytes), 150.0, risk_aware(), return_ms=20.0,
+                           weights=bw.weights())
+    alike = variant_value(v, bw.upload_ms(v.payload_bytes), 150.0, risk_aware(), return_ms=20.0)
+    assert recent > alike  # the fast, recent upload counts more
+    with pytest.raises(ValueError, match="decay"):
+        BandwidthEstimate(decay=0.0)

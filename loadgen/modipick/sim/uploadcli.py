@@ -38,6 +38,8 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--device", default=DEFAULT_DEVICE,
                    help=f"ACCURACY:T_D_MS of the on-device model, or 'none' ({DEFAULT_DEVICE})")
     p.add_argument("--window", type=int, default=4, help="measured uploads the bandwidth estimate keeps (4)")
+    p.add_argument("--decay", type=float, default=1.0,
+                   help="weight of an older remembered upload relative to the next newer one, (0, 1] (1)")
     p.add_argument("--default-size", type=int, default=224,
                    help="px sent before a client has measured its bandwidth; 0 = the 330 KB original (224)")
     p.add_argument("--figures-dir", type=Path, help="write uploads_*.png here instead of --out")
@@ -80,6 +82,8 @@ def cmd_uploads(args: argparse.Namespace) -> int:
             raise SimInputError(f"{flag} {value!r}: must be a number >= 0")
     if args.window < 1:
         raise SimInputError(f"--window {args.window}: must be >= 1")
+    if not 0 < args.decay <= 1:
+        raise SimInputError(f"--decay {args.decay}: must be in (0, 1]")
     if not 1 <= args.quality <= 95:
         raise SimInputError(f"--quality {args.quality}: must be in 1..95")
     sizes = _sizes(args.sizes)
@@ -100,7 +104,7 @@ def cmd_uploads(args: argparse.Namespace) -> int:
     started = time.monotonic()
     for ts in sets:
         cfg = UploadConfig(parse_sla(args.sla), args.requests, seeds[0], args.interval_ms, args.base_ms, args.policy,
-                           _device(args.device), args.window, args.default_size)
+                           _device(args.device), args.window, args.default_size, args.decay)
         rows.extend(simulate(ts, ladder, models, cfg))
         if not args.quiet:
             print(f"modipick sim uploads: {ts.name} ({len(ts.files)} traces) done at "

@@ -115,6 +115,7 @@ class UploadConfig:
     device: DeviceFallback = DeviceFallback(49.8, 150.0)
     window: int = 4                # measured uploads the bandwidth estimate remembers
     default_size: int = ORIGINAL
+    decay: float = 1.0             # weight of an older upload relative to the next newer one
 
 
 @dataclass
@@ -197,11 +198,12 @@ def _adaptive_sizes(draws: Draws, menu: UploadMenu, ladder: Sequence[Payload], c
     policy = make_policy(cfg.policy)
     column = {p.input_size: s for s, p in enumerate(ladder)}
     sizes = np.empty(len(draws.upload_ms), dtype=int)
-    estimate = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms)
+    estimate = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms, decay=cfg.decay)
     last_client = -1
     for r in range(len(draws.upload_ms)):
         if draws.client[r] != last_client:
-            estimate, last_client = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms), draws.client[r]
+            estimate = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms, decay=cfg.decay)
+            last_client = draws.client[r]
         v = choose_upload(menu, estimate, sla, policy, return_ms=cfg.base_ms, device=cfg.device).variant
         sizes[r] = v.input_size
         estimate = estimate.observe(v.payload_bytes, float(draws.upload_ms[r, column[v.input_size]]))

@@ -94,12 +94,15 @@ class BandwidthEstimate:
     rates: tuple[float, ...] = ()
     window: int = DEFAULT_WINDOW
     base_ms: float = 0.0
+    decay: float = 1.0  # weight of each older rate relative to the next newer one (1: all alike)
 
     def __post_init__(self) -> None:
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window!r}")
         if not (math.isfinite(self.base_ms) and self.base_ms >= 0):
             raise ValueError(f"base latency must be >= 0 ms, got {self.base_ms!r}")
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay!r}")
 
     @property
     def known(self) -> bool:
@@ -111,12 +114,18 @@ class BandwidthEstimate:
         if payload_bytes <= 0 or not math.isfinite(transfer):
             return self
         rate = payload_bytes / max(transfer, 0.1)  # an upload faster than 0.1 ms is a measurement floor
-        return BandwidthEstimate((*self.rates, rate)[-self.window:], self.window, self.base_ms)
+        return BandwidthEstimate((*self.rates, rate)[-self.window:], self.window, self.base_ms, self.decay)
 
     def upload_ms(self, payload_bytes: int) -> tuple[float, ...]:
         """The upload times of `payload_bytes` the remembered rates imply (empty when unknown)."""
         base = self.base_ms
         return tuple(base + payload_bytes / r for r in self.rates)
+
+    def weights(self) -> tuple[float, ...]:
+        """Weight of each remembered rate (oldest first), summing to 1."""
+        raw = [self.decay ** (len(self.rates) - 1 - i) for i in range(len(self.rates))]
+        total = sum(raw)
+        return tuple(w / total for w in raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,18 +171,21 @@ def decision_value(decision: Decision, budget: Budget, sla_ms: float, device_val
 
 def variant_value(variant: UploadVariant, upload_ms: Sequence[float], sla_ms: float, policy: Policy, *,
                   return_ms: float, return_leg: ReturnLegEstimate | None = None,
-                  device: DeviceFallback = NO_DEVICE, rng: random.Random | None = None) -> float:
-    """Mean expected effective accuracy of sending `variant` over the upload times `upload_ms`."""
+                  device: DeviceFallback = NO_DEVICE, rng: random.Random | None = None,
+                  weights: Sequence[float] | None = None) -> float:
+    """Expected effective accuracy of sending `variant` over the upload times `upload_ms` (each
+    with its weight; equal weights by default)."""
     rng = rng or random.Random(0)
     device_value = device.value(sla_ms)
+    weights = weights or [1.0 / len(upload_ms)] * len(upload_ms)
     total = 0.0
-    for u in upload_ms:
+    for u, w in zip(upload_ms, weights):
         if u >= sla_ms:
-            total += device_value
+            total += w * device_value
             continue
         budget = Budget(sla_ms, u, return_estimate_ms=return_ms, return_leg=return_leg)
-        total += decision_value(policy.choose(variant.models, budget, rng), budget, sla_ms, device_value)
-    return total / len(upload_ms)
+        total += w * decision_value(policy.choose(variant.models, budget, rng), budget, sla_ms, device_value)
+    return total
 
 
 def choose_upload(menu: UploadMenu, bandwidth: BandwidthEstimate | None, sla_ms: float, policy: Policy, *,
@@ -190,9 +202,10 @@ def choose_upload(menu: UploadMenu, bandwidth: BandwidthEstimate | None, sla_ms:
     best: UploadVariant | None = None
     best_value = -1.0
     values = []
+    weights = bandwidth.weights()
     for v in sorted(menu.variants, key=lambda v: (v.payload_bytes, v.input_size)):
         value = variant_value(v, bandwidth.upload_ms(v.payload_bytes), sla_ms, policy, return_ms=return_ms,
-                              return_leg=return_leg, device=device, rng=random.Random(seed))
+                              return_leg=return_leg, device=device, rng=random.Random(seed), weights=weights)
         values.append((v.input_size, value))
         if value > best_value + 1e-9:
             best, best_value = v, value

@@ -121,11 +121,12 @@ def test_older_uploads_can_weigh_less():
     for ms in (100.0, 10.0):  # an old slow upload, then a fast one
         bw = bw.observe(10_000, ms)
     assert bw.weights() == pytest.approx((1 / 3, 2 / 3))
-    assert BandwidthEstimate(rates=(1.0, 2.0, 3.0)).weights() == pytest.approx((1 / 3,) * 3)
+    assert BandwidthEstimate(rates=(1.0, 2.0, 3.0), decay=1.0).weights() == pytest.approx((1 / 3,) * 3)
+    assert BandwidthEstimate(rates=(1.0, 2.0, 3.0)).weights() == pytest.approx((1 / 7, 2 / 7, 4 / 7))
     v = menu().variant(224)
     recent = variant_value(v, bw.upload_ms(v.payload_bytes), 150.0, risk_aware(), return_ms=20.0,
                            weights=bw.weights())
-    alike = variant_value(v, bw.upload_ms(v.payload_bytes), 150.0, risk_aware(), return_ms=20.0)
+    alike = variant_value(v, bw.upload_ms(v.payload_bytes), 150.0, risk_aware(), return_ms=20.0)  # equal weights
     assert recent > alike  # the fast, recent upload counts more
     with pytest.raises(ValueError, match="decay"):
         BandwidthEstimate(decay=0.0)

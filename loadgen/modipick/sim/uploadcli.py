@@ -38,8 +38,8 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--device", default=DEFAULT_DEVICE,
                    help=f"ACCURACY:T_D_MS of the on-device model, or 'none' ({DEFAULT_DEVICE})")
     p.add_argument("--window", type=int, default=4, help="measured uploads the bandwidth estimate keeps (4)")
-    p.add_argument("--decay", type=float, default=1.0,
-                   help="weight of an older remembered upload relative to the next newer one, (0, 1] (1)")
+    p.add_argument("--decay", type=float, default=0.5,
+                   help="weight of an older remembered upload relative to the next newer one, (0, 1] (0.5)")
     p.add_argument("--default-size", type=int, default=224,
                    help="px sent before a client has measured its bandwidth; 0 = the 330 KB original (224)")
     p.add_argument("--figures-dir", type=Path, help="write uploads_*.png here instead of --out")

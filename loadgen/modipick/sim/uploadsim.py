@@ -8,7 +8,8 @@ execution time drawn N(mean, std) clipped at 0. Every policy sees the same draws
   fixed_<px>   always that JPEG size; the Selector's policy picks among the models it feeds
   paper_330KB  the paper's 330 KB original (every model can run on it)
   best_fixed   the fixed JPEG size that did best at this SLA, in hindsight
-  adaptive     the SDK's per-request choice (modipick.core.uploads) from the last measured uploads
+  adaptive     the SDK's per-request choice (modipick.core.uploads) from the last 4 measured uploads,
+               each older one weighing half as much
   oracle       hindsight over (size, model): the most accurate model any size could have met the SLA with
 
 Effective accuracy counts a request the server did not answer in time at the on-device model's
@@ -115,7 +116,7 @@ class UploadConfig:
     device: DeviceFallback = DeviceFallback(49.8, 150.0)
     window: int = 4                # measured uploads the bandwidth estimate remembers
     default_size: int = ORIGINAL
-    decay: float = 1.0             # weight of an older upload relative to the next newer one
+    decay: float = 0.5             # weight of an older upload relative to the next newer one
 
 
 @dataclass

@@ -12,7 +12,8 @@ took u ms, and scores that decision:
 where A_device is the accuracy of the app's own model when it answers within the SLA (the SDK
 starts it at the latest at SLA - T_D, so it does whenever T_D <= SLA), else 0. The upload time
 u is uncertain: the estimate keeps the last few measured bandwidths (bytes over measured upload
-time) and the value is averaged over the upload times they imply. Without any measurement the
+time) and the value is averaged over the upload times they imply, each older one weighing half
+as much as the next. Without any measurement the
 chooser sends the menu's default size. Ties go to the smaller payload.
 
 Pure: no I/O, no clocks; the SDK, the simulator and (where it restricts candidates by input size)
@@ -34,6 +35,7 @@ from modipick.core.returnleg import ReturnLegEstimate
 
 _SQRT3 = math.sqrt(3.0)
 DEFAULT_WINDOW = 4
+DEFAULT_DECAY = 0.5  # the last upload counts as much as the three before it together, nearly
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class BandwidthEstimate:
     rates: tuple[float, ...] = ()
     window: int = DEFAULT_WINDOW
     base_ms: float = 0.0
-    decay: float = 1.0  # weight of each older rate relative to the next newer one (1: all alike)
+    decay: float = DEFAULT_DECAY  # weight of each older rate relative to the next newer one (1: all alike)
 
     def __post_init__(self) -> None:
         if self.window < 1:

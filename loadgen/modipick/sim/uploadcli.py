@@ -109,7 +109,8 @@ def cmd_uploads(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"modipick sim uploads: {ts.name} ({len(ts.files)} traces) done at "
                   f"{time.monotonic() - started:.1f}s", file=sys.stderr)
-    written = [report.write_csv(rows, args.out / "uploads.csv"), report.write_payloads(ladder, args.out / "payloads.csv")]
+    written = [report.write_csv(rows, args.out / "uploads.csv"),
+               report.write_payloads(ladder, args.out / "payloads.csv")]
     checks = report.evaluate(rows)
     server = report.evaluate(rows, "effective_server_pct")
     md = (report.table_markdown(rows) + "\n" + report.targets_markdown(checks, "Targets, device answers counted")

@@ -74,14 +74,15 @@ def write_payloads(ladder: Sequence[Payload], path: Path) -> Path:
     return path
 
 
-def table_markdown(rows: Sequence[UploadRow], policies: Sequence[str] = ("paper_330KB", "best_fixed", "adaptive",
-                                                                         "oracle")) -> str:
+def table_markdown(rows: Sequence[UploadRow],
+                   policies: Sequence[str] = ("paper_330KB", "best_fixed", "adaptive", "oracle")) -> str:
     lines = ["| trace set | SLA ms | policy | attainment % | effective % (device counted) | effective % (miss = 0) "
              "| answered % | mean KB | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.policy in policies:
-            lines.append(f"| {r.trace_set} | {r.sla_ms:g} | {r.policy} | {r.attainment_pct:.1f} | {r.effective_pct:.2f} "
-                         f"| {r.effective_server_pct:.2f} | {r.answered_pct:.1f} | {r.mean_payload_kb:.1f} | {r.note} |")
+            lines.append(f"| {r.trace_set} | {r.sla_ms:g} | {r.policy} | {r.attainment_pct:.1f} "
+                         f"| {r.effective_pct:.2f} | {r.effective_server_pct:.2f} | {r.answered_pct:.1f} "
+                         f"| {r.mean_payload_kb:.1f} | {r.note} |")
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +92,8 @@ def targets_markdown(checks: Sequence[Check], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-_STYLES = {"paper_330KB": ("tab:red", ":", "paper's 330 KB upload"), "best_fixed": ("tab:orange", "-", "best fixed size (hindsight)"),
+_STYLES = {"paper_330KB": ("tab:red", ":", "paper's 330 KB upload"),
+           "best_fixed": ("tab:orange", "-", "best fixed size (hindsight)"),
            "fixed_224": ("tab:gray", "-.", "fixed 224 px JPEG"), "adaptive": ("tab:green", "-", "adaptive (SDK)"),
            "oracle": ("black", "--", "oracle over size x model")}
 

@@ -63,7 +63,8 @@ def load_sized_models(value: str) -> tuple[SizedModel, ...]:
         size = number(path, line, row, "input_size")
         if not size.is_integer() or size < 1:
             raise SimInputError(f"{path}: line {line}: input_size must be a whole number of px >= 1")
-        out.append(SizedModel(Candidate(row["model"].strip(), 1, number(path, line, row, "top1_accuracy_pct", upper=100),
+        accuracy = number(path, line, row, "top1_accuracy_pct", upper=100)
+        out.append(SizedModel(Candidate(row["model"].strip(), 1, accuracy,
                                         number(path, line, row, "mean_ms"), number(path, line, row, "std_ms")),
                               int(size)))
     if not out:

@@ -51,7 +51,8 @@ class UploadVariant:
         if self.input_size < 0:
             raise ValueError(f"input size must be >= 0 px, got {self.input_size!r}")
         if self.payload_bytes <= 0:
-            raise ValueError(f"payload of the {self.input_size} px variant must be > 0 bytes, got {self.payload_bytes!r}")
+            raise ValueError(f"payload of the {self.input_size} px variant must be > 0 bytes, "
+                             f"got {self.payload_bytes!r}")
         if not self.models:
             raise ValueError(f"the {self.input_size} px variant has no model to run")
 

@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="prefix for base_path in models.config, e.g. /models inside the tensorflow/serving "
                             "container (default: the absolute --out path)")
     build.add_argument("--tflite", action="store_true",
-                       help="also export each model as a quantized .tflite under <out>/tflite/ (the on-device runner's)")
+                       help="also export each model as a quantized .tflite under <out>/tflite/ "
+                            "(the on-device runner's)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     show = sub.add_parser("show", help="print a pool's manifest")
     show.add_argument("base", type=Path, nargs="?", default=None)

@@ -71,9 +71,9 @@ def _show(base: Path) -> int:
         print(f"modipick zoo: {exc}", file=sys.stderr)
         return 2
     print(f"pool {manifest.pool} at {base}")
-    print(f"{'model':<22}{'version':>8}{'accuracy %':>12}  {'source':<9}{'input':<20}{'params':>12}")
+    print(f"{'model':<22}{'version':>8}{'accuracy %':>12}  {'source':<9}{'input':<20}{'params':>12}  basis")
     for m in manifest.models:
         shape = "x".join(str(d) for d in m.input_shape[1:])
         print(f"{m.name:<22}{m.version:>8}{m.declared_accuracy:>12.1f}  {m.accuracy_source:<9}"
-              f"{m.input_name + ' ' + shape:<20}{m.params:>12,}")
+              f"{m.input_name + ' ' + shape:<20}{m.params:>12,}  {m.accuracy_basis or '-'}")
     return 0

@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml setup.py
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.10+ (apt-get install python3 python3-venv)"; exit 2; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[executor,sim,dev]'
+	$(PY) -m pip install -q -e '.[executor,sim,device,dev]'
 	@touch $@
 
 BUF := $(VENV)/buf/node_modules/.bin/buf

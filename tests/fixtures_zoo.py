@@ -33,7 +33,7 @@ def build_cached(pool: str, out: Path, *extra: str) -> Path:
     if "--models" in extra:
         models = tuple(extra[extra.index("--models") + 1].split(","))
     input_size = int(extra[extra.index("--input-size") + 1]) if "--input-size" in extra else None
-    if is_current(BuildRequest(pool=pool, out=out, models=models, input_size=input_size)):
+    if is_current(BuildRequest(pool=pool, out=out, models=models, input_size=input_size, tflite="--tflite" in extra)):
         return out
     command = [sys.executable, "-c", "import sys; from modipick.zoo.cli import main; sys.exit(main(sys.argv[1:]))",
                "build", "--pool", pool, "--out", str(out), *extra]

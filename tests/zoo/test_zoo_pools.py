@@ -137,6 +137,25 @@ def test_table2_mapping_covers_every_architecture():
     assert [s.input_size for s in ARCH_SPECS if s.name == "nasnet-large"] == [331]
 
 
+def test_every_model_declares_the_published_accuracy_for_its_input_size():
+    from modipick.zoo.imagenet import SIZED_SPECS, spec_by_name
+
+    v1 = spec_by_name("mobilenet-100")  # the paper's pool: Table 2 at 224 px, the slim table at 128 px
+    assert v1.accuracy_at(224)[0] == 71.0 and v1.accuracy_at(128) == (65.2, "TF-slim mobilenet_v1.md, 128 px")
+    assert spec_by_name("inception-v3").accuracy_at(128)[1].endswith("(none published at 128 px: a bound)")
+    sized = {s.name: s for s in SIZED_SPECS}
+    assert len(sized) == 38 and sized["mobilenet-v2-035-096"].declared_accuracy == 45.5
+    assert sized["mobilenet-v1-025-128"].input_size == 128 and sized["mobilenet-v1-025-128"].declared_accuracy == 41.5
+    assert all(s.accuracy_at(s.input_size)[1].endswith(f"{s.input_size} px") for s in SIZED_SPECS)
+
+
+def test_sized_pool_takes_no_input_size_override(tmp_path):
+    from modipick.zoo.builder import BuildError, BuildRequest, build_pool
+
+    with pytest.raises(BuildError, match="own input size"):
+        build_pool(BuildRequest(pool="imagenet-sizes", out=tmp_path, input_size=128))
+
+
 @pytest.fixture(scope="module")
 def mini_imagenet_pool() -> Path:
     return build_cached("imagenet-arch", zoo_cache_root() / "imagenet-arch-mini",
@@ -147,8 +166,10 @@ def test_imagenet_arch_pool_declares_the_papers_accuracy(mini_imagenet_pool):
     manifest = read_manifest(mini_imagenet_pool)
     assert manifest.pool == "imagenet-arch"
     (entry,) = manifest.models
+    # no top-1 is published for MobileNetV1 0.25 at 64 px: the 128 px figure, said to be a bound
     assert (entry.name, entry.version, entry.declared_accuracy, entry.accuracy_source) == (
-        "mobilenet-025", 1, 49.7, "declared")
+        "mobilenet-025", 1, 41.5, "declared")
+    assert entry.input_size == 64 and "128 px" in entry.accuracy_basis and "bound" in entry.accuracy_basis
     assert entry.measured_accuracy is None
     assert entry.input_shape == (-1, 64, 64, 3)
     assert len(entry.labels) == 1000

@@ -118,6 +118,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     rep.add_argument("--only", help="comma-separated scenario names (default: the report's set)")
     rep.add_argument("--figures-dir", type=Path, help="write the policy_*.png here instead of --out")
     rep.add_argument("--traces-dir", type=Path, default=None, help="folder of the real network traces")
+    from modipick.sim.uploadcli import add_parser as add_uploads
+
+    add_uploads(sub, _common)
     return parser
 
 
@@ -264,7 +267,14 @@ def cmd_policy_report(args: argparse.Namespace) -> int:
     return 0 if all(c.met for c in checks) else 1
 
 
-COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios, "policy-report": cmd_policy_report}
+def cmd_uploads(args: argparse.Namespace) -> int:
+    from modipick.sim.uploadcli import cmd_uploads as run
+
+    return run(args)
+
+
+COMMANDS = {"run": cmd_run, "paper": cmd_paper, "scenarios": cmd_scenarios, "policy-report": cmd_policy_report,
+            "uploads": cmd_uploads}
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -23,6 +24,11 @@ MAHIMAHI_PACKET_BYTES = 1500
 
 
 def transfer_times(path: Path, payload_bytes: int, step_ms: float = 100.0) -> np.ndarray:
+    return transfer_times_many(path, (payload_bytes,), step_ms)[0]
+
+
+def transfer_times_many(path: Path, payloads: Sequence[int], step_ms: float = 100.0) -> list[np.ndarray]:
+    """transfer_times of several payloads from one read of the trace (same start instants)."""
     try:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
@@ -34,10 +40,10 @@ def transfer_times(path: Path, payload_bytes: int, step_ms: float = 100.0) -> np
     values = np.array([[_num(path, i, f) for f in fs[:2]] for i, fs in fields]
                       if len(fields[0][1]) >= 2 else [[_num(path, i, fs[0])] for i, fs in fields])
     if values.shape[1] == 1:
-        return _mahimahi(path, values[:, 0], payload_bytes, step_ms)
+        return [_mahimahi(path, values[:, 0], p, step_ms) for p in payloads]
     seconds, rate = values[:, 0], values[:, 1]
     bytes_per_s = rate if "," in rows[0][1] else rate * 1e6 / 8.0  # sbu: B/s; pensieve: Mbps
-    return _piecewise(path, seconds * 1000.0, bytes_per_s / 1000.0, payload_bytes, step_ms)
+    return [_piecewise(path, seconds * 1000.0, bytes_per_s / 1000.0, p, step_ms) for p in payloads]
 
 
 def _num(path: Path, line: int, text: str) -> float:

@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence, TextIO
 
@@ -20,7 +20,7 @@ from modipick.zoo.layout import SAVED_MODEL_FILE, ServedModel, write_models_conf
 from modipick.zoo.manifest import MODELS_CONFIG_NAME, Manifest, ModelEntry, try_read_manifest, write_manifest
 from modipick.zoo.progress import Progress
 
-POOLS = ("digits", "imagenet-arch")
+POOLS = ("digits", "imagenet-arch", "imagenet-sizes")
 VERSION = 1
 
 
@@ -37,6 +37,7 @@ class BuildRequest:
     input_size: int | None = None      # imagenet-arch only: override every model's input size
     force: bool = False
     config_base_path: str | None = None  # models.config base_path prefix (e.g. /models in a container)
+    tflite: bool = False               # also export every model as a quantized .tflite (on-device runner)
 
 
 def default_out(pool: str, environ: dict[str, str] | None = None) -> Path:
@@ -61,8 +62,12 @@ def expected_keys(request: BuildRequest) -> dict[str, str]:
     if request.pool == "digits":
         specs = [s for s in digits.DIGITS_SPECS if not request.models or s.name in request.models]
         return {s.name: s.key(request.seed) for s in specs}
-    archs = [s for s in imagenet.ARCH_SPECS if not request.models or s.name in request.models]
+    archs = [s for s in _imagenet_specs(request.pool) if not request.models or s.name in request.models]
     return {s.name: s.key(request.input_size or s.input_size) for s in archs}
+
+
+def _imagenet_specs(pool: str) -> tuple[imagenet.ArchSpec, ...]:
+    return imagenet.SIZED_SPECS if pool == "imagenet-sizes" else imagenet.ARCH_SPECS
 
 
 def is_current(request: BuildRequest) -> bool:
@@ -73,7 +78,8 @@ def is_current(request: BuildRequest) -> bool:
         return False
     wanted = expected_keys(request)
     return (sorted(m.name for m in old.models) == sorted(wanted)
-            and all(_reusable(base, old, name, key) is not None for name, key in wanted.items()))
+            and all(_reusable(base, old, name, key) is not None for name, key in wanted.items())
+            and (not request.tflite or all(m.tflite and (base / m.tflite).is_file() for m in old.models)))
 
 
 def _reusable(base: Path, old: Manifest | None, name: str, key: str) -> ModelEntry | None:
@@ -85,7 +91,8 @@ def _reusable(base: Path, old: Manifest | None, name: str, key: str) -> ModelEnt
 def build_pool(request: BuildRequest, *, stream: TextIO | None = None) -> Manifest:
     if request.pool not in POOLS:
         raise BuildError(f"unknown pool {request.pool!r}; choose one of {', '.join(POOLS)}")
-    names = [s.name for s in digits.DIGITS_SPECS] if request.pool == "digits" else list(imagenet.ARCH_NAMES)
+    names = ([s.name for s in digits.DIGITS_SPECS] if request.pool == "digits"
+             else [s.name for s in _imagenet_specs(request.pool)])
     _select(names, request.models, request.pool)  # fail on a bad name before touching the disk
     base = request.out.expanduser().resolve()
     with _locked(base):
@@ -94,6 +101,8 @@ def build_pool(request: BuildRequest, *, stream: TextIO | None = None) -> Manife
             entries, extra = _build_digits(base, request, old, stream)
         else:
             entries, extra = _build_imagenet(base, request, old, stream)
+        if request.tflite:
+            entries = [_with_tflite(base, e, request.force, stream) for e in entries]
         prefix = (request.config_base_path or "").rstrip("/")
         write_models_config(base, [ServedModel(e.name, f"{prefix}/{e.name}" if prefix else str(base / e.name))
                                    for e in entries])
@@ -122,7 +131,7 @@ def _build_digits(base: Path, request: BuildRequest, old: Manifest | None,
         key = spec.key(request.seed)
         reused = None if request.force else _reusable(base, old, spec.name, key)
         if reused is not None:
-            entries.append(reused)
+            entries.append(replace(reused, input_size=digits.INPUT_SHAPE[0]))
             progress.finish(f"{spec.name}: cached ({reused.declared_accuracy:.1f} %)")
             continue
         progress.step(f"{spec.name}: training {spec.epochs} epochs")
@@ -138,7 +147,7 @@ def _build_digits(base: Path, request: BuildRequest, old: Manifest | None,
             name=spec.name, version=VERSION, declared_accuracy=accuracy, measured_accuracy=accuracy,
             accuracy_source="measured", input_shape=(-1, *digits.INPUT_SHAPE), labels=digits.LABELS,
             preprocessing=digits.PREPROCESSING, image_value_max=digits.PIXEL_MAX,
-            params=int(model.count_params()), build_key=key))
+            params=int(model.count_params()), build_key=key, input_size=digits.INPUT_SHAPE[0]))
         progress.finish(f"{spec.name}: {accuracy:.1f} % on {len(split[3])} held-out digits "
                         f"({time.monotonic() - started:.1f} s)")
     progress.close(f"digits pool ready at {base}")
@@ -151,15 +160,19 @@ def _build_imagenet(base: Path, request: BuildRequest, old: Manifest | None,
                     stream: TextIO | None) -> tuple[list[ModelEntry], dict]:
     if request.input_size is not None and request.input_size < 32:
         raise BuildError(f"--input-size {request.input_size}: keras.applications need at least 32")
-    chosen = [imagenet.spec_by_name(n) for n in _select(imagenet.ARCH_NAMES, request.models, "imagenet-arch")]
+    if request.input_size is not None and request.pool == "imagenet-sizes":
+        raise BuildError("--input-size: every model of imagenet-sizes has its own input size")
+    specs = _imagenet_specs(request.pool)
+    chosen = [imagenet.spec_by_name(n) for n in _select([s.name for s in specs], request.models, request.pool)]
     progress = Progress(len(chosen), stream=stream)
     entries = []
     for spec in chosen:
         size = request.input_size or spec.input_size
         key = spec.key(size)
+        accuracy, basis = spec.accuracy_at(size)
         reused = None if request.force else _reusable(base, old, spec.name, key)
-        if reused is not None:
-            entries.append(reused)
+        if reused is not None:  # the declared accuracy follows the published tables, not the cache
+            entries.append(replace(reused, declared_accuracy=accuracy, accuracy_basis=basis, input_size=size))
             progress.finish(f"{spec.name}: cached")
             continue
         progress.step(f"{spec.name}: building {spec.application} at {size}x{size} (random weights)")
@@ -170,13 +183,24 @@ def _build_imagenet(base: Path, request: BuildRequest, old: Manifest | None,
         export_saved_model(model, base / spec.name / str(VERSION), (size, size, 3),
                            preprocess=imagenet.preprocess_fn(spec))
         entries.append(ModelEntry(
-            name=spec.name, version=VERSION, declared_accuracy=spec.declared_accuracy, accuracy_source="declared",
+            name=spec.name, version=VERSION, declared_accuracy=accuracy, accuracy_source="declared",
             input_shape=(-1, size, size, 3), labels=imagenet.LABELS,
             preprocessing=imagenet.PREPROCESSING_TEXT[spec.preprocessing], image_value_max=255.0,
-            params=int(model.count_params()), build_key=key))
+            params=int(model.count_params()), build_key=key, input_size=size, accuracy_basis=basis))
         progress.finish(f"{spec.name}: {model.count_params() / 1e6:.1f} M parameters, declared "
-                        f"{spec.declared_accuracy:.1f} % (paper Table 2: {spec.paper_name}) "
-                        f"({time.monotonic() - started:.1f} s)")
-    progress.close(f"imagenet-arch pool ready at {base}")
+                        f"{accuracy:.1f} % ({basis}) ({time.monotonic() - started:.1f} s)")
+    progress.close(f"{request.pool} pool ready at {base}")
     return entries, {"weights": "random (keras.applications weights=None)",
-                     "declared_accuracy_source": "ModiPick paper, Table 2 (top-1 %)"}
+                     "declared_accuracy_source": "top-1 % for the input size built: the ModiPick paper's Table 2 "
+                                                 "at native sizes, TF-slim's MobileNet tables per input size"}
+
+
+def _with_tflite(base: Path, entry: ModelEntry, force: bool, stream: TextIO | None) -> ModelEntry:
+    from modipick.zoo.tflite import export_tflite, tflite_path
+
+    out = tflite_path(base, entry.name)
+    if force or not (entry.tflite and out.is_file()):
+        if stream is not None:
+            print(f"{entry.name}: exporting {out.name} (dynamic-range quantized)", file=stream)
+        export_tflite(base / entry.name / str(entry.version), out)
+    return replace(entry, tflite=str(out.relative_to(base)))

@@ -1,4 +1,4 @@
-"""`modipick zoo build --pool digits|imagenet-arch [--out DIR]`: build a pool (cached) and print
+"""`modipick zoo build --pool digits|imagenet-arch|imagenet-sizes [--out DIR]`: build a pool (cached) and print
 where it is; `modipick zoo show [DIR]` prints a pool's manifest as a table."""
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def _parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser
     build.add_argument("--config-base-path", default=None,
                        help="prefix for base_path in models.config, e.g. /models inside the tensorflow/serving "
                             "container (default: the absolute --out path)")
+    build.add_argument("--tflite", action="store_true",
+                       help="also export each model as a quantized .tflite under <out>/tflite/ "
+                            "(the on-device runner's)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     show = sub.add_parser("show", help="print a pool's manifest")
     show.add_argument("base", type=Path, nargs="?", default=None)
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     request = BuildRequest(
         pool=args.pool, out=args.out or default_out(args.pool),
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()), seed=args.seed,
-        input_size=args.input_size, force=args.force, config_base_path=args.config_base_path)
+        input_size=args.input_size, force=args.force, config_base_path=args.config_base_path,
+        tflite=args.tflite)
     try:
         manifest = build_pool(request)
     except (BuildError, ManifestError) as exc:
@@ -63,9 +67,9 @@ def _show(base: Path) -> int:
         print(f"modipick zoo: {exc}", file=sys.stderr)
         return 2
     print(f"pool {manifest.pool} at {base}")
-    print(f"{'model':<22}{'version':>8}{'accuracy %':>12}  {'source':<9}{'input':<20}{'params':>12}")
+    print(f"{'model':<22}{'version':>8}{'accuracy %':>12}  {'source':<9}{'input':<20}{'params':>12}  basis")
     for m in manifest.models:
         shape = "x".join(str(d) for d in m.input_shape[1:])
         print(f"{m.name:<22}{m.version:>8}{m.declared_accuracy:>12.1f}  {m.accuracy_source:<9}"
-              f"{m.input_name + ' ' + shape:<20}{m.params:>12,}")
+              f"{m.input_name + ' ' + shape:<20}{m.params:>12,}  {m.accuracy_basis or '-'}")
     return 0

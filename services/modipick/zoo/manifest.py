@@ -41,6 +41,9 @@ class ModelEntry:
     image_value_max: float = 255.0
     params: int = 0
     build_key: str = ""
+    input_size: int = 0   # px of the square input the model takes (0: not square)
+    accuracy_basis: str = ""  # where a declared accuracy comes from (table, input size)
+    tflite: str = ""      # the on-device export, relative to the base path ("" when not built)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

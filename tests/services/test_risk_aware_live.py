@@ -201,23 +201,30 @@ def test_the_sdk_deadline_gives_the_selector_each_upload_exactly(live_suite, dig
 @pytest.mark.parametrize("floor,disposition", [(0.5, selector_pb2.DISPOSITION_SERVED),
                                                (1.0, selector_pb2.DISPOSITION_RUN_ON_DEVICE)])
 def test_below_the_minimum_chance_risk_aware_sends_the_request_to_the_device(floor, disposition):
-    """One model of 20 +- 20 ms with ~29 ms left: it fits the budget T_U, and meets the SLA with P = 5/6
+    """One model of 20 +- 20 ms with 29 ms left: it fits the budget T_U, and meets the SLA with P = 5/6
     (the lower Gauss-Hermite node misses). Served at the default floor, declined at 1.0, where the old
-    rule (FALLBACK and slower than T_U) would still have served it."""
+    rule (FALLBACK and slower than T_U) would still have served it. The Selector's clock is injected
+    and the request budgeted from its send stamp, 0.5 ms before that clock's reading: the budget is
+    the same however busy the machine is."""
     from modipick.selector.app import SelectorSettings, start_selector
     from modipick.stores import InMemoryProfileStore
 
     store = InMemoryProfileStore()
     store.register(ModelProfile(name="wobbly", version=1, declared_accuracy=60.0, mean_ms=20.0, var_ms2=400.0,
                                 samples=100, state="eligible"))
+    received_ns = time.time_ns()
     loop = LoopThread()
     app = loop.run(start_selector(SelectorSettings(store_url="memory", executor_target="127.0.0.1:9",
-                                                   refresh_ms=600_000.0, min_meet_probability=floor), store=store))
+                                                   refresh_ms=600_000.0, min_meet_probability=floor), store=store,
+                                  wall_ns=lambda: received_ns))
     try:
         with grpc.insecure_channel(app.target, CHANNEL_OPTIONS) as channel:
-            reply = _select(selector_pb2_grpc.SelectorServiceStub(channel), 30.0)
+            stub = selector_pb2_grpc.SelectorServiceStub(channel)
+            reply = stub.Select(selector_pb2.SelectRequest(request_id="wobbly-1", sla_ms=30.0,
+                                                           client_send_time=stamp(received_ns - 500_000)),
+                                timeout=5.0)  # far beyond the SLA: the budget comes from the send stamp
     finally:
         loop.run(app.stop(0))
         loop.close()
     assert reply.disposition == disposition, reply
-    assert reply.model.name == "wobbly" and reply.budget_ms > 20.0
+    assert reply.model.name == "wobbly" and reply.budget_ms == pytest.approx(29.0), reply

@@ -27,29 +27,29 @@ from modipick.v1 import common_pb2 as modipick_dot_v1_dot_common__pb2
 from modipick.v1 import profiler_pb2 as modipick_dot_v1_dot_profiler__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/selector.proto\x12\x0bmodipick.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18modipick/v1/common.proto\x1a\x1amodipick/v1/profiler.proto\"\xae\x01\n\x0cInferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x05input\x18\x02 \x01(\x0b\x32\x12.modipick.v1.Input\x12\x0e\n\x06sla_ms\x18\x03 \x01(\x01\x12\x34\n\x10\x63lient_send_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\t\"\xa6\x02\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x0b\x64isposition\x18\x02 \x01(\x0e\x32\x18.modipick.v1.Disposition\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12,\n\x06reason\x18\x04 \x01(\x0e\x32\x1c.modipick.v1.SelectionReason\x12+\n\nprediction\x18\x05 \x01(\x0b\x32\x17.modipick.v1.Prediction\x12%\n\x07timings\x18\x06 \x01(\x0b\x32\x14.modipick.v1.Timings\x12*\n\x06ticket\x18\x07 \x01(\x0b\x32\x1a.modipick.v1.OutcomeTicket\"\xff\x01\n\rOutcomeTicket\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tupload_ms\x18\x03 \x01(\x01\x12\x19\n\x11\x61\x66ter_decision_ms\x18\x04 \x01(\x01\x12\x11\n\tserver_ms\x18\x05 \x01(\x01\x12\x15\n\x08\x62\x61sis_ms\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x0b\x62\x61sis_owner\x18\x07 \x01(\x0e\x32\x1b.modipick.v1.ReturnLegOwner\x12\x1c\n\x0fsend_elapsed_ms\x18\x08 \x01(\x01H\x01\x88\x01\x01\x42\x0b\n\t_basis_msB\x12\n\x10_send_elapsed_ms\"\x8c\x01\n\rSelectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06sla_ms\x18\x02 \x01(\x01\x12\x34\n\x10\x63lient_send_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\"\x98\x02\n\x0eSelectResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x0b\x64isposition\x18\x02 \x01(\x0e\x32\x18.modipick.v1.Disposition\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12,\n\x06reason\x18\x04 \x01(\x0e\x32\x1c.modipick.v1.SelectionReason\x12\x11\n\tbudget_ms\x18\x05 \x01(\x01\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\x12\x1c\n\x14\x65xploration_set_size\x18\x07 \x01(\x05\x12)\n\nbase_model\x18\x08 \x01(\x0b\x32\x15.modipick.v1.ModelRef\"\xf0\x01\n\x14ReportOutcomeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0e\n\x06\x65\x32\x65_ms\x18\x03 \x01(\x01\x12\x0e\n\x06sla_ms\x18\x04 \x01(\x01\x12\x17\n\ntrue_label\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tclient_id\x18\x06 \x01(\t\x12\x17\n\x0fpredicted_label\x18\x07 \x01(\x05\x12*\n\x06ticket\x18\x08 \x01(\x0b\x32\x1a.modipick.v1.OutcomeTicketB\r\n\x0b_true_label\"\x17\n\x15ReportOutcomeResponse*a\n\x0b\x44isposition\x12\x1b\n\x17\x44ISPOSITION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44ISPOSITION_SERVED\x10\x01\x12\x1d\n\x19\x44ISPOSITION_RUN_ON_DEVICE\x10\x02\x32\xec\x01\n\x0fSelectorService\x12>\n\x05Infer\x12\x19.modipick.v1.InferRequest\x1a\x1a.modipick.v1.InferResponse\x12\x41\n\x06Select\x12\x1a.modipick.v1.SelectRequest\x1a\x1b.modipick.v1.SelectResponse\x12V\n\rReportOutcome\x12!.modipick.v1.ReportOutcomeRequest\x1a\".modipick.v1.ReportOutcomeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/selector.proto\x12\x0bmodipick.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18modipick/v1/common.proto\x1a\x1amodipick/v1/profiler.proto\"\xae\x01\n\x0cInferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x05input\x18\x02 \x01(\x0b\x32\x12.modipick.v1.Input\x12\x0e\n\x06sla_ms\x18\x03 \x01(\x01\x12\x34\n\x10\x63lient_send_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06policy\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\t\"\xa6\x02\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x0b\x64isposition\x18\x02 \x01(\x0e\x32\x18.modipick.v1.Disposition\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12,\n\x06reason\x18\x04 \x01(\x0e\x32\x1c.modipick.v1.SelectionReason\x12+\n\nprediction\x18\x05 \x01(\x0b\x32\x17.modipick.v1.Prediction\x12%\n\x07timings\x18\x06 \x01(\x0b\x32\x14.modipick.v1.Timings\x12*\n\x06ticket\x18\x07 \x01(\x0b\x32\x1a.modipick.v1.OutcomeTicket\"\xa2\x02\n\rOutcomeTicket\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tupload_ms\x18\x03 \x01(\x01\x12\x19\n\x11\x61\x66ter_decision_ms\x18\x04 \x01(\x01\x12\x11\n\tserver_ms\x18\x05 \x01(\x01\x12\x15\n\x08\x62\x61sis_ms\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x0b\x62\x61sis_owner\x18\x07 \x01(\x0e\x32\x1b.modipick.v1.ReturnLegOwner\x12\x1c\n\x0fsend_elapsed_ms\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\x0e\n\x06key_id\x18\n \x01(\tB\x0b\n\t_basis_msB\x12\n\x10_send_elapsed_ms\"\x8c\x01\n\rSelectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06sla_ms\x18\x02 \x01(\x01\x12\x34\n\x10\x63lient_send_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06policy\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\"\x98\x02\n\x0eSelectResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x0b\x64isposition\x18\x02 \x01(\x0e\x32\x18.modipick.v1.Disposition\x12$\n\x05model\x18\x03 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12,\n\x06reason\x18\x04 \x01(\x0e\x32\x1c.modipick.v1.SelectionReason\x12\x11\n\tbudget_ms\x18\x05 \x01(\x01\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\x12\x1c\n\x14\x65xploration_set_size\x18\x07 \x01(\x05\x12)\n\nbase_model\x18\x08 \x01(\x0b\x32\x15.modipick.v1.ModelRef\"\xf0\x01\n\x14ReportOutcomeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12\x0e\n\x06\x65\x32\x65_ms\x18\x03 \x01(\x01\x12\x0e\n\x06sla_ms\x18\x04 \x01(\x01\x12\x17\n\ntrue_label\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tclient_id\x18\x06 \x01(\t\x12\x17\n\x0fpredicted_label\x18\x07 \x01(\x05\x12*\n\x06ticket\x18\x08 \x01(\x0b\x32\x1a.modipick.v1.OutcomeTicketB\r\n\x0b_true_label\"\x17\n\x15ReportOutcomeResponse*a\n\x0b\x44isposition\x12\x1b\n\x17\x44ISPOSITION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44ISPOSITION_SERVED\x10\x01\x12\x1d\n\x19\x44ISPOSITION_RUN_ON_DEVICE\x10\x02\x32\xec\x01\n\x0fSelectorService\x12>\n\x05Infer\x12\x19.modipick.v1.InferRequest\x1a\x1a.modipick.v1.InferResponse\x12\x41\n\x06Select\x12\x1a.modipick.v1.SelectRequest\x1a\x1b.modipick.v1.SelectResponse\x12V\n\rReportOutcome\x12!.modipick.v1.ReportOutcomeRequest\x1a\".modipick.v1.ReportOutcomeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modipick.v1.selector_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DISPOSITION']._serialized_start=1556
-  _globals['_DISPOSITION']._serialized_end=1653
+  _globals['_DISPOSITION']._serialized_start=1591
+  _globals['_DISPOSITION']._serialized_end=1688
   _globals['_INFERREQUEST']._serialized_start=131
   _globals['_INFERREQUEST']._serialized_end=305
   _globals['_INFERRESPONSE']._serialized_start=308
   _globals['_INFERRESPONSE']._serialized_end=602
   _globals['_OUTCOMETICKET']._serialized_start=605
-  _globals['_OUTCOMETICKET']._serialized_end=860
-  _globals['_SELECTREQUEST']._serialized_start=863
-  _globals['_SELECTREQUEST']._serialized_end=1003
-  _globals['_SELECTRESPONSE']._serialized_start=1006
-  _globals['_SELECTRESPONSE']._serialized_end=1286
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1289
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1529
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1531
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1554
-  _globals['_SELECTORSERVICE']._serialized_start=1656
-  _globals['_SELECTORSERVICE']._serialized_end=1892
+  _globals['_OUTCOMETICKET']._serialized_end=895
+  _globals['_SELECTREQUEST']._serialized_start=898
+  _globals['_SELECTREQUEST']._serialized_end=1038
+  _globals['_SELECTRESPONSE']._serialized_start=1041
+  _globals['_SELECTRESPONSE']._serialized_end=1321
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1324
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1564
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1566
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1589
+  _globals['_SELECTORSERVICE']._serialized_start=1691
+  _globals['_SELECTORSERVICE']._serialized_end=1927
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,8 @@ from typing import Mapping
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int, probability
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.metrics import SelectorMetrics
+from modipick.runtime.security_options import (add_client_auth_options, add_service_token_option, add_ticket_options,
+                                               client_auth_settings, service_token, ticket_keys)
 from modipick.selector.budget import BudgetRules, parse_overhead
 
 
@@ -64,6 +66,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--serving-overhead-ms", default="0",
                  help="time the Selector adds around a model's run, taken off the budget: ms, or 'auto' (learned)")
     add_server_options(p, downstream="Executor/Profiler", downstream_pronoun="them", redis=True, inflight=True)
+    add_client_auth_options(p)
+    add_ticket_options(p)
+    add_service_token_option(p)
     args = p.parse_args(argv)
     try:
         leg_mode, return_leg = parse_return_leg_mode(args.return_leg)
@@ -91,8 +96,21 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                       clients=args.return_leg_clients, sharing=args.return_leg_sharing),
         serving_overhead_ms=overhead,
         executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
-        **server_settings(p, args))
+        client_auth=client_auth_settings(p, args), service_token=service_token(p, args),
+        **security_settings(p, args), **server_settings(p, args))
     return settings, args
+
+
+def security_settings(parser, args):
+    from modipick.selector.report_limits import ReportLimits
+    from modipick.selector.tickets import TicketKeys
+
+    try:
+        keys = TicketKeys(*ticket_keys(parser, args))
+    except ValueError as exc:
+        parser.error(f"--ticket-key: {exc}")
+    return {"ticket_keys": keys,
+            "report_limits": ReportLimits(rate_per_s=args.report_rate_per_s, burst=args.report_burst)}
 
 
 async def serve(settings, metrics_port: int = 0) -> None:

@@ -23,7 +23,8 @@ from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, Requ
 from modipick.selector.cache import ProfileCache
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
-from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
+from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
+from modipick.selector.tickets import TicketSigner, outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
 
@@ -51,7 +52,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                  rules: BudgetRules = BudgetRules(), overhead: ServingOverhead | None = None,
                  wall_ns: Callable[[], int] = time.time_ns, perf: Callable[[], float] = time.perf_counter,
                  metrics: SelectorMetrics | None = None, budgeter: Budgeter | None = None,
-                 learner: OutcomeLearner | None = None) -> None:
+                 learner: OutcomeLearner | None = None, signer: TicketSigner | None = None,
+                 report_limiter: ReportRateLimiter | None = None) -> None:
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
         self._executor = executor
@@ -68,6 +70,10 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._wall_ns = wall_ns
         self._perf = perf
         self.counts: collections.Counter[str] = collections.Counter()
+        # signed tickets (None: unsigned) and per-client report rates (docs/security.md)
+        self.signer = signer
+        self._ticket = signer.ticket if signer is not None else outcome_ticket
+        self.report_limiter = report_limiter if report_limiter is not None else ReportRateLimiter(ReportLimits())
 
     # -- the decision, shared by Infer and Select ------------------------------------------------
     def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
@@ -161,7 +167,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
                 reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
                 prediction=reply.prediction, timings=timings,
-                ticket=outcome_ticket(rid, served) if served is not None else None)
+                ticket=self._ticket(rid, served) if served is not None else None)
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
@@ -195,12 +201,22 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 problem = ticket_problem(request.ticket, rid, request.client_id)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            client_id, memory_key = request.client_id, rid
+            if self.signer is not None:
+                refusal = self.signer.refusal(request.ticket if ticketed else None)
+                if refusal:
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+                # the signed ticket alone says whose request it was: a request id is the client's choice
+                client_id, memory_key = request.ticket.client_id, ""
+            if not self.report_limiter.allow(client_id):
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"outcome reports above {self.report_limiter.limits.rate_per_s:g}/s for this client")
             self.metrics.outcome(request.e2e_ms)
-            leg = self.learner.learn_sample(rid, request.e2e_ms,
+            leg = self.learner.learn_sample(memory_key, request.e2e_ms,
                                             served_from_ticket(request.ticket) if ticketed else None)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
-                predicted_label=request.predicted_label, client_id=request.client_id,
+                predicted_label=request.predicted_label, client_id=client_id,
                 return_leg=leg_message(leg) if leg is not None else None)
             if request.HasField("true_label"):
                 report.true_label = request.true_label

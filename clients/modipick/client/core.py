@@ -74,9 +74,12 @@ def remaining_s(options: ClientOptions, sla_ms: float, started: float) -> float:
 
 
 def call_metadata(options: ClientOptions, request_id: str) -> tuple[tuple[str, str], ...]:
+    metadata: tuple[tuple[str, str], ...] = ((REQUEST_ID_KEY, request_id),)
     if options.deadline_slack_ms > 0:
-        return ((REQUEST_ID_KEY, request_id), (DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))))
-    return ((REQUEST_ID_KEY, request_id),)
+        metadata += ((DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))),)
+    if options.token:
+        metadata += (("authorization", f"Bearer {options.token}"),)
+    return metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,4 +135,5 @@ def outcome_report(options: ClientOptions, result: InferResult,
     if result.run_on_device or not result.model:
         return None
     return (build_outcome(result, true_label, options.client_id),
-            {"timeout": options.report_timeout_s, "metadata": ((REQUEST_ID_KEY, result.request_id),)})
+            {"timeout": options.report_timeout_s, "metadata": call_metadata(
+                ClientOptions(token=options.token), result.request_id)})

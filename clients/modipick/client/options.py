@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class ClientOptions:
     policy: str = ""                 # default per-request policy override ("" = the server's)
     client_id: str = ""
     report_timeout_s: float = 5.0
+    # a bearer token (a JWT) where the Selector authenticates clients; it names the client, so
+    # client_id may stay empty
+    token: str = field(default="", repr=False)
 
     def channel_options(self) -> list[tuple[str, Any]]:
         opts: list[tuple[str, Any]] = [("grpc.max_send_message_length", self.max_message_bytes),

@@ -218,9 +218,7 @@ class ServiceIdentityInterceptor(_WrappingInterceptor):
 
 
 # -- outgoing calls --------------------------------------------------------------------------------
-class BearerTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call of the channel it is installed on."""
-
+class _BearerToken:
     def __init__(self, token: str) -> None:
         self._entry = (AUTHORIZATION_KEY, f"Bearer {token}")
 
@@ -229,12 +227,21 @@ class BearerTokenInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Stre
         return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                           details.wait_for_ready)
 
+
+# two classes: a grpc.aio channel files each interceptor under the first call kind it implements
+class UnaryBearerToken(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every unary call of the channel it is installed on."""
+
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         return await continuation(self._details(client_call_details), request)
+
+
+class StreamBearerToken(_BearerToken, grpc.aio.StreamUnaryClientInterceptor):
+    """... and to every client-streaming call."""
 
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
         return await continuation(self._details(client_call_details), request_iterator)
 
 
 def token_interceptors(token: str | None) -> list[grpc.aio.ClientInterceptor]:
-    return [BearerTokenInterceptor(token)] if token else []
+    return [UnaryBearerToken(token), StreamBearerToken(token)] if token else []

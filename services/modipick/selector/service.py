@@ -202,15 +202,15 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             client_id, memory_key = request.client_id, rid
+            if not self.report_limiter.allow(client_id):  # before the HMAC: a flood costs a look-up each
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"outcome reports above {self.report_limiter.limits.rate_per_s:g}/s for this client")
             if self.signer is not None:
                 refusal = self.signer.refusal(request.ticket if ticketed else None)
                 if refusal:
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
                 # the signed ticket alone says whose request it was: a request id is the client's choice
                 client_id, memory_key = request.ticket.client_id, ""
-            if not self.report_limiter.allow(client_id):
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"outcome reports above {self.report_limiter.limits.rate_per_s:g}/s for this client")
             self.metrics.outcome(request.e2e_ms)
             leg = self.learner.learn_sample(memory_key, request.e2e_ms,
                                             served_from_ticket(request.ticket) if ticketed else None)

@@ -144,16 +144,20 @@ class TicketSigner:
     def __init__(self, keys: TicketKeys, *, remember: int = 100_000) -> None:
         if not keys.enabled:
             raise ValueError("ticket signing needs a current key")
-        self._signing = (keys.current_id, keys.current)
-        self._keys = {keys.current_id: keys.current}
+        # keyed HMAC states, copied per ticket (cheaper than keying a new one each time)
+        self._keys = {keys.current_id: hmac.new(keys.current, digestmod=hashlib.sha256)}
         if keys.previous:
-            self._keys[keys.previous_id] = keys.previous
+            self._keys[keys.previous_id] = hmac.new(keys.previous, digestmod=hashlib.sha256)
+        self._signing = (keys.current_id, self._keys[keys.current_id])
         self._spent: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
         self._remember = remember
         self.refused: collections.Counter[str] = collections.Counter()
 
-    def _mac(self, key: bytes, ticket: selector_pb2.OutcomeTicket) -> bytes:
-        return hmac.new(key, canonical_bytes(ticket), hashlib.sha256).digest()
+    @staticmethod
+    def _mac(keyed: "hmac.HMAC", ticket: selector_pb2.OutcomeTicket) -> bytes:
+        mac = keyed.copy()
+        mac.update(canonical_bytes(ticket))
+        return mac.digest()
 
     def ticket(self, request_id: str, served: Served) -> selector_pb2.OutcomeTicket:
         """outcome_ticket, signed with the current key."""

@@ -6,8 +6,8 @@ Cases are hypothesis-generated messages (NaN, infinite, negative and absurd numb
 now, skewed or nonsensical; odd and over-long strings; wrong tensors and random image bytes;
 unknown models, versions, labels and policies; a missing or wrong admin token; valid, expired,
 wrongly signed and garbage client JWTs; signed, re-signed, edited and unsigned outcome tickets; a
-missing, wrong or another role's service token), a few raw byte strings, and byte-level mutants of every generated message's wire form (flipped, truncated,
-inserted, doubled bytes). What does not decode must get INVALID_ARGUMENT ("undecodable ...
+missing, wrong or another role's service token), a few raw byte strings, and byte-level mutants
+of every generated message's wire form (flipped, truncated, inserted, doubled bytes). What does not decode must get INVALID_ARGUMENT ("undecodable ...
 request"); no case may ever meet INTERNAL or UNKNOWN (an unhandled error). To stay fast the
 Selector and Profiler run in-process on memory stores, E3 is the Executor, and each hypothesis
 example sends its cases concurrently. Both run with their defences on (docs/security.md): the
@@ -38,7 +38,6 @@ from modipick.core.policies import LIVE_POLICIES
 from modipick.profiler.probe import blank_png
 from modipick.runtime.auth import bearer
 from modipick.runtime.identity import ANONYMOUS_CLIENT_ID
-from modipick.selector.outcomes import Served
 from modipick.selector.tickets import TicketKeys, TicketSigner, served_from_ticket
 from modipick.stores import InMemoryProfileStore
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc,

@@ -211,8 +211,9 @@ def test_a_client_can_neither_name_another_nor_forge_or_reuse_a_ticket(secure_su
         "ticket with alice's request id": (lambda: stub.ReportOutcome(
             _report(stolen, e2e_ms=900.0, ticket=tampered(request_id=stolen.request_id)), timeout=5,
             metadata=_auth(mallory)), Code.PERMISSION_DENIED),
-        "edited upload": (lambda: stub.ReportOutcome(_report(own[0], e2e_ms=900.0, ticket=tampered(upload_ms=own[0].ticket.upload_ms + 50.0)),
-                                                     timeout=5, metadata=_auth(mallory)), Code.PERMISSION_DENIED),
+        "edited upload": (lambda: stub.ReportOutcome(
+            _report(own[0], e2e_ms=900.0, ticket=tampered(upload_ms=own[0].ticket.upload_ms + 50.0)), timeout=5,
+            metadata=_auth(mallory)), Code.PERMISSION_DENIED),
         "unknown key": (lambda: stub.ReportOutcome(_report(own[0], e2e_ms=900.0, ticket=tampered(key_id="k9")),
                                                    timeout=5, metadata=_auth(mallory)), Code.PERMISSION_DENIED),
         "no signature": (lambda: stub.ReportOutcome(_report(own[0], e2e_ms=900.0, ticket=tampered(signature=b"")),

@@ -43,7 +43,8 @@ def add_client_auth_options(parser) -> None:
     parser.add_option("--jwt-leeway-s", default=0.0, type=non_negative_float,
                       help="clock skew tolerated on a token's exp/nbf")
     parser.add_option("--client-mtls", action="store_true",
-                      help="a client certificate's name (SAN, else CN) is the client's identity (needs --tls-client-ca)")
+                      help="a client certificate's name (SAN, else CN) is the client's identity "
+                           "(needs --tls-client-ca)")
 
 
 def client_auth_settings(parser, args: argparse.Namespace):
@@ -77,7 +78,8 @@ def add_ticket_options(parser) -> None:
     parser.add_option("--ticket-previous-key-id", default="k0", help="the id of --ticket-previous-key")
     parser.add_option("--report-rate-per-s", default=0.0, type=non_negative_float,
                       help="outcome reports per second per client; beyond, RESOURCE_EXHAUSTED (0: unlimited)")
-    parser.add_option("--report-burst", default=100, type=positive_int, help="outcome reports a client may send at once")
+    parser.add_option("--report-burst", default=100, type=positive_int,
+                      help="outcome reports a client may send at once")
 
 
 def ticket_keys(parser, args: argparse.Namespace) -> tuple[str, bytes, str, bytes]:

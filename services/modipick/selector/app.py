@@ -181,7 +181,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
 
 
 def _refusals(service: SelectorService, identities: ClientIdentityInterceptor | None) -> dict[str, float]:
-    counts: dict[str, float] = {f"client_{code.lower()}": n for code, n in (identities.refused if identities else {}).items()}
+    refused = identities.refused if identities is not None else {}
+    counts: dict[str, float] = {f"client_{code.lower()}": n for code, n in refused.items()}
     if service.signer is not None:
         counts.update({f"ticket_{reason}": n for reason, n in service.signer.refused.items()})
     counts["report_rate_limited"] = service.report_limiter.limited

@@ -203,8 +203,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             client_id, memory_key = request.client_id, rid
             if not self.report_limiter.allow(client_id):  # before the HMAC: a flood costs a look-up each
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"outcome reports above {self.report_limiter.limits.rate_per_s:g}/s for this client")
+                rate = self.report_limiter.limits.rate_per_s
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"outcome reports above {rate:g}/s for this client")
             if self.signer is not None:
                 refusal = self.signer.refusal(request.ticket if ticketed else None)
                 if refusal:

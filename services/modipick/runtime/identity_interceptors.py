@@ -163,13 +163,17 @@ def bind_client_id(request: Any, identity: Identity) -> None:
 # -- services --------------------------------------------------------------------------------------
 class ServiceIdentityInterceptor(_WrappingInterceptor):
     """`roles`: method path -> the role it needs. Internal writes (executor, selector methods) are
-    open while no Executor or Selector credential is configured; admin methods always need one."""
+    open while no Executor or Selector credential is configured; admin methods always need one.
+    No token (and no certificate whose name is configured for a role) is UNAUTHENTICATED; a wrong
+    or another role's credential is PERMISSION_DENIED."""
 
     def __init__(self, credentials: ServiceCredentials, roles: Mapping[str, str], *, mtls: bool = False) -> None:
         super().__init__()
         self.credentials = credentials
         self._roles = dict(roles)
-        self._mtls = mtls
+        # certificates name roles only where names are configured; otherwise a client certificate
+        # is the transport's business (mTLS), not a credential for any role
+        self._mtls = mtls and any(credentials.names.values())
         self.internal_enforced = any(credentials.tokens.get(r) or credentials.names.get(r)
                                      for r in ("executor", "selector"))
         self.refused: dict[str, int] = {}  # by method name and gRPC status, "RecordObservations UNAUTHENTICATED"

@@ -213,6 +213,12 @@ def report_cases(draw):
     label = draw(st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
     if label is not None:
         message.true_label = label
+    if draw(st.booleans()):  # well formed up to the ticket: the signature, replay and rate checks decide
+        message.request_id = f"rep-{draw(st.integers(0, 10**9))}"
+        message.model.CopyFrom(common_pb2.ModelRef(name=draw(st.sampled_from(REAL)), version=1))
+        message.e2e_ms, message.sla_ms = draw(st.floats(1.0, 2000.0)), draw(st.floats(1.0, 3000.0))
+        message.client_id = draw(mostly(st.just(""), st.just(owner(cred))))
+        message.true_label = draw(st.integers(0, 9))
     if draw(mostly(st.just(True), st.just(False))):
         message.ticket.CopyFrom(draw(tickets(message.request_id, owner(cred))))
     return message, (None, cred)

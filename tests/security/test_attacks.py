@@ -298,3 +298,21 @@ def test_a_flood_of_10000_wrong_labels_moves_measured_accuracy_by_at_most_the_bo
     assert _refusals(secure_suite.profiler)["label_capped"] >= 9_900
     assert _refusals(secure_suite.selector)["report_rate_limited"] >= codes.get(Code.RESOURCE_EXHAUSTED, 0)
     assert _leg_samples(secure_suite, "lte/alice") == legs_alice
+
+
+def test_the_sdk_sends_its_token_with_infer_and_report(secure_suite, digits):
+    """ModiPickClient(token=...): the Selector names the client from the token, the ticket is signed
+    for it, and the report (the ticket echoed) teaches that client's return-leg model."""
+    from modipick.client import ModiPickClient, ModiPickError
+
+    images, labels = digits
+    with ModiPickClient(secure_suite.selector.target, token=make_token("wifi/sdk-user")) as client:
+        client.wait_ready()
+        result = client.infer(images[0], 2000)
+        assert result.outcome_ticket is not None and result.outcome_ticket.client_id == "wifi/sdk-user"
+        assert client.report_outcome(result, int(labels[0]))
+    wait_until(lambda: _leg_samples(secure_suite, "wifi/sdk-user") == 1, 10.0)
+    with ModiPickClient(secure_suite.selector.target) as anonymous:
+        with pytest.raises(ModiPickError) as refused:
+            anonymous.infer(images[0], 2000)
+    assert "UNAUTHENTICATED" in str(refused.value)

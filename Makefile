@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   bring the suite up and tell its story on the embedded default (Python, make, apt)
 #   make test   run every test (also needs npm, for buf, the proto linter)
+#   make test-stress   run every test while stress-ng keeps one core busy (the suite must not flake)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench setup redis-server h2load sim-paper protos clean
+.PHONY: demo test test-stress bench setup redis-server stress-ng h2load sim-paper protos clean
 
 $(STAMP): pyproject.toml setup.py
 	@command -v python3 >/dev/null || { echo "python3 is missing: install Python 3.10+ (apt-get install python3 python3-venv)"; exit 2; }
@@ -38,6 +39,19 @@ demo: setup
 
 test: setup $(BUF)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on a busy machine: one core kept busy by stress-ng for as long as the tests run.
+test-stress: setup stress-ng
+	@stress-ng --cpu 1 --timeout 0 --quiet & STRESS=$$!; \
+	  trap 'kill $$STRESS 2>/dev/null; wait $$STRESS 2>/dev/null' EXIT; \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+stress-ng:
+	@command -v stress-ng >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq stress-ng >/dev/null); \
+	  fi; }
+	@command -v stress-ng >/dev/null || { echo "stress-ng is missing: install it (apt-get install stress-ng) and re-run"; exit 2; }
 
 bench: setup h2load
 	$(PY) -m benchmarks

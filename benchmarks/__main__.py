@@ -13,7 +13,8 @@ import importlib
 import sys
 import time
 
-TARGETED = ("profile_updates", "policy_decision", "selector_overhead", "selector_throughput", "loadgen_open_loop")
+TARGETED = ("profile_updates", "policy_decision", "selector_overhead", "selector_auth_overhead", "selector_throughput",
+            "loadgen_open_loop")
 
 
 def main(argv: list[str]) -> int:

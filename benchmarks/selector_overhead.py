@@ -1,6 +1,6 @@
 """Selector overhead: (client -> Selector -> Executor) - (client -> Executor), digits pool, 200 req/s.
 
-    python -m benchmarks.selector_overhead [--rate 200] [--seconds 20] [--sla 1000]
+    python -m benchmarks.selector_overhead [--rate 200] [--seconds 20] [--sla 1000] [--auth]
 
 Brings the suite up as `modipick up` does (Executor with embedded TensorFlow on the digits pool,
 Profiler, Selector: separate processes, on a redis-server of its own), waits until every model is
@@ -18,6 +18,11 @@ on a busy 2-vCPU machine) otherwise moves the difference of two p50s by tenths o
 run. First it times a bare grpc.aio
 round trip paced every 5 ms in this process: the machine's cost of one hop, to tell a slower machine
 from slower code when comparing runs.
+
+--auth adds a fourth path: a second Selector process on the same store and Executor with client
+authentication (an HS256 JWT, the same token on every call as a client reuses it), signed outcome
+tickets and report rate limits on, reached with a plain stub; its p50 minus the first Selector's
+(same run, same load) is what authentication costs.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ import time
 from modipick.runtime.event_loop import LOOPS
 
 TARGET_P50_MS, TARGET_P99_MS = 1.0, 3.0
+TARGET_AUTH_P50_MS = 0.2
+AUTH_SECRET = "benchmark-jwt-secret-0123456789abcdef"
+TICKET_KEY = "benchmark-ticket-key-0123456789"
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -79,7 +87,9 @@ async def measure(suite, args) -> dict:
     # without the model run's own spread (a few ms here), which both paths share
     selector_beside_model: list[float] = []
     direct_beside_model: list[float] = []
-    errors = {"selector": 0, "sdk": 0, "direct": 0}
+    errors = {"selector": 0, "sdk": 0, "direct": 0, "auth": 0}
+    via_auth: list[float] = []
+    auth_beside_model: list[float] = []
     last_model = [common_pb2.ModelRef()]
     rng = random.Random(0)
     # the SDK's channel setting: deadlines sent as they are (docs/policy.md, HPACK)
@@ -113,6 +123,34 @@ async def measure(suite, args) -> dict:
                 inside.append(r.timings.server_ms - r.timings.queue_ms - r.timings.execution_ms)
                 selector_beside_model.append(elapsed - r.timings.queue_ms - r.timings.execution_ms)
 
+        auth_stub = None
+        if args.auth:
+            import jwt
+
+            auth_target = await suite.add_selector(
+                "--client-auth", "required", "--jwt-hs256-secret", AUTH_SECRET, "--jwt-audience", "modipick",
+                "--ticket-key", TICKET_KEY, "--report-rate-per-s", "50")
+            auth_channel = grpc.aio.insecure_channel(auth_target, options)
+            await auth_channel.channel_ready()
+            auth_stub = selector_pb2_grpc.SelectorServiceStub(auth_channel)
+            token = jwt.encode({"sub": "bench/phone-1", "aud": "modipick", "exp": int(time.time()) + 3600},
+                               AUTH_SECRET, algorithm="HS256")
+            auth_metadata = (("authorization", f"Bearer {token}"),)
+
+        async def through_auth(index: int, record: bool) -> None:
+            t0 = time.perf_counter()
+            try:
+                r = await auth_stub.Infer(selector_pb2.InferRequest(
+                    request_id=f"auth-{index}-{t0}", sla_ms=args.sla, policy="modipick", input=tensors[index]),
+                    timeout=args.sla / 1000, metadata=auth_metadata)
+            except grpc.aio.AioRpcError:
+                errors["auth"] += record
+                return
+            elapsed = (time.perf_counter() - t0) * 1000
+            if record and r.disposition == selector_pb2.DISPOSITION_SERVED:
+                via_auth.append(elapsed)
+                auth_beside_model.append(elapsed - r.timings.queue_ms - r.timings.execution_ms)
+
         async def through_sdk(index: int, record: bool) -> None:
             t0 = time.perf_counter()
             try:
@@ -137,6 +175,7 @@ async def measure(suite, args) -> dict:
                 direct.append(elapsed)
                 direct_beside_model.append(elapsed - reply.queue_ms - reply.execution_ms)
 
+        paths = (through_selector, straight, through_sdk) + ((through_auth,) if args.auth else ())
         tasks = []
         interval = 1.0 / args.rate
         total = int(args.rate * (args.warmup + args.seconds))
@@ -145,15 +184,18 @@ async def measure(suite, args) -> dict:
             delay = start + k * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            path = (through_selector, straight, through_sdk)[k % 3]
+            path = paths[k % len(paths)]
             tasks.append(asyncio.create_task(path(rng.randrange(len(images)), k >= args.rate * args.warmup)))
             if k % args.rate == 0:
                 print(f"\r{k / args.rate:.0f}/{args.warmup + args.seconds:g} s", end="", file=sys.stderr, flush=True)
         await asyncio.gather(*tasks)
         achieved = total / (time.perf_counter() - start)
+        if auth_stub is not None:
+            await auth_channel.close()
         print(file=sys.stderr)
     return dict(via_selector=via_selector, via_sdk=via_sdk, direct=direct, inside=inside, errors=errors,
-                achieved=achieved, selector_beside_model=selector_beside_model, direct_beside_model=direct_beside_model)
+                achieved=achieved, selector_beside_model=selector_beside_model, direct_beside_model=direct_beside_model,
+                via_auth=via_auth, auth_beside_model=auth_beside_model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                              "co-located Executor's Unix socket), or over gRPC (its --executor-transport)")
     parser.add_argument("--tf-intra-op-threads", type=int, default=0,
                         help="the Executor's --tf-intra-op-threads (0: TensorFlow picks, one per core)")
+    parser.add_argument("--auth", action="store_true",
+                        help="also measure a second Selector with client authentication and signed tickets on")
     parser.add_argument("--event-loop", choices=LOOPS, default="auto",
                         help="the services' --event-loop (auto: uvloop where installed)")
     args = parser.parse_args(argv)
@@ -223,6 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'SDK client-side cost':>22} {quantile(sdk, .5) - quantile(sel, .5):7.2f} "
               f"{quantile(sdk, .9) - quantile(sel, .9):7.2f} {quantile(sdk, .99) - quantile(sel, .99):7.2f}"
               "  (SDK path - plain-stub path)")
+    auth = result["via_auth"]
+    if auth:
+        beside_auth = result["auth_beside_model"]
+        growth = quantile(auth, .5) - quantile(sel, .5)
+        growth_beside = quantile(beside_auth, .5) - quantile(beside_sel, .5)
+        print(f"{'auth on (JWT+tickets)':>22} {quantile(auth, .5):7.2f} {quantile(auth, .9):7.2f} "
+              f"{quantile(auth, .99):7.2f}  ({len(auth)} requests, errors {result['errors']['auth']})")
+        print(f"{'auth on - auth off':>22} p50 {growth:+.3f} ms, less the model run {growth_beside:+.3f} ms; "
+              f"target <= {TARGET_AUTH_P50_MS:g} ms: {'PASS' if growth_beside <= TARGET_AUTH_P50_MS else 'MISS'}")
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
     print(f"machine calibration: a bare grpc.aio round trip paced every 5 ms takes p50 {calibration_p50:.2f} ms")

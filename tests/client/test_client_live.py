@@ -14,6 +14,8 @@ from modipick.client import (AsyncModiPickClient, ClientTls, InvalidRequest, Mod
                              SlaExpired, Unavailable)
 from modipick.client.cli import main as infer_main
 
+SLA_MS = 5000.0  # not what these tests are about (see the first)
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -31,10 +33,12 @@ def png_of(image: np.ndarray) -> bytes:
 
 def test_sync_client_predicts_real_digits_from_arrays_and_pngs(live_suite, digits):
     images, labels = digits
+    # the SLA is not what is tested here: generous enough that a stalled second on a busy machine
+    # (one DEADLINE_EXCEEDED at 1000 ms under stress-ng) does not fail a test about predictions
     with ModiPickClient(live_suite.selector_target) as client:
         client.wait_ready()
-        arrays = [client.infer(images[i], 1000) for i in range(20)]
-        pngs = [client.infer(png_of(images[i]), 1000) for i in range(20)]
+        arrays = [client.infer(images[i], SLA_MS) for i in range(20)]
+        pngs = [client.infer(png_of(images[i]), SLA_MS) for i in range(20)]
     for results in (arrays, pngs):
         assert all(not r.run_on_device and r.model and r.version >= 1 for r in results)
         assert sum(r.label == labels[i] for i, r in enumerate(results)) >= 16  # ModiPick explores weaker models too
@@ -51,7 +55,7 @@ def test_async_client_matches_the_sync_one(live_suite, digits):
     async def scenario():
         async with AsyncModiPickClient(live_suite.selector_target) as client:
             await client.wait_ready()
-            results = await asyncio.gather(*(client.infer(images[i], 1000, label=int(labels[i]))
+            results = await asyncio.gather(*(client.infer(images[i], SLA_MS, label=int(labels[i]))
                                              for i in range(16)))
             assert await client.report_outcome(results[0], int(labels[0]))
             return results

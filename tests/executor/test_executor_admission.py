@@ -28,7 +28,8 @@ def test_a_run_past_the_deadline_ends_at_the_deadline(slow_executor, stub_for, h
         stub_for(app).Execute(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=0.3)
     elapsed = time.monotonic() - started
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert 0.25 <= elapsed < 1.5
+    assert elapsed >= 0.25
+    assert backend.finished == 0  # it ended at its deadline, before the 2 s run did (however busy the machine)
     wait_for(lambda: sink.observations)
     assert sink.observations[0].failed and sink.observations[0].name == "cnn-small"
     # the abandoned run keeps its slot until the backend really finishes: the CPU bound holds
@@ -60,7 +61,8 @@ def test_waiting_past_the_deadline_for_a_slot(slow_executor, stub_for, held_out)
     with pytest.raises(grpc.RpcError) as err:
         stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][1])), timeout=0.3)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started >= 0.25
+    assert not first.done()  # it did not wait for the slot: the 2 s run holding it is still going
     assert first.result().prediction.label == held_out[1][0]
 
 
@@ -73,14 +75,13 @@ def test_a_full_queue_sheds_with_resource_exhausted(slow_executor, stub_for, hel
     wait_for(lambda: app.service.admission.waiting == 1)
     listed = stub.ListModels(executor_pb2.ListModelsRequest(), timeout=5)
     assert [m.queue_depth for m in listed.models] == [2]
-    started = time.monotonic()
     with pytest.raises(grpc.RpcError) as err:
         stub.Execute(execute_request("cnn-small", tensor_input(held_out[0][2])), timeout=10)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "--max-queue 1" in err.value.details()
     shed = status_details(err.value.trailing_metadata())
     assert shed.reason == "OVERLOADED" and shed.retry_delay_s is not None and shed.retry_delay_s > 0
-    assert time.monotonic() - started < 0.75  # shed at once, not after waiting
+    assert not running.done()  # shed at once, not after waiting: the 1.5 s run ahead of it is still going
     first, second = running.result(), queued.result()
     assert first.queue_ms < 500
     assert second.queue_ms > 1000  # it waited for the first run (1.5 s)

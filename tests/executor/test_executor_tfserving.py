@@ -83,7 +83,7 @@ def test_the_deadline_is_passed_to_tf_serving(tfserving_executor, tfserving_doub
             stub_for(tfserving_executor).Execute(execute_request("cnn-large", tensor_input(held_out[0][0])),
                                                  timeout=0.4)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # ended before TF Serving's delayed answer would have come
         predict = [c for c in tfserving_double.calls if c.method == "Predict"]
         assert predict and predict[0].time_remaining_s <= 0.45
     finally:

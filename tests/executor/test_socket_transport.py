@@ -94,7 +94,7 @@ def test_a_call_past_its_timeout_is_cancelled_on_the_executor_and_refusals_keep_
     started = time.monotonic()
     [late] = run_calls(loop_thread, transport, [execute_request("cnn-small", tensor_input(held_out[0][0]))], 0.3)
     assert isinstance(late, grpc.aio.AioRpcError) and late.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert 0.25 <= time.monotonic() - started < 1.5
+    assert 0.25 <= time.monotonic() - started < 2.0  # at its timeout, before the 2 s run would have answered
     wait_until(lambda: sink.observations, timeout_s=5)
     assert sink.observations[0].error_code in ("CANCELLED", "DEADLINE_EXCEEDED")
     [missing] = run_calls(loop_thread, transport, [execute_request("no-such-model", tensor_input(held_out[0][0]))])
@@ -151,7 +151,7 @@ def test_calls_in_flight_fail_unavailable_when_the_executor_goes_away_and_a_grac
             return exc, time.monotonic() - began
 
     reply, took = loop_thread.run(call_then_stop(graceful, lambda app: app.stop()))
-    assert reply.model.name == "cnn-small" and took < 2.5  # answered, and the stop did not sit out its grace
+    assert reply.model.name == "cnn-small" and took < 5.0  # answered, and the stop did not sit out its 5 s grace
     assert not os.path.exists(graceful.local.path)  # the socket file went with it
 
     cut, _ = socket_executor(delay_s=1.0)

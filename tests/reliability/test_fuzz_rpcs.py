@@ -4,12 +4,16 @@ wrong, and every service still up afterwards.
 
 Cases are hypothesis-generated messages (NaN, infinite, negative and absurd numbers; send times
 now, skewed or nonsensical; odd and over-long strings; wrong tensors and random image bytes;
-unknown models, versions, labels and policies; a missing or wrong admin token), a few raw byte
-strings, and byte-level mutants of every generated message's wire form (flipped, truncated,
-inserted, doubled bytes). What does not decode must get INVALID_ARGUMENT ("undecodable ...
+unknown models, versions, labels and policies; a missing or wrong admin token; valid, expired,
+wrongly signed and garbage client JWTs; signed, re-signed, edited and unsigned outcome tickets; a
+missing, wrong or another role's service token), a few raw byte strings, and byte-level mutants
+of every generated message's wire form (flipped, truncated, inserted, doubled bytes). What does not decode must get INVALID_ARGUMENT ("undecodable ...
 request"); no case may ever meet INTERNAL or UNKNOWN (an unhandled error). To stay fast the
 Selector and Profiler run in-process on memory stores, E3 is the Executor, and each hypothesis
-example sends its cases concurrently.
+example sends its cases concurrently. Both run with their defences on (docs/security.md): the
+Selector authenticates clients (unauthenticated callers are the anonymous client), signs tickets
+and rate-limits reports; the Profiler takes observations and outcomes only with their roles' tokens
+and bounds each client's labels.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from modipick.core import ModelProfile
 from modipick.core.policies import LIVE_POLICIES
 from modipick.profiler.probe import blank_png
 from modipick.runtime.auth import bearer
+from modipick.runtime.identity import ANONYMOUS_CLIENT_ID
+from modipick.selector.tickets import TicketKeys, TicketSigner, served_from_ticket
 from modipick.stores import InMemoryProfileStore
 from modipick.v1 import (common_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc,
                          selector_pb2, selector_pb2_grpc)
@@ -44,6 +50,27 @@ MUTANTS = 5       # ... each with this many byte-level mutants of its wire form
 REAL = E3_MODELS
 Code = grpc.StatusCode
 TALLY: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+EXECUTOR_TOKEN, SELECTOR_TOKEN = "fuzz-executor-5e1", "fuzz-selector-9a3"
+JWT_SECRET, FUZZ_SUBJECT = "fuzz-jwt-secret-0123456789abcdef0123", "lte/fuzzer"
+TICKET_KEYS = TicketKeys("k2", b"fuzz-ticket-key-current", "k1", b"fuzz-ticket-key-previous")
+
+
+def _jwt(subject: str = FUZZ_SUBJECT, *, key: str = JWT_SECRET, expires_in_s: float = 3600.0) -> str:
+    import jwt
+
+    return jwt.encode({"sub": subject, "exp": int(time.time() + expires_in_s)}, key, algorithm="HS256")
+
+
+# a client's credentials: mostly none (the anonymous client) or a valid token, else a bad one
+CLIENT_TOKENS = {"jwt": _jwt(), "expired": _jwt(expires_in_s=-60.0), "forged": _jwt(key="not-the-secret-0123456789ab"),
+                 "reserved": _jwt("anonymous/x"), "garbage": "e30.e30.x" + "A" * 300}
+SIGNERS = [TicketSigner(TicketKeys("k2", TICKET_KEYS.current)), TicketSigner(TicketKeys("k1", TICKET_KEYS.previous)),
+           TicketSigner(TicketKeys("k7", b"fuzz-ticket-key-unknown"))]
+
+
+def owner(cred: str) -> str:
+    """The client id the Selector binds a call with these credentials to."""
+    return FUZZ_SUBJECT if cred == "jwt" else ANONYMOUS_CLIENT_ID
 
 
 # -- strategies ------------------------------------------------------------------------------------
@@ -64,6 +91,14 @@ refs = st.builds(lambda n, v, label: common_pb2.ModelRef(name=n, version=v, vers
                  mostly(st.just(""), st.text(max_size=30)))
 policies = mostly(st.just(""), st.sampled_from([*LIVE_POLICIES, "oracle"]), st.text(max_size=100))
 tokens = st.sampled_from(["right"] * 6 + ["none", "wrong"])
+client_creds = mostly(st.sampled_from(["none", "jwt"]), st.sampled_from(sorted(CLIENT_TOKENS)))
+
+
+def service_tokens(right: str):
+    """The role's own token mostly; else none, a wrong one, or another role's."""
+    return mostly(st.just(("token", right)), st.sampled_from([("token", ""), ("token", "guessed"),
+                                                              ("token", ADMIN_TOKEN),
+                                                              ("token", EXECUTOR_TOKEN + SELECTOR_TOKEN)]))
 
 
 @dataclass(frozen=True)
@@ -129,13 +164,13 @@ def infer_cases(draw):
     model_input = draw(inputs())
     if model_input is not None:
         message.input.CopyFrom(model_input)
-    return message, draw(stamps)
+    return message, (draw(stamps), draw(client_creds))
 
 
 @st.composite
 def select_cases(draw):
     return selector_pb2.SelectRequest(request_id=draw(texts), sla_ms=draw(slas), policy=draw(policies),
-                                      client_id=draw(texts)), draw(stamps)
+                                      client_id=draw(texts)), (draw(stamps), draw(client_creds))
 
 
 @st.composite
@@ -153,20 +188,40 @@ def tickets(draw, request_id: str, client_id: str):
     elapsed = draw(st.one_of(st.none(), mostly(st.floats(-2000.0, 2000.0), numbers)))
     if elapsed is not None:
         ticket.send_elapsed_ms = elapsed
+    how = draw(mostly(st.just("signed"), st.sampled_from(["previous", "unknown key", "edited", "unsigned", "junk"])))
+    if how in ("signed", "previous", "unknown key", "edited"):
+        signer = SIGNERS[("signed", "previous", "unknown key").index(how) if how != "edited" else 0]
+        try:
+            signed = signer.ticket(ticket.request_id, served_from_ticket(ticket))
+        except (KeyError, ValueError):  # an odd basis_owner: no Served to sign
+            signed = None
+        if signed is not None:
+            ticket = signed
+            if how == "edited":
+                ticket.server_ms += 1.0
+    elif how == "junk":
+        ticket.signature, ticket.key_id = draw(st.binary(max_size=40)), draw(texts)
     return ticket
 
 
 @st.composite
 def report_cases(draw):
+    cred = draw(client_creds)
     message = selector_pb2.ReportOutcomeRequest(request_id=draw(texts), model=draw(refs), e2e_ms=draw(numbers),
                                                 sla_ms=draw(numbers), client_id=draw(texts),
                                                 predicted_label=draw(st.integers(-2**31, 2**31 - 1)))
     label = draw(st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
     if label is not None:
         message.true_label = label
-    if draw(st.booleans()):
-        message.ticket.CopyFrom(draw(tickets(message.request_id, message.client_id)))
-    return message, None
+    if draw(st.booleans()):  # well formed up to the ticket: the signature, replay and rate checks decide
+        message.request_id = f"rep-{draw(st.integers(0, 10**9))}"
+        message.model.CopyFrom(common_pb2.ModelRef(name=draw(st.sampled_from(REAL)), version=1))
+        message.e2e_ms, message.sla_ms = draw(st.floats(1.0, 2000.0)), draw(st.floats(1.0, 3000.0))
+        message.client_id = draw(mostly(st.just(""), st.just(owner(cred))))
+        message.true_label = draw(st.integers(0, 9))
+    if draw(mostly(st.just(True), st.just(False))):
+        message.ticket.CopyFrom(draw(tickets(message.request_id, owner(cred))))
+    return message, (None, cred)
 
 
 @st.composite
@@ -184,7 +239,7 @@ def observation_cases(draw):
             draw(stamps).apply(o, "observed_at")
             observations.append(o)
         batches.append(profiler_pb2.RecordObservationsRequest(observations=observations))
-    return batches, None
+    return batches, draw(service_tokens(EXECUTOR_TOKEN))
 
 
 @st.composite
@@ -195,7 +250,7 @@ def outcome_cases(draw):
     label = draw(st.one_of(st.none(), st.integers(-2**31, 2**31 - 1)))
     if label is not None:
         message.true_label = label
-    return message, None
+    return message, draw(service_tokens(SELECTOR_TOKEN))
 
 
 @st.composite
@@ -263,14 +318,15 @@ class Rpc:
 
 RPCS = [
     Rpc("selector", "Infer", selector_pb2.InferRequest, infer_cases(),
-        frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED})),
-    Rpc("selector", "Select", selector_pb2.SelectRequest, select_cases(), frozenset({Code.OK, Code.INVALID_ARGUMENT})),
+        frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED, *AUTH})),
+    Rpc("selector", "Select", selector_pb2.SelectRequest, select_cases(),
+        frozenset({Code.OK, Code.INVALID_ARGUMENT, *AUTH})),
     Rpc("selector", "ReportOutcome", selector_pb2.ReportOutcomeRequest, report_cases(),
-        frozenset({Code.OK, Code.INVALID_ARGUMENT})),
+        frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED, *AUTH})),
     Rpc("profiler", "RecordObservations", profiler_pb2.RecordObservationsRequest, observation_cases(),
-        frozenset({Code.OK}), streaming=True),
+        frozenset({Code.OK, *AUTH}), streaming=True),
     Rpc("profiler", "RecordOutcome", profiler_pb2.RecordOutcomeRequest, outcome_cases(),
-        frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND})),
+        frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, *AUTH})),
     Rpc("profiler", "ListProfiles", profiler_pb2.ListProfilesRequest, empty_cases(profiler_pb2.ListProfilesRequest),
         frozenset({Code.OK})),
     Rpc("profiler", "RegisterModel", profiler_pb2.RegisterModelRequest, register_cases(),
@@ -297,18 +353,26 @@ PACKAGES = {"selector": "modipick.v1.SelectorService", "profiler": "modipick.v1.
 @pytest.fixture(scope="module")
 def fuzz_targets(rig, e3):
     """In-process Selector and Profiler (memory stores, the real models registered) and E3."""
+    from modipick.profiler.accuracy import AccuracyBounds
     from modipick.profiler.app import ProfilerSettings, start_profiler
     from modipick.profiler.lifecycle import LifecycleSettings
+    from modipick.runtime.identity import JwtSettings, ServiceCredentials
+    from modipick.runtime.identity_interceptors import ClientAuthSettings
     from modipick.selector.app import SelectorSettings, start_selector
+    from modipick.selector.report_limits import ReportLimits
 
     stores = [InMemoryProfileStore(), InMemoryProfileStore()]
     for store in stores:
         for i, name in enumerate(REAL):
             store.register(ModelProfile(name=name, declared_accuracy=80.0 + 5 * i, mean_ms=1.0 + i, samples=10))
-    selector = rig.loop.run(start_selector(SelectorSettings(executor_target=e3.target, refresh_ms=100.0),
-                                           store=stores[0]))
+    selector = rig.loop.run(start_selector(SelectorSettings(
+        executor_target=e3.target, refresh_ms=100.0, ticket_keys=TICKET_KEYS,
+        client_auth=ClientAuthSettings(mode="anonymous", jwt=JwtSettings(hs256_secrets=(JWT_SECRET,))),
+        report_limits=ReportLimits(rate_per_s=200.0, burst=400)), store=stores[0]))
     profiler = rig.loop.run(start_profiler(ProfilerSettings(
         executor_target=e3.target, discover=False, admin_token=ADMIN_TOKEN, probe_timeout_s=2.0,
+        service_credentials=ServiceCredentials(tokens={"executor": EXECUTOR_TOKEN, "selector": SELECTOR_TOKEN}),
+        accuracy=AccuracyBounds(max_shift_pct=5.0),
         lifecycle=LifecycleSettings(warmup_runs=0, probe_runs=1)), store=stores[1]))
     targets = {"selector": selector.target, "profiler": profiler.target, "executor": e3.target}
     channels = {k: grpc.insecure_channel(t) for k, t in targets.items()}
@@ -343,12 +407,20 @@ def _parses(rpc: Rpc, chunks: list[bytes]) -> bool:
 
 
 def _prepare(rpc: Rpc, case) -> Call:
-    metadata = bearer(ADMIN_TOKEN)
+    # raw bytes carry the credentials that get them past the identity checks to the decoder
+    metadata = {"selector": (), "RecordObservations": bearer(EXECUTOR_TOKEN),
+                "RecordOutcome": bearer(SELECTOR_TOKEN)}.get(rpc.service if rpc.service == "selector" else rpc.method,
+                                                           bearer(ADMIN_TOKEN))
     if isinstance(case, Raw):
         return Call([case.data] if rpc.streaming else case.data, metadata, True, _parses(rpc, [case.data]))
     message, extra = case
-    if isinstance(extra, Stamp):
-        extra.apply(message)
+    if rpc.service == "selector":  # (send stamp or None, client credentials)
+        stamp, cred = extra
+        if stamp is not None:
+            stamp.apply(message)
+        metadata = () if cred == "none" else bearer(CLIENT_TOKENS[cred])
+    elif isinstance(extra, tuple):  # a service token
+        metadata = bearer(extra[1]) if extra[1] else ()
     elif extra in ("none", "wrong"):
         metadata = () if extra == "none" else bearer("not-the-token")
     count = sum(len(b.observations) for b in message) if rpc.method == "RecordObservations" else -1

@@ -68,6 +68,8 @@ def _parser(environ: Mapping[str, str]) -> _Parser:
     p.option("--tls-ca", "MODIPICK_TLS_CA", help="CA file to trust (enables TLS)")
     p.option("--tls-cert", "MODIPICK_TLS_CERT", help="client certificate (mTLS)")
     p.option("--tls-key", "MODIPICK_TLS_KEY", help="client key (mTLS)")
+    p.option("--token", "MODIPICK_TOKEN", default="",
+             help="bearer token (a JWT) where the Selector authenticates clients; it names the client")
     p.option("--connect-timeout", "MODIPICK_CONNECT_TIMEOUT_S", type=_number(float), default=10.0,
              help="seconds to wait for the connection (not counted against the SLA)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     tls = ClientTls(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None
     from modipick.client.sync import ModiPickClient
 
-    with ModiPickClient(options=ClientOptions(target=args.target, tls=tls)) as client:
+    with ModiPickClient(options=ClientOptions(target=args.target, tls=tls, token=args.token)) as client:
         try:
             client.wait_ready(args.connect_timeout)
             result = client.infer(image, args.sla, policy=args.policy or None, label=args.label)

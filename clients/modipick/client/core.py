@@ -82,6 +82,8 @@ def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | Non
     ours: Metadata = ((REQUEST_ID_KEY, request_id),)
     if slack and options.deadline_slack_ms > 0:
         ours += ((DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))),)
+    if options.token:
+        ours += (("authorization", f"Bearer {options.token}"),)
     return (*options.metadata, *(extra or ()), *ours)
 
 

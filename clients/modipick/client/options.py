@@ -83,6 +83,9 @@ class ClientOptions:
     # any other gRPC channel argument, e.g. (("grpc.lb_policy_name", "round_robin"),); these win
     # over the ones the options above set
     channel_args: tuple[tuple[str, Any], ...] = ()
+    # a bearer token (a JWT) where the Selector authenticates clients; it names the client, so
+    # client_id may stay empty
+    token: str = field(default="", repr=False)
 
     def channel_options(self) -> list[tuple[str, Any]]:
         opts: list[tuple[str, Any]] = [("grpc.max_send_message_length", self.max_message_bytes),

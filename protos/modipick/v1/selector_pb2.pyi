@@ -70,7 +70,7 @@ class InferResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., disposition: _Optional[_Union[Disposition, str]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., reason: _Optional[_Union[_common_pb2.SelectionReason, str]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., timings: _Optional[_Union[_common_pb2.Timings, _Mapping]] = ..., ticket: _Optional[_Union[OutcomeTicket, _Mapping]] = ..., return_leg_source: _Optional[_Union[ReturnLegSource, str]] = ..., meet_probability: _Optional[float] = ...) -> None: ...
 
 class OutcomeTicket(_message.Message):
-    __slots__ = ("request_id", "client_id", "upload_ms", "after_decision_ms", "server_ms", "basis_ms", "basis_owner", "send_elapsed_ms", "sla_ms")
+    __slots__ = ("request_id", "client_id", "upload_ms", "after_decision_ms", "server_ms", "basis_ms", "basis_owner", "send_elapsed_ms", "sla_ms", "signature", "key_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_MS_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,8 @@ class OutcomeTicket(_message.Message):
     BASIS_OWNER_FIELD_NUMBER: _ClassVar[int]
     SEND_ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
     SLA_MS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     client_id: str
     upload_ms: float
@@ -89,7 +91,9 @@ class OutcomeTicket(_message.Message):
     basis_owner: _profiler_pb2.ReturnLegOwner
     send_elapsed_ms: float
     sla_ms: float
-    def __init__(self, request_id: _Optional[str] = ..., client_id: _Optional[str] = ..., upload_ms: _Optional[float] = ..., after_decision_ms: _Optional[float] = ..., server_ms: _Optional[float] = ..., basis_ms: _Optional[float] = ..., basis_owner: _Optional[_Union[_profiler_pb2.ReturnLegOwner, str]] = ..., send_elapsed_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ...) -> None: ...
+    signature: bytes
+    key_id: str
+    def __init__(self, request_id: _Optional[str] = ..., client_id: _Optional[str] = ..., upload_ms: _Optional[float] = ..., after_decision_ms: _Optional[float] = ..., server_ms: _Optional[float] = ..., basis_ms: _Optional[float] = ..., basis_owner: _Optional[_Union[_profiler_pb2.ReturnLegOwner, str]] = ..., send_elapsed_ms: _Optional[float] = ..., sla_ms: _Optional[float] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class SelectRequest(_message.Message):
     __slots__ = ("request_id", "sla_ms", "client_send_time", "policy", "client_id")

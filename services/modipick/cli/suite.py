@@ -127,6 +127,17 @@ class Suite:
             self._wait_serving("profiler", self.profiler_target, "modipick.v1.ProfilerService"),
             self._wait_serving("selector", self.selector_target, "modipick.v1.SelectorService"))
 
+    async def add_selector(self, *extra_args: str) -> str:
+        """Another Selector process on the suite's store and Executor, with `extra_args` on its command
+        line (benchmarks compare settings side by side); stopped with the suite. Returns its target."""
+        h = self.settings.host
+        target = f"{h}:{free_port(h)}"
+        args = self._selector_args()
+        args[args.index("--listen") + 1] = target
+        self._spawn("selector", [*args, *extra_args])
+        await self._wait_serving("selector", target, "modipick.v1.SelectorService")
+        return target
+
     def _build_pool(self) -> None:
         from modipick.zoo.manifest import try_read_manifest
 

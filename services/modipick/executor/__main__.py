@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from modipick.runtime.config import EnvArgumentParser
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
+from modipick.runtime.security_options import add_service_token_option, service_token
 from modipick.runtime.metrics import ExecutorMetrics
 
 
@@ -85,6 +86,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--default-timeout-s", default=30.0, type=_positive_float, help="deadline of calls without one")
     add_server_options(p, downstream="the Profiler", int_type=_positive_int, float_type=_non_negative_float,
                        redis=False)
+    add_service_token_option(p)
     args = p.parse_args(argv)
     if args.backend == "embedded" and not args.model_base:
         p.error("--model-base (MODIPICK_MODEL_BASE) is required by the embedded backend; "
@@ -104,7 +106,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         profiler_target=args.profiler_target,
         max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
         tf_intra_op_threads=args.tf_intra_op_threads, tf_inter_op_threads=args.tf_inter_op_threads,
-        **server_settings(p, args))
+        service_token=service_token(p, args), **server_settings(p, args))
     return settings, args
 
 

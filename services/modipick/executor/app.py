@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import structlog
@@ -12,6 +12,7 @@ from modipick.executor.local_socket import LocalExecuteSocket
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
+from modipick.runtime.identity_interceptors import token_interceptors
 from modipick.runtime.metrics import ExecutorMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
@@ -46,6 +47,7 @@ class ExecutorSettings:
     max_connection_age_grace_s: float | None = None
     drain_delay_s: float = 0.0         # NOT_SERVING this long before refusing new calls on shutdown
     execute_socket: str = ""           # also serve stream sessions on this Unix socket (a co-located Selector)
+    service_token: str | None = field(default=None, repr=False)  # shown to the Profiler with observations
 
 
 class ExecutorApp:
@@ -98,7 +100,8 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
     channel = None
     if sink is None and settings.profiler_target:
         channel = aio_channel(settings.profiler_target, tls=settings.downstream_tls,
-                              max_message_bytes=settings.max_message_bytes)
+                              max_message_bytes=settings.max_message_bytes,
+                              interceptors=token_interceptors(settings.service_token))
         reporter = ProfilerReporter(channel, batch_size=settings.report_batch_size,
                                     max_buffer=settings.report_buffer)
         reporter.start()

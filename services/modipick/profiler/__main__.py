@@ -8,6 +8,7 @@ from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
+from modipick.runtime.security_options import add_service_identity_options, label_clients, service_credentials
 from modipick.runtime.metrics import ProfilerMetrics
 
 
@@ -22,6 +23,7 @@ def _alpha(text: str) -> float:
 
 
 def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
+    from modipick.profiler.accuracy import AccuracyBounds
     from modipick.profiler.app import ProfilerSettings
     from modipick.profiler.drift import ChangeSettings
     from modipick.profiler.lifecycle import LifecycleSettings
@@ -54,11 +56,15 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     p.add_option("--return-leg-keep", default=DEFAULT_KEEP, type=positive_int,
                  help="entries the shared return-leg stream keeps (approximate): a new Selector replica replays them")
     add_server_options(p, downstream="the Executor", redis=True, admin=True)
+    add_service_identity_options(p)
     args = p.parse_args(argv)
     if args.warmup_runs < 0:
         p.error(f"--warmup-runs: must be >= 0, got {args.warmup_runs}")
     if args.change_run < 0:
         p.error(f"--change-run: must be >= 0, got {args.change_run}")
+    fields = server_settings(p, args)
+    fields["service_credentials"] = service_credentials(p, args, fields.get("admin_token"))
+    fields["accuracy"] = AccuracyBounds(max_shift_pct=args.accuracy_max_shift_pct, trusted=label_clients(p, args))
     settings = ProfilerSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target, alpha=args.alpha,
         changes=ChangeSettings(run=args.change_run, k=args.change_sigmas, rel=args.change_rel),
@@ -67,7 +73,7 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                     discovery_interval_s=args.discovery_interval_s),
         discover=not args.no_discovery, probe_timeout_s=args.probe_timeout_s,
         buffer_capacity=args.buffer_capacity, seed=args.seed, return_leg_keep=args.return_leg_keep,
-        **server_settings(p, args))
+        **fields)
     return settings, args
 
 

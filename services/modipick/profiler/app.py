@@ -11,6 +11,7 @@ from typing import Any, Callable
 import grpc
 import structlog
 
+from modipick.profiler.accuracy import AccuracyBounds, LabelGate
 from modipick.profiler.drift import ChangeSettings, DriftFollower
 from modipick.profiler.failures import FailureTracker
 from modipick.profiler.ingest import ObservationSink
@@ -19,7 +20,8 @@ from modipick.profiler.probe import Prober
 from modipick.profiler.recovery import RecoveringStore
 from modipick.profiler.return_legs import DEFAULT_KEEP, ReturnLegSink
 from modipick.profiler.service import ProfilerService
-from modipick.runtime.auth import TokenAuthInterceptor
+from modipick.runtime.identity import ServiceCredentials
+from modipick.runtime.identity_interceptors import ServiceIdentityInterceptor
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.health_watch import DegradationHealth
 from modipick.runtime.metrics import ProfilerMetrics
@@ -31,6 +33,9 @@ from modipick.v1 import executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
 log = structlog.get_logger("modipick.profiler")
 SERVICE_NAME = service_name(profiler_pb2, "ProfilerService")
 ADMIN_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("RegisterModel", "DeregisterModel", "ProbeModel"))
+# who may call what (docs/security.md); methods not listed are open (profile reads)
+METHOD_ROLES = {**{m: "admin" for m in ADMIN_METHODS}, f"/{SERVICE_NAME}/RecordObservations": "executor",
+                f"/{SERVICE_NAME}/RecordOutcome": "selector"}
 STORE_HEALTH = SERVICE_NAME + "/store"  # NOT_SERVING while observations wait for the store
 
 
@@ -60,6 +65,10 @@ class ProfilerSettings:
     registry_refresh_s: float = 1.0      # how fresh the registry copy restored after a store loss is
     drain_delay_s: float = 0.0
     return_leg_keep: int = DEFAULT_KEEP  # return-leg stream entries kept for the Selectors (approximate)
+    # security (docs/security.md): Executor/Selector credentials (none: internal writes are open;
+    # the admin token above joins them) and the bounds on what outcome labels may do
+    service_credentials: ServiceCredentials = field(default_factory=ServiceCredentials, repr=False)
+    accuracy: AccuracyBounds = AccuracyBounds()
 
 
 class ProfilerApp:
@@ -119,8 +128,18 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     legs = ReturnLegSink(store, keep=settings.return_leg_keep) if hasattr(store, "append_return_legs") else None
     if legs is not None:
         legs.start()
+    labels = LabelGate(settings.accuracy) if settings.accuracy.enabled else None
     service = ProfilerService(store, sink, lifecycle, prober,
-                              FailureTracker(store, threshold=settings.failure_threshold), legs=legs)
+                              FailureTracker(store, threshold=settings.failure_threshold), legs=legs, labels=labels)
+    credentials = settings.service_credentials
+    if settings.admin_token and not credentials.tokens.get("admin"):
+        credentials = ServiceCredentials(tokens={**credentials.tokens, "admin": settings.admin_token},
+                                         names=credentials.names)
+    identities = ServiceIdentityInterceptor(credentials, METHOD_ROLES,
+                                            mtls=bool(settings.server_tls and settings.server_tls.ca_file))
+    metrics.watch_security(lambda: {**{k.lower().replace(" ", "_"): v for k, v in identities.refused.items()},
+                                    **({f"label_{k}": v for k, v in labels.counts.items() if k != "counted"}
+                                       if labels is not None else {})})
     metrics.watch(sink, service)
     if legs is not None:
         metrics.watch_return_legs(legs, service)
@@ -131,13 +150,14 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
                       max_connection_age_s=settings.max_connection_age_s,
                       max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s),
-        interceptors=[TokenAuthInterceptor(settings.admin_token, ADMIN_METHODS)])
+        interceptors=[identities])
     store_health = DegradationHealth(server, STORE_HEALTH, lambda: sink.degraded)
     await store_health.start()
     if settings.discover:
         lifecycle.start()
     log.info("profiler started", target=server.target, executor=settings.executor_target, alpha=settings.alpha,
-             store=repr(store), change_run=settings.changes.run)
+             store=repr(store), change_run=settings.changes.run, internal_writes_guarded=identities.internal_enforced,
+             accuracy_max_shift_pct=settings.accuracy.max_shift_pct)
     app = ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)
     app.store_health, app.legs = store_health, legs
     app._background.append(asyncio.create_task(store.keep_fresh(settings.registry_refresh_s),

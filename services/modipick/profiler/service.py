@@ -11,6 +11,7 @@ import grpc
 import structlog
 
 from modipick.core import ModelProfile
+from modipick.profiler.accuracy import LabelGate
 from modipick.profiler.failures import FailureTracker
 from modipick.profiler.ingest import Item, ObservationSink
 from modipick.profiler.lifecycle import ModelLifecycle
@@ -69,7 +70,8 @@ def observation_item(o: profiler_pb2.Observation) -> Item | None:
 class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
     def __init__(self, store: ProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
                  prober: Prober, failures: FailureTracker | None = None, *,
-                 legs: ReturnLegSink | None = None) -> None:
+                 legs: ReturnLegSink | None = None, labels: LabelGate | None = None) -> None:
+        self._labels = labels  # None: every label counts
         self._failures = failures if failures is not None else FailureTracker(store)
         self._legs = legs  # None: reported return legs are not kept
         self.rejected_legs = 0
@@ -121,14 +123,30 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
                                     f"{MAX_NAME_CHARS} characters) and a resolved version (>= 1) are required")
             if not request.HasField("true_label"):
                 return profiler_pb2.RecordOutcomeResponse()  # nothing to learn accuracy from
+            if self._labels is not None and not await self._label_counts(request, context):
+                return profiler_pb2.RecordOutcomeResponse()  # accepted; bounded out of the accuracy
             correct = request.predicted_label == request.true_label
             known = await self._store_call(context, self._store.record_outcome, request.model.name,
                                            request.model.version, correct)
             if not known:
+                if self._labels is not None:
+                    self._labels.forget((request.model.name, request.model.version))
                 await context.abort(grpc.StatusCode.NOT_FOUND,
                                     f"model {request.model.name}:{request.model.version} is not registered")
             log.debug("outcome recorded", model=request.model.name, correct=correct)
             return profiler_pb2.RecordOutcomeResponse()
+
+    async def _label_counts(self, request: profiler_pb2.RecordOutcomeRequest,
+                            context: grpc.aio.ServicerContext) -> bool:
+        """Whether this label counts towards the model's measured accuracy (modipick.profiler.accuracy)."""
+        assert self._labels is not None
+        key = (request.model.name, request.model.version)
+        if not self._labels.knows(key):
+            profile = await self._store_call(context, _find, self._store, *key)
+            if profile is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"model {key[0]}:{key[1]} is not registered")
+            self._labels.seed(key, profile.served)
+        return not self._labels.why_not(key, request.client_id)
 
     async def ListProfiles(self, request, context: grpc.aio.ServicerContext):
         profiles = await self._store_call(context, self._store.load_all)

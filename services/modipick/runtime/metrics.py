@@ -240,6 +240,13 @@ def _counters(name: str, documentation: str, labels: list[str], counts: dict[tup
 
 
 # -- per service ----------------------------------------------------------------------------------
+def watch_security(registry: CollectorRegistry, read: Callable[[], dict[str, float]]) -> None:
+    """Calls, reports and labels refused or capped by the security rules, by reason (docs/security.md)."""
+    registry.register(_ReadCollector("modipick_security_refusals",
+                                     "Calls, reports and labels refused or capped by the security rules",
+                                     read, label="reason"))
+
+
 class SelectorMetrics:
     """The request path counts in plain dicts, read at scrape time (`_SelectorCounts`): a
     prometheus_client child's inc or observe takes its lock and ~1-2 us warm, several times that
@@ -287,6 +294,9 @@ class SelectorMetrics:
 
     def count_store_errors(self, store: Any) -> Any:
         return _ErrorCountingStore(store, self.redis_errors)
+
+    def watch_security(self, read: Callable[[], dict[str, float]]) -> None:
+        watch_security(self.registry, read)
 
     def watch_return_legs(self, learner: Any, feed: Any = None) -> None:
         """Outcome reports by what they gave (modipick.selector.outcomes.OutcomeLearner), and the shared
@@ -362,6 +372,9 @@ class ProfilerMetrics:
 
     def count_store_errors(self, store: Any) -> Any:
         return _ErrorCountingStore(store, self.redis_errors)
+
+    def watch_security(self, read: Callable[[], dict[str, float]]) -> None:
+        watch_security(self.registry, read)
 
     def watch(self, sink: Any, service: Any) -> None:
         """Observations by result, from the ingest statistics and the service's rejection counts."""

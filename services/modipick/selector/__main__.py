@@ -9,6 +9,8 @@ from typing import Mapping
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int, probability
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.metrics import SelectorMetrics
+from modipick.runtime.security_options import (add_client_auth_options, add_service_token_option, add_ticket_options,
+                                               client_auth_settings, service_token, ticket_keys)
 from modipick.selector.budget import BudgetRules, parse_overhead
 
 
@@ -92,6 +94,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                       "--listen for these model names, comma-separated: Triton/KServe/MLServer clients call them "
                       "and each request picks from the whole pool (empty: off)")
     add_server_options(p, downstream="Executor/Profiler", downstream_pronoun="them", redis=True, inflight=True)
+    add_client_auth_options(p)
+    add_ticket_options(p)
+    add_service_token_option(p)
     args = p.parse_args(argv)
     try:
         leg_mode, return_leg = parse_return_leg_mode(args.return_leg)
@@ -129,8 +134,21 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         client_leg_ttl_s=args.client_leg_ttl_s, client_leg_cache_s=args.client_leg_cache_s,
         executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
         oip_models=args.oip_models,
-        **server_settings(p, args))
+        client_auth=client_auth_settings(p, args), service_token=service_token(p, args),
+        **security_settings(p, args), **server_settings(p, args))
     return settings, args
+
+
+def security_settings(parser, args):
+    from modipick.selector.report_limits import ReportLimits
+    from modipick.selector.tickets import TicketKeys
+
+    try:
+        keys = TicketKeys(*ticket_keys(parser, args))
+    except ValueError as exc:
+        parser.error(f"--ticket-key: {exc}")
+    return {"ticket_keys": keys,
+            "report_limits": ReportLimits(rate_per_s=args.report_rate_per_s, burst=args.report_burst)}
 
 
 async def serve(settings, metrics_port: int = 0) -> None:

@@ -11,6 +11,7 @@ import grpc
 import structlog
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
+from modipick.runtime.identity_interceptors import ClientAuthSettings, ClientIdentityInterceptor, token_interceptors
 from modipick.runtime.metrics import SelectorMetrics
 from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
@@ -27,12 +28,15 @@ from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook, seeded_rng
 from modipick.selector.queueing import QueueAwareProfiles
 from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
+from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
 from modipick.selector.service import SelectorService
+from modipick.selector.tickets import TicketKeys, TicketSigner
 from modipick.stores import ProfileStore, make_store
 from modipick.v1 import profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 log = structlog.get_logger("modipick.selector")
 SERVICE_NAME = service_name(selector_pb2, "SelectorService")
+CLIENT_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in ("Infer", "Select", "ReportOutcome"))
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,12 @@ class SelectorSettings:
     drain_delay_s: float = 0.0           # NOT_SERVING this long before refusing new calls on shutdown
     max_inflight: int | None = None      # concurrent RPCs; beyond: RESOURCE_EXHAUSTED
     oip_models: tuple[str, ...] = ()     # the Open Inference Protocol front door's model names; (): off
+    # security (docs/security.md): who clients are, signed outcome tickets, report rates, and the
+    # token this Selector shows the Profiler when it forwards outcomes
+    client_auth: ClientAuthSettings = ClientAuthSettings()
+    ticket_keys: TicketKeys = TicketKeys()
+    report_limits: ReportLimits = ReportLimits()
+    service_token: str | None = field(default=None, repr=False)
 
 
 class SelectorApp:
@@ -142,7 +152,8 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     profiler_stub = None
     if settings.profiler_target:
         channels.append(aio_channel(settings.profiler_target, tls=settings.downstream_tls,
-                                    max_message_bytes=settings.max_message_bytes))
+                                    max_message_bytes=settings.max_message_bytes,
+                                    interceptors=token_interceptors(settings.service_token)))
         profiler_stub = profiler_pb2_grpc.ProfilerServiceStub(channels[-1])
     outcomes = OutcomeForwarder(profiler_stub, capacity=settings.outcome_queue)
     outcomes.start()
@@ -155,10 +166,18 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     # the pool has the stub's Execute (replicas, retries); the policy sees queueing-aware profiles
     service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,
                               rng_for=seeded_rng(settings.seed), wall_ns=wall_ns, metrics=metrics,
-                              budgeter=budgeter, learner=learner)
+                              budgeter=budgeter, learner=learner,
+                              signer=TicketSigner(settings.ticket_keys) if settings.ticket_keys.enabled else None,
+                              report_limiter=ReportRateLimiter(settings.report_limits))
     registrations = [(selector_pb2_grpc.add_SelectorServiceServicer_to_server, service)]
     if settings.oip_models:
         registrations.append(oip.registration(service, settings.oip_models, cache, wall_ns))
+    interceptors = server_interceptors()
+    identities = None
+    if settings.client_auth.enabled:
+        identities = ClientIdentityInterceptor(settings.client_auth, CLIENT_METHODS)
+        interceptors.append(identities)
+    metrics.watch_security(lambda: _refusals(service, identities))
     server = await start_server(
         registrations, [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
@@ -166,17 +185,28 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
                       max_connection_age_s=settings.max_connection_age_s,
                       max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s, max_concurrent_rpcs=settings.max_inflight),
-        interceptors=server_interceptors())
+        interceptors=interceptors)
     health = profiles_health(server, SERVICE_NAME, cache)
     await health.start()
     log.info("selector started", target=server.target, policy=settings.policy, seed=settings.seed,
              executor=settings.executor_target, profiler=settings.profiler_target or None,
              executor_transport=",".join(sorted({r.execute.name for r in pool.replicas})),
              models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
-             return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None)
+             return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None,
+             client_auth=settings.client_auth.mode, signed_tickets=settings.ticket_keys.enabled,
+             report_rate_per_s=settings.report_limits.rate_per_s)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
     app.client_legs = book if isinstance(book, PartitionedLegBook) else None
     if app.client_legs is not None:
         watch_client_legs(metrics.registry, app.client_legs)
     return app
+
+
+def _refusals(service: SelectorService, identities: ClientIdentityInterceptor | None) -> dict[str, float]:
+    refused = identities.refused if identities is not None else {}
+    counts: dict[str, float] = {f"client_{code.lower()}": n for code, n in refused.items()}
+    if service.signer is not None:
+        counts.update({f"ticket_{reason}": n for reason, n in service.signer.refused.items()})
+    counts["report_rate_limited"] = service.report_limiter.limited
+    return counts

@@ -26,7 +26,8 @@ from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, Outc
 from modipick.selector.policies import PolicyBook
 from modipick.selector.client_legs import forwards_legs, prefetch_leg
 from modipick.selector.provenance import Provenance
-from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
+from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
+from modipick.selector.tickets import TicketSigner, outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import (common_pb2, errors_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
                          selector_pb2_grpc)
 
@@ -54,7 +55,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                  rules: BudgetRules = BudgetRules(), overhead: ServingOverhead | None = None,
                  wall_ns: Callable[[], int] = time.time_ns, perf: Callable[[], float] = time.perf_counter,
                  metrics: SelectorMetrics | None = None, budgeter: Budgeter | None = None,
-                 learner: OutcomeLearner | None = None) -> None:
+                 learner: OutcomeLearner | None = None, signer: TicketSigner | None = None,
+                 report_limiter: ReportRateLimiter | None = None) -> None:
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
         self._executor = executor
@@ -72,6 +74,10 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._perf = perf
         self.counts: collections.Counter[str] = collections.Counter()
         self.provenance = Provenance(self.metrics.registry)
+        # signed tickets (None: unsigned) and per-client report rates (docs/security.md)
+        self.signer = signer
+        self._ticket = signer.ticket if signer is not None else outcome_ticket
+        self.report_limiter = report_limiter if report_limiter is not None else ReportRateLimiter(ReportLimits())
 
     # -- the decision, shared by Infer and Select ------------------------------------------------
     def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
@@ -171,7 +177,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
                 reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
                 prediction=reply.prediction, timings=timings,
-                ticket=outcome_ticket(rid, served) if served is not None else None), made, decision)
+                ticket=self._ticket(rid, served) if served is not None else None), made, decision)
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
@@ -211,8 +217,18 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, problem,
                                          errors_pb2.ERROR_REASON_INVALID_REQUEST,
                                          metadata={"field": problem.partition(":")[0]})
+            client_id, memory_key = request.client_id, rid
+            if not self.report_limiter.allow(client_id):  # before the HMAC: a flood costs a look-up each
+                rate = self.report_limiter.limits.rate_per_s
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"outcome reports above {rate:g}/s for this client")
+            if self.signer is not None:
+                refusal = self.signer.refusal(request.ticket if ticketed else None)
+                if refusal:
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+                # the signed ticket alone says whose request it was: a request id is the client's choice
+                client_id, memory_key = request.ticket.client_id, ""
             try:
-                leg = self.learner.learn_sample(rid, request.e2e_ms,
+                leg = self.learner.learn_sample(memory_key, request.e2e_ms,
                                                 served_from_ticket(request.ticket) if ticketed else None,
                                                 request.sla_ms)
             except ImplausibleReport as exc:
@@ -221,7 +237,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             self.metrics.outcome(request.e2e_ms)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
-                predicted_label=request.predicted_label, client_id=request.client_id,
+                predicted_label=request.predicted_label, client_id=client_id,
                 return_leg=leg_message(leg) if leg is not None and forwards_legs(self.budgeter.returns) else None)
             if request.HasField("true_label"):
                 report.true_label = request.true_label

@@ -1,5 +1,4 @@
-"""What travels in gRPC metadata: the request id (as well as in messages), and the Executor's
-greeting on a new ExecuteStream."""
+"""What travels in gRPC metadata: the request id (as well as in messages)."""
 
 from __future__ import annotations
 
@@ -7,9 +6,6 @@ import uuid
 from typing import Iterable
 
 REQUEST_ID_KEY = "x-request-id"
-# The Executor's initial metadata on an ExecuteStream it serves. A refusal (UNIMPLEMENTED from an
-# Executor without the method) also delivers initial metadata, empty and possibly before its status.
-STREAM_SERVED = ("x-modipick-stream", "served")
 
 
 def new_request_id() -> str:

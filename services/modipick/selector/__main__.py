@@ -15,8 +15,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.core.policies import LIVE_POLICIES
     from modipick.core.returnleg import PRIORS
     from modipick.selector.app import SelectorSettings
-    from modipick.selector.execute_transport import TRANSPORTS
-    from modipick.selector.executors import PoolSettings, split_targets
     from modipick.selector.returnlegs import ReturnLegSettings, parse_return_leg_mode
 
     p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
@@ -25,15 +23,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="profile store: redis:// or rediss:// URL ('memory' serves nothing useful alone)",
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052",
-                 help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
-    p.add_option("--executor-transport", default="auto", choices=TRANSPORTS,
-                 help="'auto' (the default): 'stream' to each Executor address, 'unary' when tracing is on or "
-                      "to a name (dns:///..., a service name: its Executors are balanced per call); 'stream': "
-                      "executions as messages on one ExecuteStream per target (no call set-up per request); "
-                      "'unary': one Execute call each")
-    p.add_option("--executor-socket", default="",
-                 help="the co-located Executor's --execute-socket path: executions go over it, without a "
-                      "gRPC hop (one --executor-target only; not with 'unary' or tracing; empty: off)")
+                 help="Executor address; replicas comma-separated (a:50052,b:50052), one dns:///name, or "
+                      "unix:PATH for an Executor on this host (its --listen-unix)")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")
@@ -73,13 +64,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
-    if args.executor_socket:
-        targets = split_targets(args.executor_target)
-        if len(targets) != 1:
-            p.error(f"--executor-socket: the socket reaches one co-located Executor, but --executor-target "
-                    f"names {len(targets)}: {args.executor_target!r}")
-        if args.executor_transport == "unary":
-            p.error("--executor-socket carries stream messages; it cannot be used with --executor-transport unary")
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,
         profiler_target=args.profiler_target, policy=args.policy,
@@ -90,7 +74,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         return_legs=ReturnLegSettings(mode=leg_mode, fixed_ms=return_leg, prior=args.return_prior,
                                       clients=args.return_leg_clients, sharing=args.return_leg_sharing),
         serving_overhead_ms=overhead,
-        executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
         **server_settings(p, args))
     return settings, args
 

@@ -23,7 +23,6 @@ from modipick.selector.health import EmptiedStoreGuard, profiles_health
 from modipick.selector.leg_stream import ReturnLegFeed, resolve_sharing
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook, seeded_rng
-from modipick.selector.queueing import QueueAwareProfiles
 from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
 from modipick.selector.service import SelectorService
 from modipick.stores import ProfileStore, make_store
@@ -138,8 +137,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
                         fixed_leg_ms=legs.fixed_ms if legs.mode == "fixed" else None)
     learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory)
     metrics.watch_return_legs(learner, legs_feed)
-    # the pool has the stub's Execute (replicas, retries); the policy sees queueing-aware profiles
-    service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,
+    service = SelectorService(cache, pool, policies, outcomes,
                               rng_for=seeded_rng(settings.seed), wall_ns=wall_ns, metrics=metrics,
                               budgeter=budgeter, learner=learner)
     server = await start_server(
@@ -152,7 +150,6 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     await health.start()
     log.info("selector started", target=server.target, policy=settings.policy, seed=settings.seed,
              executor=settings.executor_target, profiler=settings.profiler_target or None,
-             executor_transport=",".join(sorted({r.execute.name for r in pool.replicas})),
              models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
              return_leg_sharing=sharing)
     app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)

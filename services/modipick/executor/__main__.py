@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, NoReturn
 
 from modipick.runtime.config import EnvArgumentParser
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
-from modipick.runtime.metrics import ExecutorMetrics
+from modipick.executor.metrics import ExecutorMetrics
 
 
 class _BadValue(argparse.ArgumentTypeError, ValueError):

@@ -11,7 +11,7 @@ from modipick.executor.backends.base import Backend, make_backend
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
-from modipick.runtime.metrics import ExecutorMetrics
+from modipick.executor.metrics import ExecutorMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import client_interceptors, server_interceptors

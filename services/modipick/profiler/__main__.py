@@ -8,7 +8,7 @@ from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
-from modipick.runtime.metrics import ProfilerMetrics
+from modipick.profiler.metrics import ProfilerMetrics
 
 
 def _alpha(text: str) -> float:

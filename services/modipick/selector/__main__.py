@@ -7,7 +7,7 @@ from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int, probability
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
-from modipick.runtime.metrics import SelectorMetrics
+from modipick.selector.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
 
 

@@ -11,7 +11,7 @@ import grpc
 import structlog
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
-from modipick.runtime.metrics import SelectorMetrics
+from modipick.selector.metrics import SelectorMetrics
 from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig

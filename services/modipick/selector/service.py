@@ -19,7 +19,7 @@ from modipick.core import Candidate, Decision, Reason
 from modipick.core.policies import runs_on_device
 from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
-from modipick.runtime.metrics import SelectorMetrics
+from modipick.selector.metrics import SelectorMetrics
 from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)

@@ -53,8 +53,10 @@ async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[fl
                                          prediction=common_pb2.Prediction(label=3), execution_ms=0.01)
 
     class InstantStub:  # an Executor that answers at once, without a hop
-        async def Execute(self, request, timeout=None, metadata=None):
-            return reply
+        def Execute(self, request, timeout=None, metadata=None):
+            answered = asyncio.get_running_loop().create_future()
+            answered.set_result(reply)
+            return answered
 
         async def ListModels(self, request, timeout=None):
             return executor_pb2.ListModelsResponse()

@@ -113,6 +113,21 @@ class _AttemptFailed(Exception):
         self.failure, self.code, self.details = failure, code, details
 
 
+class _Expiry:
+    """Cancels a call when its time is up, and remembers that it did."""
+
+    __slots__ = ("_call", "fired")
+
+    def __init__(self, call: grpc.aio.Call) -> None:
+        self._call = call
+        self.fired = False
+
+    def __call__(self) -> None:
+        if not self._call.done():
+            self.fired = True
+            self._call.cancel()
+
+
 class ExecutorPool:
     def __init__(self, targets: Sequence[str], candidates: Callable[[], Sequence[Candidate]], *,
                  tls: TlsConfig | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -221,11 +236,23 @@ class ExecutorPool:
                        request_id: str, metadata) -> executor_pb2.ExecuteResponse:
         request = executor_pb2.ExecuteRequest(request_id=request_id, input=input,
                                               model=common_pb2.ModelRef(name=model.name, version=model.version))
+        call = replica.stub.Execute(request, timeout=timeout_s, metadata=metadata)
+        # The call carries its deadline to the Executor; this loop's own timer also ends it on time:
+        # gRPC's deadline reaches the loop through its poller thread, a few ms late on a busy machine,
+        # and the Selector must answer before its caller's own deadline does.
+        expired = _Expiry(call)
+        timer = asyncio.get_running_loop().call_later(timeout_s, expired)
         try:
-            return await replica.stub.Execute(request, timeout=timeout_s, metadata=metadata)
+            return await call
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             raise _AttemptFailed(_FAILURE_OF.get(code, Failure.REFUSED), code, exc.details() or "") from None
+        except asyncio.CancelledError:
+            if not expired.fired:
+                raise  # the Selector's caller gave up
+            raise _AttemptFailed(Failure.TIMED_OUT, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        finally:
+            timer.cancel()
 
     def _expected_ms(self, model: Candidate, candidates: Sequence[Candidate]) -> float | None:
         key = model.key

@@ -41,7 +41,7 @@ _non_negative_float = _number(float, 0.0, inclusive=True)
 
 
 def _backend(text: str) -> str:
-    from modipick.executor.backends.base import BACKENDS
+    from modipick.executor.backends import BACKENDS
 
     if text not in BACKENDS:
         raise _BadValue(f"must be one of {', '.join(BACKENDS)}, got {text!r}")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import grpc
 import structlog
 
-from modipick.executor.backends.base import Backend, make_backend
+from modipick.executor.backends import make_backend
+from modipick.executor.backends.base import Backend
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel

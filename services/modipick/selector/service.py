@@ -30,11 +30,11 @@ from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner, leg_mes
 from modipick.selector.policies import PolicyBook
 from modipick.selector.tickets import outcome_ticket, served_from_ticket, ticket_problem
 from modipick.v1 import common_pb2, profiler_pb2, selector_pb2, selector_pb2_grpc
+from modipick.v1.contract import REASONS_BY_NAME
 
 log = structlog.get_logger("modipick.selector")
 
-_REASONS = {Reason.BASE: common_pb2.SELECTION_REASON_BASE, Reason.EXPLORED: common_pb2.SELECTION_REASON_EXPLORED,
-            Reason.FALLBACK: common_pb2.SELECTION_REASON_FALLBACK}
+_REASONS = {reason: REASONS_BY_NAME[reason.value] for reason in Reason if reason.value in REASONS_BY_NAME}
 _TENSOR_ITEMSIZE = {"float32": 4, "uint8": 1}
 _MAX_DIMS = 8
 MIN_QUEUE_SHIFT_MS = 0.05  # expected queueing below this leaves the profiles as they are

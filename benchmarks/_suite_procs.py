@@ -122,7 +122,7 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
         port_queue.put(app.target)
 
         async def stop() -> None:
-            port_queue.put(dict(app.service.counts))  # what it answered, for the caller to check
+            port_queue.put(app.metrics.dispositions())  # what it answered, for the caller to check
             await app.stop(0)
 
         await run_until_signal(app.server, on_shutdown=stop)

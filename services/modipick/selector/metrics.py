@@ -70,6 +70,13 @@ class SelectorMetrics:
         if sla_met:
             self.sla_met[policy] = self.sla_met.get(policy, 0) + 1
 
+    def dispositions(self) -> dict[str, int]:
+        """Infer replies by disposition (served, run_on_device, error), every policy together."""
+        totals: dict[str, int] = {}
+        for (_, disposition), count in list(self.requests.items()):
+            totals[disposition] = totals.get(disposition, 0) + count
+        return totals
+
     def selection(self, model: str, reason: str, budget_ms: float) -> None:
         key = (model, reason)
         self.selections[key] = self.selections.get(key, 0) + 1

@@ -97,6 +97,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self.learner = learner if learner is not None else OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
         self._perf = perf
+        # outcome reports the forwarder refused (also its `dropped`); requests are counted by `metrics`
         self.counts: collections.Counter[str] = collections.Counter()
 
     # -- decide -----------------------------------------------------------------------------------
@@ -132,7 +133,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 _check_input(request)
                 plan = self._decide(request, context, rid, receive_ns)
             except (RequestInvalid, _NoModels) as exc:
-                self.counts["invalid" if isinstance(exc, RequestInvalid) else "no_models"] += 1
                 self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT if isinstance(exc, RequestInvalid)
                                     else grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -152,7 +152,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                     plan.decision.model, request.input, within_s, request_id=rid, replica=plan.replica,
                     metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
             except ExecutionFailed as exc:
-                self.counts[f"executor_{exc.failure.value}"] += 1
                 self.metrics.request(plan.policy_label, "error")
                 log.info("execution failed", model=plan.decision.model.key, failure=exc.failure.value,
                          details=exc.detail)
@@ -170,7 +169,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
     def _on_device(self, rid: str, plan: Plan, timings: common_pb2.Timings, started: float
                    ) -> selector_pb2.InferResponse:
         chosen = plan.decision.model
-        self.counts["run_on_device"] += 1
         self.metrics.request(plan.policy_label, "run_on_device")
         timings.server_ms = (self._perf() - started) * 1000.0
         log.debug("run on device", budget_ms=plan.budget_ms, fastest_ms=chosen.mean_ms)
@@ -181,7 +179,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
 
     def _served(self, rid: str, plan: Plan, execution: Execution, timings: common_pb2.Timings, started: float,
                 decided: float) -> selector_pb2.InferResponse:
-        self.counts["served"] += 1
         replied = self._perf()
         server_ms = (replied - started) * 1000.0
         timings.queue_ms, timings.execution_ms, timings.server_ms = execution.queue_ms, execution.execution_ms, server_ms

@@ -56,8 +56,9 @@ class InstantBackend:
         pass
 
 
-def instant_executor_main(port_queue, socket_path: str = "", loop: str = "auto") -> None:
-    """The real Executor service (admission, input checks, Execute and ExecuteStream) on InstantBackend."""
+def instant_executor_main(port_queue, loop: str = "auto", unix_socket: str = "") -> None:
+    """The real Executor service (admission, input checks, Execute) on InstantBackend; with `unix_socket`
+    it serves gRPC on that Unix socket as well."""
     from modipick.executor.app import ExecutorSettings, start_executor
     from modipick.executor.reporter import NullSink
     from modipick.runtime.logging import configure_logging
@@ -67,7 +68,7 @@ def instant_executor_main(port_queue, socket_path: str = "", loop: str = "auto")
 
     async def serve() -> None:
         app = await start_executor(ExecutorSettings(address="127.0.0.1:0", backend="instant", max_concurrency=64,
-                                                    max_queue=1024, grace_s=0.5, execute_socket=socket_path),
+                                                    max_queue=1024, grace_s=0.5, unix_socket=unix_socket),
                                    backend=InstantBackend(), sink=NullSink())
         port_queue.put(app.target)
         await run_until_signal(app.server, on_shutdown=lambda: app.stop(0))
@@ -102,12 +103,11 @@ def bare_proxy_main(executor_target: str, port_queue, loop: str = "auto") -> Non
 
 
 def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0,
-                  transport: str = "stream", socket_path: str = "", loop: str = "auto") -> None:
+                  loop: str = "auto") -> None:
     from modipick.core import ModelProfile
     from modipick.runtime.logging import configure_logging
     from modipick.runtime.server import run_until_signal
     from modipick.selector.app import SelectorSettings, start_selector
-    from modipick.selector.executors import PoolSettings
     from modipick.stores import make_store
 
     configure_logging(json=True, level="warning")
@@ -117,13 +117,12 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
 
     async def serve() -> None:
         app = await start_selector(SelectorSettings(executor_target=executor_target, profiler_target="",
-                                                    seed=seed, policy_params={"threshold_ms": 1.0},
-                                                    executor_pool=PoolSettings(transport=transport, socket_path=socket_path)),
+                                                    seed=seed, policy_params={"threshold_ms": 1.0}),
                                     store=store)
         port_queue.put(app.target)
 
         async def stop() -> None:
-            port_queue.put(dict(app.service.counts))  # what it answered, for the caller to check
+            port_queue.put(app.metrics.dispositions())  # what it answered, for the caller to check
             await app.stop(0)
 
         await run_until_signal(app.server, on_shutdown=stop)

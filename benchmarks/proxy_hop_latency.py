@@ -1,11 +1,10 @@
-"""The latency floor of the Selector's extra hop: a do-nothing proxy, grpc.aio, its stream, or sync.
+"""The latency floor of the Selector's extra hop: a do-nothing proxy, grpc.aio or sync.
 
-    python -m benchmarks.proxy_hop_latency [aio|stream|sync ...]
+    python -m benchmarks.proxy_hop_latency [aio|sync ...]
 
 Processes (spawn): the real Executor service on a backend that answers at once, and in turn each
-proxy kind, which forwards Execute to it and does nothing else: `aio` as a unary call (grpc.aio),
-`stream` as a message on one open ExecuteStream (the Selector's own transport), `sync` as a unary
-call from grpc's sync stack. This process alternates calls straight to the Executor and through the
+proxy kind, which forwards Execute to it and does nothing else: `aio` as a unary grpc.aio call (the
+Selector's own stack), `sync` as a unary call from grpc's sync stack. This process alternates calls straight to the Executor and through the
 proxy, one every 5 ms (3,000 each after 200 warm-up), and prints both medians and the difference: what
 one more gRPC hop costs before any Selector logic runs.
 """
@@ -18,15 +17,13 @@ import sys
 import time
 from concurrent import futures
 
-def aio_proxy_main(target, q, stream=False):
+def aio_proxy_main(target, q):
     import grpc
-    from modipick.selector.execute_transport import StreamExecute, UnaryExecute
     from modipick.v1 import executor_pb2_grpc
     async def run():
         stub = executor_pb2_grpc.ExecutorServiceStub(grpc.aio.insecure_channel(target))
-        forward = StreamExecute(stub) if stream else UnaryExecute(stub)
         class P(executor_pb2_grpc.ExecutorServiceServicer):
-            async def Execute(self, r, c): return await forward(r, 1.0)
+            async def Execute(self, r, c): return await stub.Execute(r, timeout=1.0)
         s = grpc.aio.server(); executor_pb2_grpc.add_ExecutorServiceServicer_to_server(P(), s)
         p = s.add_insecure_port("127.0.0.1:0"); await s.start(); q.put(p); await s.wait_for_termination()
     asyncio.run(run())
@@ -62,9 +59,8 @@ if __name__ == "__main__":
     from benchmarks._suite_procs import instant_executor_main
     ctx = mp.get_context("spawn"); q = ctx.Queue()
     e = ctx.Process(target=instant_executor_main, args=(q,), daemon=True); e.start(); ep = q.get()
-    for kind in sys.argv[1:] or ["aio", "stream", "sync", "aio", "stream", "sync"]:
-        main, args = {"aio": (aio_proxy_main, (ep, q)), "stream": (aio_proxy_main, (ep, q, True)),
-                      "sync": (sync_proxy_main, (ep, q))}[kind]
+    for kind in sys.argv[1:] or ["aio", "sync", "aio", "sync"]:
+        main, args = {"aio": (aio_proxy_main, (ep, q)), "sync": (sync_proxy_main, (ep, q))}[kind]
         p = ctx.Process(target=main, args=args, daemon=True)
         p.start(); pp = q.get(); time.sleep(0.5)
         d, v, o50, o99 = asyncio.run(measure(ep, pp))

@@ -52,16 +52,17 @@ async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[fl
     reply = executor_pb2.ExecuteResponse(model=common_pb2.ModelRef(name=FIXED_PROFILES[-1][0], version=1),
                                          prediction=common_pb2.Prediction(label=3), execution_ms=0.01)
 
-    class Instant:  # an ExecuteTransport that answers at once
-        async def __call__(self, request, timeout_s, metadata=None):
-            return reply
+    class InstantStub:  # an Executor that answers at once, without a hop
+        def Execute(self, request, timeout=None, metadata=None):
+            answered = asyncio.get_running_loop().create_future()
+            answered.set_result(reply)
+            return answered
 
-        async def close(self) -> None:
-            pass
+        async def ListModels(self, request, timeout=None):
+            return executor_pb2.ListModelsResponse()
 
     for replica in app.pool.replicas:
-        await replica.execute.close()
-        replica.execute, replica.ejected_until = Instant(), 0.0
+        replica.stub, replica.ejected_until = InstantStub(), 0.0
     request = selector_pb2.InferRequest(sla_ms=1000, policy="modipick")
     request.input.tensor.dtype = "float32"
     request.input.tensor.shape.extend([8, 8])

@@ -204,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--sla", type=float, default=1000.0)
-    parser.add_argument("--executor-transport", choices=("socket", "stream", "unary"), default="socket",
-                        help="how the Selector reaches the Executor: 'socket' (`modipick up`'s default: the "
-                             "co-located Executor's Unix socket), or over gRPC (its --executor-transport)")
+    parser.add_argument("--executor-transport", choices=("unix", "tcp"), default="unix",
+                        help="where the Selector calls the Executor: on its Unix socket (`modipick up`'s way) "
+                             "or at its TCP address")
     parser.add_argument("--tf-intra-op-threads", type=int, default=0,
                         help="the Executor's --tf-intra-op-threads (0: TensorFlow picks, one per core)")
     parser.add_argument("--auth", action="store_true",
@@ -228,10 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings = SuiteSettings(selector_port=0, executor_port=0, profiler_port=0, redis_url=url,
                                      threshold_ms=1.0, log_level="warning", child_output=log,
-                                     execute_socket=args.executor_transport == "socket",
-                                     extra_env={"MODIPICK_EXECUTOR_TRANSPORT": args.executor_transport
-                                                if args.executor_transport != "socket" else "auto",
-                                                "MODIPICK_TF_INTRA_OP_THREADS": str(args.tf_intra_op_threads),
+                                     execute_socket=args.executor_transport == "unix",
+                                     extra_env={"MODIPICK_TF_INTRA_OP_THREADS": str(args.tf_intra_op_threads),
                                                 "MODIPICK_EVENT_LOOP": args.event_loop})
 
             async def run() -> dict:

@@ -1,6 +1,6 @@
 """Selector throughput: one Selector replica in front of an Executor whose model answers at once.
 
-    python -m benchmarks.selector_throughput [--load h2load|stub|sdk] [--transport socket|stream|unary]
+    python -m benchmarks.selector_throughput [--load h2load|stub|sdk] [--transport unix|tcp]
                                              [--seconds 10] [--clients 2] [--concurrency 32] [--profile]
 
 Processes (spawn): the Executor (the real service, admission and input checks included, on a
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per load client")
     parser.add_argument("--load", choices=("h2load", "stub", "sdk"),
                         default="h2load" if shutil.which("h2load") else "stub")
-    parser.add_argument("--transport", choices=("socket", "stream", "unary"), default="socket",
-                        help="how the Selector reaches the Executor: the co-located Executor's Unix socket "
-                             "(`modipick up`'s default), ExecuteStream messages or unary Execute calls")
+    parser.add_argument("--transport", choices=("unix", "tcp"), default="unix",
+                        help="where the Selector (or the bare proxy) calls the Executor's Execute: on its Unix "
+                             "socket (unix:PATH, `modipick up`'s way) or at its TCP address")
     parser.add_argument("--event-loop", choices=LOOPS, default="auto",
                         help="the Executor's and the Selector's event loop (the services' --event-loop)")
     parser.add_argument("--profile", action="store_true", help="cProfile the Selector process")
@@ -69,19 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     procs = []
     profile_path = tempfile.mktemp(suffix=".prof") if args.profile else None
     socket_dir = tempfile.TemporaryDirectory(prefix="modipick-bench-")
-    socket_path = os.path.join(socket_dir.name, "executor.sock") if args.transport == "socket" else ""
+    unix_socket = os.path.join(socket_dir.name, "executor.sock") if args.transport == "unix" else ""
     counts = None
     try:
-        executor = ctx.Process(target=instant_executor_main, args=(queue, socket_path, args.event_loop), daemon=True)
+        executor = ctx.Process(target=instant_executor_main, args=(queue, args.event_loop, unix_socket),
+                               daemon=True)
         executor.start()
         procs.append(executor)
         executor_target = queue.get(timeout=60)
+        if unix_socket:
+            executor_target = f"unix:{unix_socket}"
         if args.bare_proxy:
             selector = ctx.Process(target=bare_proxy_main, args=(executor_target, queue, args.event_loop), daemon=True)
         else:
             selector = ctx.Process(target=selector_main, daemon=True, args=(
-                executor_target, queue, profile_path, 0, "stream" if args.transport == "socket" else args.transport,
-                socket_path, args.event_loop))
+                executor_target, queue, profile_path, 0, args.event_loop))
         selector.start()
         procs.append(selector)
         selector_target = queue.get(timeout=60)

@@ -43,6 +43,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_observations_total": ("counter", frozenset({"result"})),
     "modipick_outcome_reports_total": ("counter", frozenset({"result"})),
     "modipick_return_leg_class_capped_total": ("counter", frozenset()),
+    "modipick_security_refusals_total": ("counter", frozenset({"reason"})),
     "modipick_return_leg_stream_total": ("counter", frozenset({"result"})),
     "modipick_return_leg_stream_read_failures_total": ("counter", frozenset()),
     "modipick_return_legs_total": ("counter", frozenset({"result"})),

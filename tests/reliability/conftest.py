@@ -192,12 +192,12 @@ def e3(rig, digits_pool, tmp_path_factory):
     import grpc
 
     def loaded() -> bool:
-        with grpc.insecure_channel(proc.target) as ch:
-            try:
+        try:  # a busy machine may take longer than 2 s to answer while the models load: ask again
+            with grpc.insecure_channel(proc.target) as ch:
                 models = executor_pb2_grpc.ExecutorServiceStub(ch).ListModels(executor_pb2.ListModelsRequest(),
                                                                               timeout=2).models
-            except grpc.RpcError:  # still loading on a busy machine: ask again
-                return False
+        except grpc.RpcError:
+            return False
         return len(models) == len(E3_MODELS) and all(m.state == 3 for m in models)
 
     wait_until(loaded, 120, 0.2, what=lambda: proc.tail())

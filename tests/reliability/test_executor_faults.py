@@ -26,9 +26,12 @@ def e2(rig, tmp_path_factory):
     proc.wait_serving(120)
 
     def loaded() -> bool:
-        with channel(proc.target, rig.pki) as ch:
-            models = executor_pb2_grpc.ExecutorServiceStub(ch).ListModels(executor_pb2.ListModelsRequest(),
-                                                                          timeout=2).models
+        try:  # a busy machine may take longer than 2 s to answer while the models load: ask again
+            with channel(proc.target, rig.pki) as ch:
+                models = executor_pb2_grpc.ExecutorServiceStub(ch).ListModels(executor_pb2.ListModelsRequest(),
+                                                                              timeout=2).models
+        except grpc.RpcError:
+            return False
         return len(models) == 5 and all(m.state == 3 for m in models)
 
     wait_until(loaded, 120, 0.2, what=lambda: proc.tail())

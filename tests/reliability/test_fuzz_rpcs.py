@@ -21,9 +21,7 @@ from __future__ import annotations
 import collections
 import math
 import os
-import threading
 import time
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -282,21 +280,6 @@ def execute_cases(draw):
     return message, None
 
 
-@st.composite
-def execute_stream_cases(draw):
-    """1-3 messages of 0-4 calls: call ids that repeat, cancels, and odd timeouts."""
-    messages = []
-    for _ in range(draw(st.integers(1, 3))):
-        message = executor_pb2.ExecuteStreamRequest()
-        for _ in range(draw(st.integers(0, 4))):
-            call = message.calls.add(call_id=draw(mostly(st.integers(1, 6), st.integers(0, 2**64 - 1))),
-                                     timeout_ms=draw(mostly(st.floats(50.0, 2000.0), numbers)),
-                                     cancel=draw(mostly(st.just(False), st.just(True))))
-            call.request.CopyFrom(draw(execute_cases())[0])
-        messages.append(message)
-    return messages, None
-
-
 def empty_cases(message_type):
     return st.just((message_type(), None))
 
@@ -313,7 +296,6 @@ class Rpc:
     cases: object      # strategy of (message, extra)
     allowed: frozenset
     streaming: bool = False  # a stream of requests
-    answers: frozenset = frozenset()  # ExecuteStream: the statuses a call's own answer may carry
 
 
 RPCS = [
@@ -340,9 +322,6 @@ RPCS = [
                    *AUTH})),
     Rpc("executor", "Execute", executor_pb2.ExecuteRequest, execute_cases(),
         frozenset({Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED})),
-    Rpc("executor", "ExecuteStream", executor_pb2.ExecuteStreamRequest, execute_stream_cases(),
-        frozenset({Code.OK}), streaming=True,
-        answers=frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED})),
     Rpc("executor", "ListModels", executor_pb2.ListModelsRequest, empty_cases(executor_pb2.ListModelsRequest),
         frozenset({Code.OK})),
 ]
@@ -456,30 +435,7 @@ def _mutants(rpc: Rpc, call: Call, rnd, count: int) -> list[Call]:
     return out
 
 
-class _Answers:
-    """A stream-stream call read to its end on a thread, with `.result()` like a unary future's."""
-
-    def __init__(self, responses) -> None:
-        self._done = futures.Future()
-        threading.Thread(target=self._read, args=(responses,), daemon=True).start()
-
-    def _read(self, responses) -> None:
-        try:
-            self._done.set_result([a for message in responses for a in message.answers])
-        except grpc.RpcError as exc:
-            self._done.set_exception(exc)
-
-    def result(self):
-        return self._done.result(timeout=30)
-
-
 def _start(channels, rpc: Rpc, call: Call):
-    if rpc.answers:
-        path = f"/{PACKAGES[rpc.service]}/{rpc.method}"
-        serializer = None if call.raw else executor_pb2.ExecuteStreamRequest.SerializeToString
-        bidi = channels[rpc.service].stream_stream(path, request_serializer=serializer,
-                                                   response_deserializer=executor_pb2.ExecuteStreamResponse.FromString)
-        return _Answers(bidi(iter(call.payload), timeout=5, metadata=call.metadata))
     if call.raw:
         path = f"/{PACKAGES[rpc.service]}/{rpc.method}"
         if rpc.streaming:
@@ -527,30 +483,11 @@ def test_fuzzed_requests_get_a_fitting_status(fuzz_targets, rpc: Rpc):
             assert len(details) < 2000, (rpc.method, code, details[:200])
             if rpc.method == "RecordObservations" and reply is not None and not call.raw:
                 assert reply.accepted + reply.rejected == call.observations
-            if rpc.answers and reply is not None:
-                _check_answers(rpc, call, reply, tally)
 
     run()
     print(f"\nfuzz {rpc.service}.{rpc.method}: {tally['cases']} cases, "
           f"{ {k: v for k, v in tally.items() if k != 'cases'} }")
     assert tally["cases"] >= CASES
-
-
-def _check_answers(rpc: Rpc, call: Call, answers, tally) -> None:
-    """Every answer fits; with typed calls, every call id sent and never cancelled is answered."""
-    codes = {c.value[0]: c for c in Code}
-    for answer in answers:
-        code = Code.OK if answer.WhichOneof("result") == "response" else codes.get(answer.error.code)
-        tally[f"answer {code.name if code else answer.error.code}"] += 1
-        assert code == Code.OK or code in rpc.answers, (code, answer.error.message)
-        assert code == Code.OK or answer.error.message
-    if call.raw:
-        return
-    sent = [c for message in call.payload for c in message.calls]
-    cancelled = {c.call_id for c in sent if c.cancel}
-    expected = {c.call_id for c in sent if not c.cancel} - cancelled
-    answered = {a.call_id for a in answers}
-    assert expected <= answered <= {c.call_id for c in sent}, (expected, answered)
 
 
 def test_every_service_is_still_up_after_the_fuzzing(fuzz_targets, e3, figures):

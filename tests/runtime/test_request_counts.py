@@ -7,7 +7,8 @@ import random
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from modipick.runtime.metrics import MS_BUCKETS, CountingHistogram, SelectorMetrics
+from modipick.runtime.metrics import MS_BUCKETS, CountingHistogram
+from modipick.selector.metrics import SelectorMetrics
 
 
 def _samples(registry: CollectorRegistry, family: str) -> dict[tuple, float]:

@@ -159,4 +159,4 @@ def test_a_redis_outage_costs_shared_learning_not_requests(live_suite, digits, o
         live_suite.loop.run(profiler.stop(0.2))
         store.close()
     assert served == 20
-    assert selector.service.counts["served"] == 20
+    assert selector.metrics.dispositions()["served"] == 20

@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 
 from modipick.client.errors import InvalidRequest
+from modipick.v1.contract import DEADLINE_SLACK_KEY, DEFAULT_MAX_MESSAGE_BYTES, MAX_SLA_MS, REQUEST_ID_KEY
 
-REQUEST_ID_KEY = "x-request-id"  # same key as the services' modipick.runtime.metadata
-DEADLINE_SLACK_KEY = "x-modipick-deadline-slack-ms"  # same key as modipick.selector.budget
+__all__ = ["DEADLINE_SLACK_KEY", "DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_TARGET", "MAX_SLA_MS", "REQUEST_ID_KEY",
+           "ClientOptions", "ClientTls", "check_sla"]
+
 SELECTOR_SERVICE = "modipick.v1.SelectorService"
 DEFAULT_TARGET = "localhost:50051"
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-MAX_SLA_MS = 3_600_000.0
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modipick.v1 import selector_pb2
+from modipick.v1.contract import REASON_NAMES
 
-_REASONS = {0: "unspecified", 1: "base", 2: "explored", 3: "fallback"}
 OUTPUT_SCORES = "scores"
 
 
@@ -75,7 +75,7 @@ def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms:
     p = reply.prediction
     return InferResult(
         request_id=reply.request_id or request_id, sla_ms=sla_ms, e2e_ms=e2e_ms, run_on_device=on_device,
-        model=reply.model.name, version=reply.model.version, reason=_REASONS.get(reply.reason, "unspecified"),
+        model=reply.model.name, version=reply.model.version, reason=REASON_NAMES.get(reply.reason, "unspecified"),
         label=None if on_device else p.label, label_name=p.label_name, score=p.score,
         scores=tuple(p.scores), timings=timings,
         outcome_ticket=reply.ticket if reply.HasField("ticket") else None)

@@ -9,13 +9,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from modipick.loadgen.target import OK, OutgoingRequest, Reply
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from modipick.v1.contract import DISPOSITION_NAMES, REASON_NAMES, REQUEST_ID_KEY
 
-REQUEST_ID_KEY = "x-request-id"  # modipick.runtime.metadata.REQUEST_ID_KEY (the contract)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-_DISPOSITIONS = {selector_pb2.DISPOSITION_SERVED: "served", selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
-_REASONS = {common_pb2.SELECTION_REASON_BASE: "base", common_pb2.SELECTION_REASON_EXPLORED: "explored",
-            common_pb2.SELECTION_REASON_FALLBACK: "fallback"}
 
 
 def _timestamp(unix_s: float) -> Timestamp:
@@ -43,10 +39,10 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
     served = response.disposition == selector_pb2.DISPOSITION_SERVED
     return Reply(
         status=OK,
-        disposition=_DISPOSITIONS.get(response.disposition, "unspecified"),
+        disposition=DISPOSITION_NAMES.get(response.disposition, "unspecified"),
         model=response.model.name,
         version=response.model.version,
-        reason=_REASONS.get(response.reason, ""),
+        reason=REASON_NAMES.get(response.reason, "") if response.reason else "",
         predicted=response.prediction.label if served and response.HasField("prediction") else None,
         upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
         queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,

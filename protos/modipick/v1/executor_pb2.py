@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modipick.v1 import common_pb2 as modipick_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/executor.proto\x12\x0bmodipick.v1\x1a\x18modipick/v1/common.proto\"\x94\x01\n\x0e\x45xecuteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12!\n\x05input\x18\x03 \x01(\x0b\x32\x12.modipick.v1.Input\x12\x16\n\x0esignature_name\x18\x04 \x01(\t\x12\r\n\x05probe\x18\x05 \x01(\x08\"\xa0\x01\n\x0f\x45xecuteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12+\n\nprediction\x18\x03 \x01(\x0b\x32\x17.modipick.v1.Prediction\x12\x10\n\x08queue_ms\x18\x04 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x05 \x01(\x01\"?\n\x14\x45xecuteStreamRequest\x12\'\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x18.modipick.v1.ExecuteCall\"p\n\x0b\x45xecuteCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.modipick.v1.ExecuteRequest\x12\x12\n\ntimeout_ms\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61ncel\x18\x04 \x01(\x08\"D\n\x15\x45xecuteStreamResponse\x12+\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1a.modipick.v1.ExecuteAnswer\"\x88\x01\n\rExecuteAnswer\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1c.modipick.v1.ExecuteResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.modipick.v1.ExecuteErrorH\x00\x42\x08\n\x06result\"-\n\x0c\x45xecuteError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xcd\x01\n\x0bModelStatus\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.modipick.v1.ModelState\x12\x13\n\x0binput_shape\x18\x03 \x03(\x03\x12\x12\n\ninput_name\x18\x04 \x01(\t\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x05 \x01(\x01\x12\x13\n\x0bqueue_depth\x18\x06 \x01(\x05\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\x05\"\x13\n\x11ListModelsRequest\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.modipick.v1.ModelStatus2\x82\x02\n\x0f\x45xecutorService\x12\x44\n\x07\x45xecute\x12\x1b.modipick.v1.ExecuteRequest\x1a\x1c.modipick.v1.ExecuteResponse\x12Z\n\rExecuteStream\x12!.modipick.v1.ExecuteStreamRequest\x1a\".modipick.v1.ExecuteStreamResponse(\x01\x30\x01\x12M\n\nListModels\x12\x1e.modipick.v1.ListModelsRequest\x1a\x1f.modipick.v1.ListModelsResponseB\x8c\x01\n\x15io.github.modipick.v1B\rExecutorProtoP\x01Z:github.com/modipick/modipick/gen/go/modipick/v1;modipickv1\xa2\x02\x03MPK\xaa\x02\x0bModiPick.V1\xba\x02\x03MPK\xca\x02\x0bModiPick\\V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodipick/v1/executor.proto\x12\x0bmodipick.v1\x1a\x18modipick/v1/common.proto\"\x94\x01\n\x0e\x45xecuteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12!\n\x05input\x18\x03 \x01(\x0b\x32\x12.modipick.v1.Input\x12\x16\n\x0esignature_name\x18\x04 \x01(\t\x12\r\n\x05probe\x18\x05 \x01(\x08\"\xa0\x01\n\x0f\x45xecuteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05model\x18\x02 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12+\n\nprediction\x18\x03 \x01(\x0b\x32\x17.modipick.v1.Prediction\x12\x10\n\x08queue_ms\x18\x04 \x01(\x01\x12\x14\n\x0c\x65xecution_ms\x18\x05 \x01(\x01\"\xcd\x01\n\x0bModelStatus\x12$\n\x05model\x18\x01 \x01(\x0b\x32\x15.modipick.v1.ModelRef\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.modipick.v1.ModelState\x12\x13\n\x0binput_shape\x18\x03 \x03(\x03\x12\x12\n\ninput_name\x18\x04 \x01(\t\x12\x19\n\x11\x64\x65\x63lared_accuracy\x18\x05 \x01(\x01\x12\x13\n\x0bqueue_depth\x18\x06 \x01(\x05\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\x05\"\x13\n\x11ListModelsRequest\">\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.modipick.v1.ModelStatus2\xa6\x01\n\x0f\x45xecutorService\x12\x44\n\x07\x45xecute\x12\x1b.modipick.v1.ExecuteRequest\x1a\x1c.modipick.v1.ExecuteResponse\x12M\n\nListModels\x12\x1e.modipick.v1.ListModelsRequest\x1a\x1f.modipick.v1.ListModelsResponseB\x8c\x01\n\x15io.github.modipick.v1B\rExecutorProtoP\x01Z:github.com/modipick/modipick/gen/go/modipick/v1;modipickv1\xa2\x02\x03MPK\xaa\x02\x0bModiPick.V1\xba\x02\x03MPK\xca\x02\x0bModiPick\\V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,22 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTEREQUEST']._serialized_end=218
   _globals['_EXECUTERESPONSE']._serialized_start=221
   _globals['_EXECUTERESPONSE']._serialized_end=381
-  _globals['_EXECUTESTREAMREQUEST']._serialized_start=383
-  _globals['_EXECUTESTREAMREQUEST']._serialized_end=446
-  _globals['_EXECUTECALL']._serialized_start=448
-  _globals['_EXECUTECALL']._serialized_end=560
-  _globals['_EXECUTESTREAMRESPONSE']._serialized_start=562
-  _globals['_EXECUTESTREAMRESPONSE']._serialized_end=630
-  _globals['_EXECUTEANSWER']._serialized_start=633
-  _globals['_EXECUTEANSWER']._serialized_end=769
-  _globals['_EXECUTEERROR']._serialized_start=771
-  _globals['_EXECUTEERROR']._serialized_end=816
-  _globals['_MODELSTATUS']._serialized_start=819
-  _globals['_MODELSTATUS']._serialized_end=1024
-  _globals['_LISTMODELSREQUEST']._serialized_start=1026
-  _globals['_LISTMODELSREQUEST']._serialized_end=1045
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1047
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1109
-  _globals['_EXECUTORSERVICE']._serialized_start=1112
-  _globals['_EXECUTORSERVICE']._serialized_end=1370
+  _globals['_MODELSTATUS']._serialized_start=384
+  _globals['_MODELSTATUS']._serialized_end=589
+  _globals['_LISTMODELSREQUEST']._serialized_start=591
+  _globals['_LISTMODELSREQUEST']._serialized_end=610
+  _globals['_LISTMODELSRESPONSE']._serialized_start=612
+  _globals['_LISTMODELSRESPONSE']._serialized_end=674
+  _globals['_EXECUTORSERVICE']._serialized_start=677
+  _globals['_EXECUTORSERVICE']._serialized_end=843
 # @@protoc_insertion_point(module_scope)

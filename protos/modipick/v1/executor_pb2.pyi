@@ -35,48 +35,6 @@ class ExecuteResponse(_message.Message):
     execution_ms: float
     def __init__(self, request_id: _Optional[str] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., prediction: _Optional[_Union[_common_pb2.Prediction, _Mapping]] = ..., queue_ms: _Optional[float] = ..., execution_ms: _Optional[float] = ...) -> None: ...
 
-class ExecuteStreamRequest(_message.Message):
-    __slots__ = ("calls",)
-    CALLS_FIELD_NUMBER: _ClassVar[int]
-    calls: _containers.RepeatedCompositeFieldContainer[ExecuteCall]
-    def __init__(self, calls: _Optional[_Iterable[_Union[ExecuteCall, _Mapping]]] = ...) -> None: ...
-
-class ExecuteCall(_message.Message):
-    __slots__ = ("call_id", "request", "timeout_ms", "cancel")
-    CALL_ID_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
-    CANCEL_FIELD_NUMBER: _ClassVar[int]
-    call_id: int
-    request: ExecuteRequest
-    timeout_ms: float
-    cancel: bool
-    def __init__(self, call_id: _Optional[int] = ..., request: _Optional[_Union[ExecuteRequest, _Mapping]] = ..., timeout_ms: _Optional[float] = ..., cancel: _Optional[bool] = ...) -> None: ...
-
-class ExecuteStreamResponse(_message.Message):
-    __slots__ = ("answers",)
-    ANSWERS_FIELD_NUMBER: _ClassVar[int]
-    answers: _containers.RepeatedCompositeFieldContainer[ExecuteAnswer]
-    def __init__(self, answers: _Optional[_Iterable[_Union[ExecuteAnswer, _Mapping]]] = ...) -> None: ...
-
-class ExecuteAnswer(_message.Message):
-    __slots__ = ("call_id", "response", "error")
-    CALL_ID_FIELD_NUMBER: _ClassVar[int]
-    RESPONSE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    call_id: int
-    response: ExecuteResponse
-    error: ExecuteError
-    def __init__(self, call_id: _Optional[int] = ..., response: _Optional[_Union[ExecuteResponse, _Mapping]] = ..., error: _Optional[_Union[ExecuteError, _Mapping]] = ...) -> None: ...
-
-class ExecuteError(_message.Message):
-    __slots__ = ("code", "message")
-    CODE_FIELD_NUMBER: _ClassVar[int]
-    MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    code: int
-    message: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
-
 class ModelStatus(_message.Message):
     __slots__ = ("model", "state", "input_shape", "input_name", "declared_accuracy", "queue_depth", "max_concurrency")
     MODEL_FIELD_NUMBER: _ClassVar[int]

@@ -40,11 +40,6 @@ class ExecutorServiceStub:
                 request_serializer=modipick_dot_v1_dot_executor__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=modipick_dot_v1_dot_executor__pb2.ExecuteResponse.FromString,
                 _registered_method=True)
-        self.ExecuteStream = channel.stream_stream(
-                '/modipick.v1.ExecutorService/ExecuteStream',
-                request_serializer=modipick_dot_v1_dot_executor__pb2.ExecuteStreamRequest.SerializeToString,
-                response_deserializer=modipick_dot_v1_dot_executor__pb2.ExecuteStreamResponse.FromString,
-                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/modipick.v1.ExecutorService/ListModels',
                 request_serializer=modipick_dot_v1_dot_executor__pb2.ListModelsRequest.SerializeToString,
@@ -57,21 +52,8 @@ class ExecutorServiceServicer:
     """
 
     def Execute(self, request, context):
-        """The call's gRPC deadline is the request's remaining budget.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ExecuteStream(self, request_iterator, context):
-        """Many executions over one long-lived stream: the Selector's path, which saves a call set-up per
-        request (about half the cost of the Selector's hop). Each ExecuteCall is one Execute, answered
-        as soon as it finishes (not in order) and matched by call_id; its deadline is timeout_ms from
-        when the Executor reads it. A caller that gives up sends cancel for that call_id. While the
-        Executor shuts down it answers new calls UNAVAILABLE and ends the stream once the rest are
-        answered. The Executor sends initial metadata "x-modipick-stream: served" as soon as the stream
-        opens, and a caller writes nothing before it: an Executor without this method refuses
-        UNIMPLEMENTED with nothing written (a refusal racing a write can surface as INTERNAL).
+        """The call's gRPC deadline is the request's remaining budget. A Selector on the Executor's host
+        may call it over a Unix socket (the Executor's --listen-unix; target unix:PATH).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,11 +73,6 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.Execute,
                     request_deserializer=modipick_dot_v1_dot_executor__pb2.ExecuteRequest.FromString,
                     response_serializer=modipick_dot_v1_dot_executor__pb2.ExecuteResponse.SerializeToString,
-            ),
-            'ExecuteStream': grpc.stream_stream_rpc_method_handler(
-                    servicer.ExecuteStream,
-                    request_deserializer=modipick_dot_v1_dot_executor__pb2.ExecuteStreamRequest.FromString,
-                    response_serializer=modipick_dot_v1_dot_executor__pb2.ExecuteStreamResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -131,33 +108,6 @@ class ExecutorService:
             '/modipick.v1.ExecutorService/Execute',
             modipick_dot_v1_dot_executor__pb2.ExecuteRequest.SerializeToString,
             modipick_dot_v1_dot_executor__pb2.ExecuteResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ExecuteStream(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/modipick.v1.ExecutorService/ExecuteStream',
-            modipick_dot_v1_dot_executor__pb2.ExecuteStreamRequest.SerializeToString,
-            modipick_dot_v1_dot_executor__pb2.ExecuteStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,7 +67,7 @@ class SuiteSettings:
     seed: int = 0
     profile_refresh_ms: float = 200.0
     serving_overhead: str = "auto"      # the Selector's --serving-overhead-ms
-    execute_socket: bool = True         # the Selector reaches the Executor over a Unix socket (co-located)
+    execute_socket: bool = True         # the Selector calls the Executor over a Unix socket (unix:PATH)
     warmup_runs: int = 5
     probe_runs: int = 20
     log_level: str = "info"
@@ -175,12 +175,17 @@ class Suite:
             time.sleep(0.05)
         raise SuiteError(f"the local redis-server on port {port} did not start")
 
+    @property
+    def selector_executor_target(self) -> str:
+        """How the Selector reaches the Executor: its Unix socket when co-located, else its address."""
+        return f"unix:{self.execute_socket}" if self.execute_socket else self.executor_target
+
     def _common(self) -> list[str]:
         return ["--log-level", self.settings.log_level]
 
     def _executor_args(self) -> list[str]:
         return ["executor", "--listen", self.executor_target, "--model-base", str(self.model_base),
-                "--profiler-target", self.profiler_target, "--execute-socket", self.execute_socket,
+                "--profiler-target", self.profiler_target, "--listen-unix", self.execute_socket,
                 *self._common()]
 
     def _profiler_args(self) -> list[str]:
@@ -192,10 +197,10 @@ class Suite:
     def _selector_args(self) -> list[str]:
         s = self.settings
         return ["selector", "--listen", self.selector_target, "--redis-url", self.redis_url,
-                "--executor-target", self.executor_target, "--profiler-target", self.profiler_target,
+                "--executor-target", self.selector_executor_target, "--profiler-target", self.profiler_target,
                 "--policy", s.policy, "--threshold-ms", repr(s.threshold_ms), "--seed", str(s.seed),
                 "--profile-refresh-ms", repr(s.profile_refresh_ms), "--serving-overhead-ms", s.serving_overhead,
-                "--executor-socket", self.execute_socket, *self._common()]
+                *self._common()]
 
     def _spawn(self, name: str, args: list[str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODIPICK_") or k == "MODIPICK_ZOO_CACHE"}
@@ -211,7 +216,6 @@ class Suite:
         from modipick.profiler.lifecycle import LifecycleSettings
         from modipick.selector.app import SelectorSettings, start_selector
         from modipick.selector.budget import parse_overhead
-        from modipick.selector.executors import PoolSettings
         from modipick.stores import make_store
 
         s = self.settings
@@ -222,10 +226,9 @@ class Suite:
                                         discovery_interval_s=1.0)), store=self._store)
         self._in_process.append(profiler)
         selector = await start_selector(SelectorSettings(
-            address=self.selector_target, executor_target=self.executor_target,
+            address=self.selector_target, executor_target=self.selector_executor_target,
             profiler_target=self.profiler_target, policy=s.policy, policy_params={"threshold_ms": s.threshold_ms},
-            seed=s.seed, refresh_ms=s.profile_refresh_ms, serving_overhead_ms=parse_overhead(s.serving_overhead),
-            executor_pool=PoolSettings(socket_path=self.execute_socket)),
+            seed=s.seed, refresh_ms=s.profile_refresh_ms, serving_overhead_ms=parse_overhead(s.serving_overhead)),
             store=self._store)
         self._in_process.insert(0, selector)
 
@@ -277,7 +280,7 @@ class Suite:
                  "memory": "the in-memory store (single replica; Profiler and Selector in this process)"}[self.mode]
         return [f"selector  {self.selector_target}   <- clients: modipick infer IMAGE --target {self.selector_target}",
                 f"executor  {self.executor_target}   (embedded TensorFlow, models from {self.model_base})"
-                + (f"\n          {self.execute_socket}   (the Selector's way in: a Unix socket)" if self.execute_socket else ""),
+                + (f"\n          {self.execute_socket}   (the Selector's way in: gRPC on a Unix socket)" if self.execute_socket else ""),
                 f"profiler  {self.profiler_target}",
                 f"profiles  {store}"]
 

@@ -40,7 +40,7 @@ def parse(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="the Selector's own time taken off each budget: 'auto' (learned) or ms")
     p.add_option("--log-level", default="info", choices=LOG_LEVELS, help="services' log level")
     p.add_option("--no-execute-socket", action="store_true",
-                 help="the Selector reaches the Executor over gRPC, not the Executor's Unix socket")
+                 help="the Selector calls the Executor at its TCP address, not on its Unix socket")
     return p.parse_args(argv)
 
 

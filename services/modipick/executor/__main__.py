@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, NoReturn
 from modipick.runtime.config import EnvArgumentParser
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.security_options import add_service_token_option, service_token
-from modipick.runtime.metrics import ExecutorMetrics
+from modipick.executor.metrics import ExecutorMetrics
 
 
 class _BadValue(argparse.ArgumentTypeError, ValueError):
@@ -42,7 +42,7 @@ _non_negative_float = _number(float, 0.0, inclusive=True)
 
 
 def _backend(text: str) -> str:
-    from modipick.executor.backends.base import BACKENDS
+    from modipick.executor.backends import BACKENDS
 
     if text not in BACKENDS:
         raise _BadValue(f"must be one of {', '.join(BACKENDS)}, got {text!r}")
@@ -80,9 +80,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                       "--tensorflow_inter_op_parallelism")
     p.add_option("--max-queue", default=32, type=_non_negative_int,
                  help="requests waiting for a slot; beyond it RESOURCE_EXHAUSTED")
-    p.add_option("--execute-socket", default="",
-                 help="also serve executions on this Unix socket path, for a Selector on the same host "
-                      "(its --executor-socket): no gRPC hop on the way (empty: off)")
+    p.add_option("--listen-unix", default="",
+                 help="also serve gRPC on this Unix socket path, for a Selector on the same host "
+                      "(its --executor-target unix:PATH; empty: off)")
     p.add_option("--default-timeout-s", default=30.0, type=_positive_float, help="deadline of calls without one")
     add_server_options(p, downstream="the Profiler", int_type=_positive_int, float_type=_non_negative_float,
                        redis=False)
@@ -97,11 +97,11 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     if args.backend == "tfserving" and (args.tf_intra_op_threads or args.tf_inter_op_threads):
         p.error("--tf-intra-op-threads/--tf-inter-op-threads size the embedded backend's TensorFlow; "
                 "TensorFlow Serving takes --tensorflow_intra_op_parallelism/--tensorflow_inter_op_parallelism")
-    if len(args.execute_socket.encode()) > MAX_SOCKET_PATH_BYTES:
-        p.error(f"--execute-socket: a Unix socket path has at most {MAX_SOCKET_PATH_BYTES} bytes, "
-                f"got {len(args.execute_socket.encode())}: {args.execute_socket!r}")
+    if len(args.listen_unix.encode()) > MAX_SOCKET_PATH_BYTES:
+        p.error(f"--listen-unix: a Unix socket path has at most {MAX_SOCKET_PATH_BYTES} bytes, "
+                f"got {len(args.listen_unix.encode())}: {args.listen_unix!r}")
     settings = ExecutorSettings(
-        address=args.listen, execute_socket=args.execute_socket, backend=args.backend, model_base=args.model_base or None,
+        address=args.listen, unix_socket=args.listen_unix, backend=args.backend, model_base=args.model_base or None,
         tfserving_target=args.tfserving_target, oip_target=args.oip_target, oip_models=args.oip_models,
         profiler_target=args.profiler_target,
         max_concurrency=args.max_concurrency, max_queue=args.max_queue, default_timeout_s=args.default_timeout_s,
@@ -118,7 +118,7 @@ async def serve(settings, metrics_port: int = 0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_settings(list(sys.argv[1:] if argv is None else argv))
-    from modipick.executor.local_socket import SocketInUse
+    from modipick.runtime.server import SocketInUse
 
     try:  # a missing pool or bad model files, a socket path in use: 2; interrupted while loading: a clean exit
         return run_service("executor", args, lambda: serve(settings, args.metrics_port),

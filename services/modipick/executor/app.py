@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
-from modipick.executor.backends.base import Backend, make_backend
-from modipick.executor.local_socket import LocalExecuteSocket
+from modipick.executor.backends import make_backend
+from modipick.executor.backends.base import Backend
 from modipick.executor.reporter import NullSink, ObservationSink, ProfilerReporter
 from modipick.executor.service import ExecutorService
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.identity_interceptors import token_interceptors
-from modipick.runtime.metrics import ExecutorMetrics
+from modipick.executor.metrics import ExecutorMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import client_interceptors, server_interceptors
@@ -46,16 +46,15 @@ class ExecutorSettings:
     max_connection_age_s: float | None = None  # GOAWAY after this long (new replicas get calls)
     max_connection_age_grace_s: float | None = None
     drain_delay_s: float = 0.0         # NOT_SERVING this long before refusing new calls on shutdown
-    execute_socket: str = ""           # also serve stream sessions on this Unix socket (a co-located Selector)
+    unix_socket: str = ""              # also serve gRPC on this Unix socket path (a co-located Selector's unix:PATH)
     service_token: str | None = field(default=None, repr=False)  # shown to the Profiler with observations
 
 
 class ExecutorApp:
     def __init__(self, settings: ExecutorSettings, server: RunningServer, service: ExecutorService,
                  backend: Backend, sink: ObservationSink, channel: grpc.aio.Channel | None,
-                 metrics: ExecutorMetrics | None = None, local: LocalExecuteSocket | None = None) -> None:
+                 metrics: ExecutorMetrics | None = None) -> None:
         self.settings = settings
-        self.local = local
         self.metrics = metrics if metrics is not None else ExecutorMetrics()
         self.server = server
         self.service = service
@@ -69,8 +68,6 @@ class ExecutorApp:
 
     async def stop(self, grace_s: float | None = None) -> None:
         await self.server.stop(grace_s)
-        if self.local is not None:
-            await self.local.stop(self.settings.grace_s if grace_s is None else grace_s)
         await self.sink.close()
         await self.backend.close()
         if self._channel is not None:
@@ -109,25 +106,22 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
     sink = metrics.metered_sink(sink if sink is not None else NullSink())
     service = ExecutorService(backend, sink=sink, max_concurrency=settings.max_concurrency,
                               max_queue=settings.max_queue, default_timeout_s=settings.default_timeout_s)
-    server = await start_server(
-        [(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, service)], [SERVICE_NAME],
-        ServerOptions(address=settings.address, tls=settings.server_tls,
-                      max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
-                      max_connection_age_s=settings.max_connection_age_s,
-                      max_connection_age_grace_s=settings.max_connection_age_grace_s,
-                      drain_delay_s=settings.drain_delay_s),
-        interceptors=server_interceptors(root_spans=False))
-    server.on_drain.append(service.drain)
-    local = None
-    if settings.execute_socket:
-        local = LocalExecuteSocket(settings.execute_socket, service, max_message_bytes=settings.max_message_bytes)
-        try:
-            await local.start()
-        except OSError:
-            await server.stop(0)
-            raise
-        server.on_drain.append(local.close_listener)
+    try:
+        server = await start_server(
+            [(executor_pb2_grpc.add_ExecutorServiceServicer_to_server, service)], [SERVICE_NAME],
+            ServerOptions(address=settings.address, tls=settings.server_tls,
+                          max_message_bytes=settings.max_message_bytes, grace_s=settings.grace_s,
+                          max_connection_age_s=settings.max_connection_age_s,
+                          max_connection_age_grace_s=settings.max_connection_age_grace_s,
+                          drain_delay_s=settings.drain_delay_s, unix_socket=settings.unix_socket),
+            interceptors=server_interceptors(root_spans=False))
+    except OSError:  # an address or socket path in use
+        await sink.close()
+        await backend.close()
+        if channel is not None:
+            await channel.close()
+        raise
     log.info("executor started", target=server.target, backend=backend.name, model_base=settings.model_base,
              profiler=settings.profiler_target or None, max_concurrency=settings.max_concurrency,
-             max_queue=settings.max_queue, execute_socket=settings.execute_socket or None)
-    return ExecutorApp(settings, server, service, backend, sink, channel, metrics, local)
+             max_queue=settings.max_queue, unix_socket=settings.unix_socket or None)
+    return ExecutorApp(settings, server, service, backend, sink, channel, metrics)

@@ -5,15 +5,14 @@ wait for an execution slot (queue_ms; RESOURCE_EXHAUSTED when the queue is full)
 (execution_ms), reply — all within the gRPC deadline (DEADLINE_EXCEEDED). A user execution
 (probe == False) then becomes an observation for the Profiler, submitted without waiting.
 A run that outlives its deadline keeps its slot until the backend really finishes, so the
-concurrency bound holds for the CPU as well as for the replies. ExecuteStream runs each of its
-messages through the same path (modipick.executor.stream).
+concurrency bound holds for the CPU as well as for the replies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import grpc
 import numpy as np
@@ -24,8 +23,7 @@ from modipick.executor.backends.base import DEFAULT_SIGNATURE, Backend, ModelInf
 from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInput
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
-from modipick.executor.stream import AnswerSink, Requests, StreamSession
-from modipick.runtime.metadata import STREAM_SERVED, request_id_from
+from modipick.runtime.metadata import request_id_from
 from modipick.runtime.status_details import abort_with_details, execution_reason
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -46,7 +44,6 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         self.default_timeout_s = default_timeout_s
         self._clock = clock
         self._wall = wall_clock
-        self.draining = asyncio.Event()
 
     async def Execute(self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
                       ) -> executor_pb2.ExecuteResponse:
@@ -55,24 +52,6 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             return await self._execute_logged(request, request_id, context.time_remaining())
         except ExecutorError as exc:
             await abort_with_details(context, exc.code, exc.message, execution_reason(exc.code))
-
-    async def ExecuteStream(self, request_iterator: AsyncIterator[executor_pb2.ExecuteStreamRequest],
-                            context: grpc.aio.ServicerContext) -> None:
-        await context.send_initial_metadata((STREAM_SERVED,))  # the caller waits for it before writing
-        await self.serve_stream(request_iterator, context, request_id_from(context.invocation_metadata()))
-
-    async def serve_stream(self, messages: Requests, answers: AnswerSink,
-                           fallback_id: str = "") -> None:
-        """One stream of executions, over gRPC or a local socket (modipick.executor.local_socket)."""
-
-        async def run_one(request: executor_pb2.ExecuteRequest, timeout_s: float) -> executor_pb2.ExecuteResponse:
-            return await self._execute_logged(request, request.request_id or fallback_id, timeout_s)
-
-        await StreamSession(run_one, answers, self.draining).serve(messages)
-
-    def drain(self) -> None:
-        """Shutting down: streams answer new messages UNAVAILABLE and end once the rest are answered."""
-        self.draining.set()
 
     async def _execute_logged(self, request: executor_pb2.ExecuteRequest, request_id: str,
                               time_remaining_s: float | None) -> executor_pb2.ExecuteResponse:

@@ -9,7 +9,7 @@ from typing import Mapping
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
 from modipick.runtime.security_options import add_service_identity_options, label_clients, service_credentials
-from modipick.runtime.metrics import ProfilerMetrics
+from modipick.profiler.metrics import ProfilerMetrics
 
 
 def _alpha(text: str) -> float:

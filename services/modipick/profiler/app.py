@@ -24,7 +24,7 @@ from modipick.runtime.identity import ServiceCredentials
 from modipick.runtime.identity_interceptors import ServiceIdentityInterceptor
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.health_watch import DegradationHealth
-from modipick.runtime.metrics import ProfilerMetrics
+from modipick.profiler.metrics import ProfilerMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
 from modipick.stores import ProfileStore, make_store

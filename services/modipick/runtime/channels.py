@@ -7,8 +7,9 @@ from typing import Sequence
 import grpc
 
 from modipick.runtime.tls import TlsConfig
+from modipick.v1.contract import DEFAULT_MAX_MESSAGE_BYTES
 
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "aio_channel", "channel_options"]
 
 
 def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,

@@ -17,6 +17,7 @@ from modipick.runtime.server import run_until_signal
 from modipick.runtime.service_options import add_reliability_options, reliability_settings
 from modipick.runtime.tls import TlsConfig
 from modipick.runtime.tracing import add_tracing_option, configure_tracing
+from modipick.v1.contract import DEFAULT_MAX_MESSAGE_BYTES
 
 
 def add_server_options(parser, *, downstream: str, downstream_pronoun: str = "it",
@@ -26,7 +27,7 @@ def add_server_options(parser, *, downstream: str, downstream_pronoun: str = "it
     """The flags after a service's own ones; `downstream` names the servers it calls (help text only).
     `int_type`/`float_type` parse the message limit and grace period (a service may bring its own
     messages); `reliability` goes to add_reliability_options."""
-    parser.add_option("--max-message-bytes", default=16 * 1024 * 1024, type=int_type, help="gRPC message limit")
+    parser.add_option("--max-message-bytes", default=DEFAULT_MAX_MESSAGE_BYTES, type=int_type, help="gRPC message limit")
     parser.add_option("--grace-s", default=5.0, type=float_type, help="shutdown grace period")
     parser.add_option("--max-connection-age-s", default=0.0, type=float_type,
                       help="send each client connection GOAWAY after this long, so clients re-resolve and "

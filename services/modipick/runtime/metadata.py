@@ -1,15 +1,14 @@
-"""What travels in gRPC metadata: the request id (as well as in messages), and the Executor's
-greeting on a new ExecuteStream."""
+"""What travels in gRPC metadata: the request id (as well as in messages)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Iterable
 
-REQUEST_ID_KEY = "x-request-id"
-# The Executor's initial metadata on an ExecuteStream it serves. A refusal (UNIMPLEMENTED from an
-# Executor without the method) also delivers initial metadata, empty and possibly before its status.
-STREAM_SERVED = ("x-modipick-stream", "served")
+from modipick.v1.contract import MAX_REQUEST_ID_CHARS, REQUEST_ID_KEY, request_id_problem
+
+__all__ = ["MAX_REQUEST_ID_CHARS", "REQUEST_ID_KEY", "new_request_id", "request_id_from", "request_id_problem",
+           "with_request_id"]
 
 
 def new_request_id() -> str:
@@ -25,13 +24,3 @@ def request_id_from(metadata: Iterable[tuple[str, str | bytes]] | None, fallback
 
 def with_request_id(request_id: str, metadata: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
     return (*tuple(metadata), (REQUEST_ID_KEY, request_id))
-
-
-MAX_REQUEST_ID_CHARS = 128
-
-
-def request_id_problem(request_id: str) -> str:
-    """Why `request_id` cannot travel on (it goes into gRPC metadata downstream), or ""."""
-    if len(request_id) > MAX_REQUEST_ID_CHARS or not (request_id.isascii() and request_id.isprintable()):
-        return f"request_id: at most {MAX_REQUEST_ID_CHARS} printable ASCII characters (e.g. a uuid4 hex)"
-    return ""

@@ -8,7 +8,11 @@ in-flight ones finish within the grace period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import socket
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -40,6 +44,7 @@ class ServerOptions:
     # replicas started since (a scale-out, a rollout) get calls. None: connections live forever.
     max_connection_age_s: float | None = None
     max_connection_age_grace_s: float | None = None  # in-flight calls' time to finish after GOAWAY
+    unix_socket: str = ""       # also serve on this Unix socket path (unix:PATH) for a co-located caller
 
 
 @dataclass
@@ -75,6 +80,9 @@ class RunningServer:
         for drain in self.on_drain:
             drain()
         await self.server.stop(self.options.grace_s if grace_s is None else grace_s)
+        if self.options.unix_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.options.unix_socket)
 
 
 def connection_age_arguments(options: ServerOptions) -> list[tuple[str, int]]:
@@ -90,6 +98,8 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
                        options: ServerOptions = ServerOptions(), *,
                        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
                        serving: bool = True) -> RunningServer:
+    if options.unix_socket:
+        refuse_socket_in_use(options.unix_socket)
     server = grpc.aio.server(
         interceptors=list(interceptors) or None,
         options=[("grpc.max_send_message_length", options.max_message_bytes),
@@ -109,6 +119,12 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
         port = server.add_insecure_port(options.address)
     if port == 0:
         raise OSError(f"cannot listen on {options.address}")
+    if options.unix_socket:
+        unix = f"unix:{options.unix_socket}"
+        added = (server.add_secure_port(unix, options.tls.server_credentials())
+                 if options.tls is not None and options.tls.enabled else server.add_insecure_port(unix))
+        if added == 0:
+            raise OSError(f"cannot listen on {unix}")
     await server.start()
     running = RunningServer(server, port, health, names, options)
     await running.set_serving(serving)
@@ -129,6 +145,29 @@ async def run_until_signal(running: RunningServer, *,
     if on_shutdown is not None:
         await on_shutdown()
     log.info("stopped")
+
+
+class SocketInUse(OSError):
+    """Another process listens on the Unix socket path (or the path is not a socket)."""
+
+
+def refuse_socket_in_use(path: str) -> None:
+    """gRPC replaces a socket file at its path; one a live process listens on must not be taken over.
+    A file left by a process that died is left for gRPC to replace."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise SocketInUse(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return
+    finally:
+        probe.close()
+    raise SocketInUse(f"{path}: another process is listening on it")
 
 
 def service_name(pb2_module: Any, service: str) -> str:

@@ -30,6 +30,8 @@ from typing import Any, Awaitable, Callable
 
 import grpc
 
+from modipick.v1.contract import REQUEST_ID_KEY
+
 MODES = ("off", "console", "otlp")
 _SKIPPED_PREFIXES = ("/grpc.",)  # health checks and reflection: no spans
 # gRPC codes that are the server's failure (OpenTelemetry semantic conventions for gRPC servers).
@@ -198,8 +200,8 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
 
             parent = propagate.extract(carrier)
             attributes = _rpc_attributes(method)
-            if "x-request-id" in carrier:
-                attributes["modipick.request_id"] = carrier["x-request-id"]
+            if REQUEST_ID_KEY in carrier:
+                attributes["modipick.request_id"] = carrier[REQUEST_ID_KEY]
             with tracer.start_as_current_span(method.lstrip("/"), context=parent, kind=SpanKind.SERVER,
                                               attributes=attributes, record_exception=False,
                                               set_status_on_exception=False) as span:

@@ -8,9 +8,9 @@ from typing import Mapping
 
 from modipick.runtime.config import EnvArgumentParser, non_negative_float, positive_float, positive_int, probability
 from modipick.runtime.entrypoint import add_server_options, run_service, serve_app, server_settings
-from modipick.runtime.metrics import SelectorMetrics
 from modipick.runtime.security_options import (add_client_auth_options, add_service_token_option, add_ticket_options,
                                                client_auth_settings, service_token, ticket_keys)
+from modipick.selector.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
 
 
@@ -27,8 +27,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
     from modipick.core.policies import LIVE_POLICIES
     from modipick.core.returnleg import PRIORS
     from modipick.selector.app import SelectorSettings
-    from modipick.selector.execute_transport import TRANSPORTS
-    from modipick.selector.executors import PoolSettings, split_targets
     from modipick.selector.returnlegs import ReturnLegSettings, parse_return_leg_mode
 
     p = EnvArgumentParser(prog="modipick selector", description=__doc__, environ=environ)
@@ -37,15 +35,8 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="profile store: redis:// or rediss:// URL ('memory' serves nothing useful alone)",
                  secret=True)
     p.add_option("--executor-target", default="127.0.0.1:50052",
-                 help="Executor address; replicas comma-separated (a:50052,b:50052) or one dns:///name")
-    p.add_option("--executor-transport", default="auto", choices=TRANSPORTS,
-                 help="'auto' (the default): 'stream' to each Executor address, 'unary' when tracing is on or "
-                      "to a name (dns:///..., a service name: its Executors are balanced per call); 'stream': "
-                      "executions as messages on one ExecuteStream per target (no call set-up per request); "
-                      "'unary': one Execute call each")
-    p.add_option("--executor-socket", default="",
-                 help="the co-located Executor's --execute-socket path: executions go over it, without a "
-                      "gRPC hop (one --executor-target only; not with 'unary' or tracing; empty: off)")
+                 help="Executor address; replicas comma-separated (a:50052,b:50052), one dns:///name, or "
+                      "unix:PATH for an Executor on this host (its --listen-unix)")
     p.add_option("--profiler-target", default="127.0.0.1:50053",
                  help="Profiler address for outcome reports ('' to drop them)")
     p.add_option("--policy", default="risk_aware", choices=LIVE_POLICIES, help="default selection policy")
@@ -108,13 +99,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
-    if args.executor_socket:
-        targets = split_targets(args.executor_target)
-        if len(targets) != 1:
-            p.error(f"--executor-socket: the socket reaches one co-located Executor, but --executor-target "
-                    f"names {len(targets)}: {args.executor_target!r}")
-        if args.executor_transport == "unary":
-            p.error("--executor-socket carries stream messages; it cannot be used with --executor-transport unary")
     if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(("redis://", "rediss://")):
         p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://...), got "
                 f"{args.redis_url.split('://')[0]!r}")
@@ -132,7 +116,6 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                                       max_leg_slas=args.return_leg_max_slas),
         serving_overhead_ms=overhead,
         client_leg_ttl_s=args.client_leg_ttl_s, client_leg_cache_s=args.client_leg_cache_s,
-        executor_pool=PoolSettings(transport=args.executor_transport, socket_path=args.executor_socket),
         oip_models=args.oip_models,
         client_auth=client_auth_settings(p, args), service_token=service_token(p, args),
         **security_settings(p, args), **server_settings(p, args))

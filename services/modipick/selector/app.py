@@ -12,7 +12,7 @@ import structlog
 
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.identity_interceptors import ClientAuthSettings, ClientIdentityInterceptor, token_interceptors
-from modipick.runtime.metrics import SelectorMetrics
+from modipick.selector.metrics import SelectorMetrics
 from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
@@ -26,7 +26,6 @@ from modipick.selector.leg_stream import ReturnLegFeed, resolve_sharing
 from modipick.selector import oip
 from modipick.selector.outcomes import OutcomeForwarder, OutcomeLearner
 from modipick.selector.policies import PolicyBook, seeded_rng
-from modipick.selector.queueing import QueueAwareProfiles
 from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
 from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
 from modipick.selector.service import SelectorService
@@ -163,8 +162,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     learner = OutcomeLearner(budgeter.returns, budgeter.clocks, capacity=settings.outcome_memory,
                              max_leg_slas=legs.max_leg_slas)
     metrics.watch_return_legs(learner, legs_feed)
-    # the pool has the stub's Execute (replicas, retries); the policy sees queueing-aware profiles
-    service = SelectorService(QueueAwareProfiles(cache, pool.expected_queue_ms), pool, policies, outcomes,
+    service = SelectorService(cache, pool, policies, outcomes,
                               rng_for=seeded_rng(settings.seed), wall_ns=wall_ns, metrics=metrics,
                               budgeter=budgeter, learner=learner,
                               signer=TicketSigner(settings.ticket_keys) if settings.ticket_keys.enabled else None,
@@ -190,7 +188,6 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     await health.start()
     log.info("selector started", target=server.target, policy=settings.policy, seed=settings.seed,
              executor=settings.executor_target, profiler=settings.profiler_target or None,
-             executor_transport=",".join(sorted({r.execute.name for r in pool.replicas})),
              models=len(cache.snapshot.candidates), refresh_ms=settings.refresh_ms, return_leg=legs.mode,
              return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None,
              client_auth=settings.client_auth.mode, signed_tickets=settings.ticket_keys.enabled,

@@ -32,13 +32,12 @@ from modipick.core import Budget
 from modipick.core.profiles import ewma_step
 from modipick.core.returnleg import ReturnLegEstimate
 from modipick.selector.clocks import ClockOffsets
+from modipick.v1.contract import DEADLINE_SLACK_KEY, MAX_SLA_MS
 
 if TYPE_CHECKING:
     from modipick.core import Policy
     from modipick.selector.returnlegs import ReturnLegBook
 
-MAX_SLA_MS = 3_600_000.0  # one hour: anything longer is a unit mistake, not an SLA
-DEADLINE_SLACK_KEY = "x-modipick-deadline-slack-ms"  # the client waits this long past its SLA
 # Policies that decide with the return leg's distribution (Budget.return_leg), not a point estimate.
 RETURN_LEG_POLICIES = frozenset({"risk_aware"})
 

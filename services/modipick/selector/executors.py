@@ -1,8 +1,10 @@
 """The Executor replicas behind one Selector: which one runs a request, what happens when it fails.
 
-`--executor-target a:50052,b:50052` gives one replica per address (a `dns:///` target is one
-replica whose channel balances over every address the name resolves to). `ExecutorPool.Execute`
-has the stub's signature, so the Selector calls it like a single Executor; inside:
+`--executor-target a:50052,b:50052` gives one replica per target (a `dns:///` target is one replica
+whose channel balances its calls over every address the name resolves to; `unix:PATH` reaches an
+Executor on the same host). Each execution is one unary `ExecutorService.Execute` call. The
+Selector asks the pool for a replica once per request (`pick`), lets that replica's expected
+queueing (`wait_ms`) into its decision, then runs the decided model there (`run`):
 
 - the replica with the least expected queueing wins (ties rotate). The Selector counts its own
   calls in flight per replica and polls each replica's ListModels (queue depth, concurrency);
@@ -13,10 +15,12 @@ has the stub's signature, so the Selector calls it like a single Executor; insid
   `reserve = max(fastest model + retry overhead, reserve_share * budget)` for a second attempt,
   so a hung Executor costs a retry, not the request;
 - a failed attempt is retried while the budget allows (each attempt's deadline is what is left,
-  never more): a replica failure (UNAVAILABLE, a cut deadline, overload, model not there) on
+  never more): a replica failure (unavailable, a cut deadline, overload, model not there) on
   another replica with the same model if it fits, else with the fastest model; a model failure
-  (INTERNAL) with the fastest other model. Invalid input, cancellation and auth errors are final.
-  When nothing fits any more, the error names every attempt.
+  with the fastest other model. Invalid input, cancellation and refusals are final. When nothing
+  fits any more, the failure names every attempt.
+
+gRPC statuses become `Failure`s here, at the call to the Executor, and nowhere else in the pool.
 """
 
 from __future__ import annotations
@@ -34,17 +38,23 @@ import structlog
 from modipick.core import Candidate
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.tls import TlsConfig
-from modipick.selector.execute_transport import ExecuteTransport, StreamExecute, UnaryExecute, transport_for
-from modipick.selector.socket_transport import SocketExecute
+from modipick.selector.execution import EJECTING, REPLICA_FAILURES, Execution, ExecutionFailed, Failure
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.selector.executors")
 
-Code = grpc.StatusCode
-_REPLICA_FAILURES = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED,
-                               Code.NOT_FOUND, Code.FAILED_PRECONDITION})
-_MODEL_FAILURES = frozenset({Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS})
-_EJECTING = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})
+_FAILURE_OF = {
+    grpc.StatusCode.INVALID_ARGUMENT: Failure.INVALID_INPUT,
+    grpc.StatusCode.CANCELLED: Failure.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Failure.TIMED_OUT,
+    grpc.StatusCode.UNAVAILABLE: Failure.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: Failure.OVERLOADED,
+    grpc.StatusCode.NOT_FOUND: Failure.MODEL_MISSING,
+    grpc.StatusCode.FAILED_PRECONDITION: Failure.MODEL_MISSING,
+    grpc.StatusCode.INTERNAL: Failure.MODEL_FAILED,
+    grpc.StatusCode.UNKNOWN: Failure.MODEL_FAILED,
+    grpc.StatusCode.DATA_LOSS: Failure.MODEL_FAILED,
+}
 
 
 def split_targets(text: str) -> list[str]:
@@ -66,8 +76,6 @@ class PoolSettings:
     service_alpha: float = 0.2       # EWMA weight of a reply's execution time
     answer_margin_ms: float = 3.0    # the last attempt ends this early: the Selector's answer, not the
                                      # caller's own timer, reports what ran out
-    transport: str = "auto"          # unary | stream | auto (see execute_transport.transport_for)
-    socket_path: str = ""            # the co-located Executor's --execute-socket (one target only)
 
 
 @dataclass
@@ -75,7 +83,6 @@ class Replica:
     target: str
     channel: grpc.aio.Channel
     stub: executor_pb2_grpc.ExecutorServiceStub
-    execute: ExecuteTransport
     in_flight: int = 0               # this Selector's calls not answered yet
     reported_depth: int = 0          # the Executor's running + waiting, all callers (ListModels)
     reported_at: float = -math.inf
@@ -100,11 +107,25 @@ class Replica:
         return beyond * service / max(1, self.slots)
 
 
-class AttemptsFailed(grpc.aio.AioRpcError):
-    """The last attempt's status, with every attempt in the details."""
+class _AttemptFailed(Exception):
+    def __init__(self, failure: Failure, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.failure, self.code, self.details = failure, code, details
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+
+class _Expiry:
+    """Cancels a call when its time is up, and remembers that it did."""
+
+    __slots__ = ("_call", "fired")
+
+    def __init__(self, call: grpc.aio.Call) -> None:
+        self._call = call
+        self.fired = False
+
+    def __call__(self) -> None:
+        if not self._call.done():
+            self.fired = True
+            self._call.cancel()
 
 
 class ExecutorPool:
@@ -115,41 +136,30 @@ class ExecutorPool:
         self.settings = settings
         self._candidates = candidates
         self._clock = clock
-        self._max_message_bytes = max_message_bytes
-        if settings.socket_path and len(targets) != 1:
-            raise ValueError(f"an Executor socket serves one co-located Executor; got {len(targets)} targets "
-                             f"({', '.join(targets)})")
-        kinds = [transport_for(settings.transport, t, traced=bool(interceptors), socket=bool(settings.socket_path))
-                 for t in targets]  # may refuse
         self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
-                                                      interceptors=interceptors), kind)
-                         for t, kind in zip(targets, kinds)]
+                                                      interceptors=interceptors))
+                         for t in targets]
         self._turn = itertools.count()
         self._poller: asyncio.Task | None = None
         self.retries = 0
         self.rescued = 0  # requests served by a retry
 
-    def _replica(self, target: str, channel: grpc.aio.Channel, transport: str) -> Replica:
-        stub = executor_pb2_grpc.ExecutorServiceStub(channel)
-        if transport == "socket":
-            execute = SocketExecute(stub, self.settings.socket_path, target=target,
-                                    max_message_bytes=self._max_message_bytes)
-        elif transport == "stream":
-            execute = StreamExecute(stub, target=target, max_message_bytes=self._max_message_bytes)
-        else:
-            execute = UnaryExecute(stub)
-        return Replica(target, channel, stub, execute)
+    @staticmethod
+    def _replica(target: str, channel: grpc.aio.Channel) -> Replica:
+        return Replica(target, channel, executor_pb2_grpc.ExecutorServiceStub(channel))
 
     # -- choosing -----------------------------------------------------------------------------------
     def _default_service_ms(self) -> float:
         return min((c.mean_ms for c in self._candidates()), default=1.0)
 
     def wait_ms(self, replica: Replica, now: float | None = None) -> float:
+        """The queueing a request sent to `replica` now should expect (0 when it is idle)."""
         now = self._clock() if now is None else now
         return replica.expected_wait_ms(now, 3 * self.settings.poll_s + self.settings.poll_timeout_s,
                                         self._default_service_ms)
 
-    def choose(self, exclude: Sequence[Replica] = ()) -> Replica:
+    def pick(self, exclude: Sequence[Replica] = ()) -> Replica:
+        """The replica to send the next request to: the least expected queueing among the healthy."""
         if len(self.replicas) == 1:  # ejected or tried, it is still the only one (as below)
             return self.replicas[0]
         now = self._clock()
@@ -164,65 +174,91 @@ class ExecutorPool:
         return min(healthy, key=lambda r: (self.wait_ms(r, now), order[id(r)]))
 
     def expected_queue_ms(self) -> float:
-        """What the replica the next request goes to should make it wait (0 when idle)."""
+        """What the least loaded healthy replica should make the next request wait (0 when idle)."""
         now = self._clock()
         if len(self.replicas) == 1:
             return self.wait_ms(self.replicas[0], now)
         healthy = [r for r in self.replicas if not r.ejected(now)] or self.replicas
         return min(self.wait_ms(r, now) for r in healthy)
 
-    # -- the stub's Execute -------------------------------------------------------------------------
-    async def Execute(self, request: executor_pb2.ExecuteRequest, timeout: float | None = None,
-                      metadata=None) -> executor_pb2.ExecuteResponse:
+    # -- running --------------------------------------------------------------------------------------
+    async def run(self, model: Candidate, input: common_pb2.Input, within_s: float, *, request_id: str = "",
+                  replica: Replica | None = None, metadata=None) -> Execution:
+        """Run `model` on `input` within `within_s` seconds: on `replica` (the one the decision was
+        made for; else `pick()`), then retries within what is left. Raises ExecutionFailed."""
         s = self.settings
-        total = timeout if timeout is not None else 30.0
-        deadline = self._clock() + total - min(s.answer_margin_ms / 1000.0, total * 0.05)
-        attempt, tried, failed_models, notes = request, [], set(), []
+        deadline = self._clock() + within_s - min(s.answer_margin_ms / 1000.0, within_s * 0.05)
+        tried: list[Replica] = []
+        failed_models: set[str] = set()
+        notes: list[str] = []
         for number in range(1, s.max_attempts + 1):
             left = deadline - self._clock()
-            replica = self.choose(tried)
-            attempt_timeout = left
-            if number < s.max_attempts:
-                attempt_timeout = self._first_cut(attempt.model, left, replica) if number == 1 else left
+            if number > 1 or replica is None:
+                replica = self.pick(tried)
+            timeout = left
+            if number == 1 and number < s.max_attempts:
+                timeout = self._first_cut(model, left, replica)
             replica.in_flight += 1
             try:
-                reply = await replica.execute(attempt, max(attempt_timeout, 0.0), metadata)
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code()
-                cut = attempt_timeout < left - 1e-3
-                notes.append(f"{_key(attempt.model)} on {replica.target}: {code.name}"
-                             + (f" after {attempt_timeout * 1000:.0f} ms" if code == Code.DEADLINE_EXCEEDED else
-                                f" ({exc.details()})" if exc.details() else ""))
-                self._failed(replica, code, exc.details() or "",
-                             counts=code != Code.DEADLINE_EXCEEDED or self._had_room(attempt.model, attempt_timeout,
-                                                                                    replica))
+                reply = await self._execute(replica, model, input, max(timeout, 0.0), request_id, metadata)
+            except _AttemptFailed as exc:
+                failure = exc.failure
+                cut = timeout < left - 1e-3
+                notes.append(f"{model.key} on {replica.target}: {exc.code.name}"
+                             + (f" after {timeout * 1000:.0f} ms" if failure is Failure.TIMED_OUT else
+                                f" ({exc.details})" if exc.details else ""))
+                self._failed(replica, failure, exc.details,
+                             counts=failure is not Failure.TIMED_OUT or self._had_room(model, timeout, replica))
                 tried.append(replica)
-                nxt = None if number == s.max_attempts else self._next_attempt(attempt, code, cut, deadline, tried,
-                                                                                failed_models)
-                if nxt is None:
-                    if number == 1:
-                        raise
-                    why = self._why_stopped(deadline, code) if number < s.max_attempts else \
-                        f"; {s.max_attempts} attempts made"
-                    raise AttemptsFailed(code, "; ".join(notes) + why)
+                retry = None if number == s.max_attempts else self._next_model(model, failure, cut, deadline, tried,
+                                                                              failed_models)
+                if retry is None:
+                    why = "" if number == 1 else (self._why_stopped(deadline, failure) if number < s.max_attempts
+                                                  else f"; {s.max_attempts} attempts made")
+                    raise ExecutionFailed(failure, "; ".join(notes) + why, attempts=number) from None
                 self.retries += 1
-                log.info("retrying on another executor", failed=notes[-1], model=_key(nxt.model),
+                log.info("retrying on another executor", failed=notes[-1], model=retry.key,
                          left_ms=round((deadline - self._clock()) * 1000, 1))
-                attempt = nxt
+                model = retry
                 continue
             finally:
                 replica.in_flight -= 1
             self._succeeded(replica, reply)
             if number > 1:
                 self.rescued += 1
-            return reply
+            return Execution(reply.model if reply.model.name else common_pb2.ModelRef(name=model.name,
+                                                                                       version=model.version),
+                             reply.prediction, reply.queue_ms, reply.execution_ms, replica.target, number)
         raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
-    def _expected_ms(self, model: common_pb2.ModelRef, candidates: Sequence[Candidate]) -> float | None:
-        name, version = model.name, model.version
-        return next((c.mean_ms for c in candidates if c.name == name and c.version == version), None)
+    @staticmethod
+    async def _execute(replica: Replica, model: Candidate, input: common_pb2.Input, timeout_s: float,
+                       request_id: str, metadata) -> executor_pb2.ExecuteResponse:
+        request = executor_pb2.ExecuteRequest(request_id=request_id, input=input,
+                                              model=common_pb2.ModelRef(name=model.name, version=model.version))
+        call = replica.stub.Execute(request, timeout=timeout_s, metadata=metadata)
+        # The call carries its deadline to the Executor; this loop's own timer also ends it on time:
+        # gRPC's deadline reaches the loop through its poller thread, a few ms late on a busy machine,
+        # and the Selector must answer before its caller's own deadline does.
+        expired = _Expiry(call)
+        timer = asyncio.get_running_loop().call_later(timeout_s, expired)
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            raise _AttemptFailed(_FAILURE_OF.get(code, Failure.REFUSED), code, exc.details() or "") from None
+        except asyncio.CancelledError:
+            if not expired.fired:
+                raise  # the Selector's caller gave up
+            raise _AttemptFailed(Failure.TIMED_OUT, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+        finally:
+            timer.cancel()
 
-    def _had_room(self, model: common_pb2.ModelRef, timeout_s: float, replica: Replica) -> bool:
+    def _expected_ms(self, model: Candidate, candidates: Sequence[Candidate]) -> float | None:
+        key = model.key
+        return next((c.mean_ms for c in candidates if c.key == key), None)
+
+    def _had_room(self, model: Candidate, timeout_s: float, replica: Replica) -> bool:
         """Whether an attempt that ran out of time says something about its replica: it had at least
         twice what its model was expected to take there (mean and queueing) plus a retry's overhead.
         A deadline cut close is the budget's miss; ejecting the replica for it would move traffic
@@ -232,7 +268,7 @@ class ExecutorPool:
             return True
         return timeout_s * 1000.0 >= 2.0 * (expected + self.wait_ms(replica)) + self.settings.retry_overhead_ms
 
-    def _first_cut(self, model: common_pb2.ModelRef, left: float, replica: Replica) -> float:
+    def _first_cut(self, model: Candidate, left: float, replica: Replica) -> float:
         """The first attempt's deadline: the budget minus the reserve for a retry, when the chosen
         model still fits what remains; else the whole budget (no retry after a timeout)."""
         s = self.settings
@@ -248,54 +284,50 @@ class ExecutorPool:
             return first_ms / 1000.0
         return left
 
-    def _next_attempt(self, attempt: executor_pb2.ExecuteRequest, code: grpc.StatusCode, cut: bool,
-                      deadline: float, tried: list[Replica], failed_models: set[str]
-                      ) -> executor_pb2.ExecuteRequest | None:
-        if code == Code.DEADLINE_EXCEEDED and not cut:
+    def _next_model(self, model: Candidate, failure: Failure, cut: bool, deadline: float, tried: list[Replica],
+                    failed_models: set[str]) -> Candidate | None:
+        """The model to try next (the same one on another replica, or the fastest), or None."""
+        if failure is Failure.TIMED_OUT and not cut:
             return None  # the whole budget is spent
-        if code in _MODEL_FAILURES:
-            failed_models.add(_key(attempt.model))
-        elif code not in _REPLICA_FAILURES:
-            return None  # invalid input, cancelled, refused credentials: a retry cannot help
+        if failure is Failure.MODEL_FAILED:
+            failed_models.add(model.key)
+        elif failure not in REPLICA_FAILURES:
+            return None  # invalid input, cancelled, refused: a retry cannot help
         now = self._clock()
         left_ms = (deadline - now) * 1000.0
         others = [r for r in self.replicas if r not in tried and not r.ejected(now)]
-        if code == Code.RESOURCE_EXHAUSTED and not others:
+        if failure is Failure.OVERLOADED and not others:
             return None  # shed: queueing behind the same full replica would only miss the deadline
-        target = self.choose(tried)
-        wait = self.wait_ms(target, now) + self.settings.retry_overhead_ms / 2
+        wait = self.wait_ms(self.pick(tried), now) + self.settings.retry_overhead_ms / 2
         candidates = [c for c in self._candidates() if c.key not in failed_models]
-        same = next((c for c in candidates if c.name == attempt.model.name and c.version == attempt.model.version),
-                    None)
-        if code in _REPLICA_FAILURES and others and same is not None and same.mean_ms + wait <= left_ms:
-            return attempt
+        same = next((c for c in candidates if c.key == model.key), None)
+        if failure in REPLICA_FAILURES and others and same is not None and same.mean_ms + wait <= left_ms:
+            return same
         fastest = min(candidates, key=lambda c: c.mean_ms, default=None)
         if fastest is None or fastest.mean_ms + wait > left_ms:
             return None
-        retry = executor_pb2.ExecuteRequest()
-        retry.CopyFrom(attempt)
-        retry.model.CopyFrom(common_pb2.ModelRef(name=fastest.name, version=fastest.version))
-        return retry
+        return fastest
 
-    def _why_stopped(self, deadline: float, code: grpc.StatusCode) -> str:
+    def _why_stopped(self, deadline: float, failure: Failure) -> str:
         left_ms = (deadline - self._clock()) * 1000.0
-        if code == Code.DEADLINE_EXCEEDED or left_ms <= 0:
+        if failure is Failure.TIMED_OUT or left_ms <= 0:
             return "; no budget left for another attempt"
-        return f"; no retry fits the {left_ms:.0f} ms left" if code in _REPLICA_FAILURES | _MODEL_FAILURES else ""
+        return (f"; no retry fits the {left_ms:.0f} ms left"
+                if failure in REPLICA_FAILURES or failure is Failure.MODEL_FAILED else "")
 
     # -- replica health -----------------------------------------------------------------------------
-    def _failed(self, replica: Replica, code: grpc.StatusCode, details: str, *, counts: bool = True) -> None:
+    def _failed(self, replica: Replica, failure: Failure, details: str, *, counts: bool = True) -> None:
         """`counts`: whether the failure is the replica's (see `_had_room`)."""
-        replica.stats[code.name] = replica.stats.get(code.name, 0) + 1
-        if code not in _EJECTING or not counts:
+        replica.stats[failure.name] = replica.stats.get(failure.name, 0) + 1
+        if failure not in EJECTING or not counts:
             return
         if replica.ejected(self._clock()):
-            return  # the same outage (a broken stream fails every call on it at once): one failure
+            return  # the same outage (concurrent calls failing together): one failure
         replica.failures += 1
         backoff = min(self.settings.eject_max_s, self.settings.eject_base_s * 2 ** (replica.failures - 1))
         replica.ejected_until = self._clock() + backoff
         if replica.failures == 1 or replica.failures % 10 == 0:
-            log.warning("executor replica ejected", target=replica.target, code=code.name,
+            log.warning("executor replica ejected", target=replica.target, failure=failure.value,
                         failures=replica.failures, for_s=backoff, details=details[:200])
 
     def _succeeded(self, replica: Replica, reply: executor_pb2.ExecuteResponse) -> None:
@@ -317,8 +349,9 @@ class ExecutorPool:
             reply = await replica.stub.ListModels(executor_pb2.ListModelsRequest(),
                                                   timeout=self.settings.poll_timeout_s)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in _EJECTING and not replica.ejected(self._clock()):
-                self._failed(replica, exc.code(), f"ListModels: {exc.details()}")
+            failure = _FAILURE_OF.get(exc.code(), Failure.REFUSED)
+            if failure in EJECTING and not replica.ejected(self._clock()):
+                self._failed(replica, failure, f"ListModels: {exc.details()}")
             return
         replica.reported_at = self._clock()
         replica.reported_depth = max((m.queue_depth for m in reply.models), default=0)
@@ -351,9 +384,4 @@ class ExecutorPool:
                 pass
             self._poller = None
         for replica in self.replicas:
-            await replica.execute.close()
             await replica.channel.close()
-
-
-def _key(ref: common_pb2.ModelRef) -> str:
-    return f"{ref.name}:{ref.version}"

@@ -1,5 +1,7 @@
-"""SelectorService: per request, a budget, a policy decision on the cached profiles, one Executor
-call under the remaining budget as its deadline, and the timings of all of it."""
+"""SelectorService: each Infer decides (budget, the replica it will run on, the policy's choice on the
+cached profiles with that replica's queueing added), executes (the Executor pool, under what is left
+of the budget) and responds (prediction, provenance, timings). gRPC statuses are this module's
+edge: requests arrive as messages, failures leave as statuses, and nothing below speaks gRPC's codes."""
 
 from __future__ import annotations
 
@@ -7,59 +9,87 @@ import collections
 import math
 import random
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
 import grpc
 import structlog
 
-from modipick.core import Decision, Reason
+from modipick.core import Candidate, Decision, Reason
 from modipick.core.policies import runs_on_device
 from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
-from modipick.runtime.metrics import SelectorMetrics
 from modipick.runtime.status_details import abort_with_details, execution_reason
+from modipick.selector.metrics import SelectorMetrics
 from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
+from modipick.selector.client_legs import forwards_legs, prefetch_leg
+from modipick.selector.execution import Execution, ExecutionFailed, Failure
+from modipick.selector.executors import Replica
 from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
 from modipick.selector.policies import PolicyBook
-from modipick.selector.client_legs import forwards_legs, prefetch_leg
 from modipick.selector.provenance import Provenance
 from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
 from modipick.selector.tickets import TicketSigner, outcome_ticket, served_from_ticket, ticket_problem
-from modipick.v1 import (common_pb2, errors_pb2, executor_pb2, executor_pb2_grpc, profiler_pb2, selector_pb2,
-                         selector_pb2_grpc)
+from modipick.v1 import common_pb2, errors_pb2, profiler_pb2, selector_pb2, selector_pb2_grpc
+from modipick.v1.contract import REASONS_BY_NAME
 
 log = structlog.get_logger("modipick.selector")
 
-_REASONS = {Reason.BASE: common_pb2.SELECTION_REASON_BASE, Reason.EXPLORED: common_pb2.SELECTION_REASON_EXPLORED,
-            Reason.FALLBACK: common_pb2.SELECTION_REASON_FALLBACK}
+_REASONS = {reason: REASONS_BY_NAME[reason.value] for reason in Reason if reason.value in REASONS_BY_NAME}
 _TENSOR_ITEMSIZE = {"float32": 4, "uint8": 1}
 _MAX_DIMS = 8
-# What the Selector answers when the Executor fails, by the Executor's status.
-_EXECUTOR_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED: grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.NOT_FOUND: grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.FAILED_PRECONDITION: grpc.StatusCode.UNAVAILABLE,
+MIN_QUEUE_SHIFT_MS = 0.05  # expected queueing below this leaves the profiles as they are
+# What the Selector answers when the execution failed, by how it failed.
+_STATUS = {
+    Failure.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    Failure.OVERLOADED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.TIMED_OUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Failure.CANCELLED: grpc.StatusCode.CANCELLED,
+    Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Failure.MODEL_MISSING: grpc.StatusCode.UNAVAILABLE,
+    Failure.MODEL_FAILED: grpc.StatusCode.INTERNAL,
+    Failure.REFUSED: grpc.StatusCode.INTERNAL,
 }
 
 
+class Executors(Protocol):
+    """The Executor replicas (modipick.selector.executors.ExecutorPool)."""
+
+    def pick(self) -> Replica: ...
+
+    def wait_ms(self, replica: Replica) -> float: ...
+
+    async def run(self, model: Candidate, input: common_pb2.Input, within_s: float, *, request_id: str = "",
+                  replica: Replica | None = None, metadata=None) -> Execution: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the decision made of one request."""
+
+    made: RequestBudget
+    decision: Decision
+    replica: Replica
+    policy_label: str
+
+    @property
+    def budget_ms(self) -> float:
+        return self.made.budget.execution_ms
+
+
 class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
-    def __init__(self, cache: ProfileCache, executor: executor_pb2_grpc.ExecutorServiceStub,
-                 policies: PolicyBook, outcomes: OutcomeForwarder, *, rng_for: Callable[[str], random.Random],
-                 rules: BudgetRules = BudgetRules(), overhead: ServingOverhead | None = None,
-                 wall_ns: Callable[[], int] = time.time_ns, perf: Callable[[], float] = time.perf_counter,
-                 metrics: SelectorMetrics | None = None, budgeter: Budgeter | None = None,
-                 learner: OutcomeLearner | None = None, signer: TicketSigner | None = None,
-                 report_limiter: ReportRateLimiter | None = None) -> None:
+    def __init__(self, cache: ProfileCache, executors: Executors, policies: PolicyBook, outcomes: OutcomeForwarder,
+                 *, rng_for: Callable[[str], random.Random], rules: BudgetRules = BudgetRules(),
+                 overhead: ServingOverhead | None = None, wall_ns: Callable[[], int] = time.time_ns,
+                 perf: Callable[[], float] = time.perf_counter, metrics: SelectorMetrics | None = None,
+                 budgeter: Budgeter | None = None, learner: OutcomeLearner | None = None,
+                 signer: TicketSigner | None = None, report_limiter: ReportRateLimiter | None = None) -> None:
         self.metrics = metrics if metrics is not None else SelectorMetrics()
         self._cache = cache
-        self._executor = executor
+        self._executors = executors
         # the Executor reads the request id from the message; a metadata copy (~25 us a call) and
         # span attributes serve tracing only
         self._traced = tracing_enabled()
@@ -72,6 +102,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self.learner = learner if learner is not None else OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
         self._perf = perf
+        # outcome reports the forwarder refused (also its `dropped`); requests are counted by `metrics`
         self.counts: collections.Counter[str] = collections.Counter()
         self.provenance = Provenance(self.metrics.registry)
         # signed tickets (None: unsigned) and per-client report rates (docs/security.md)
@@ -79,10 +110,12 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._ticket = signer.ticket if signer is not None else outcome_ticket
         self.report_limiter = report_limiter if report_limiter is not None else ReportRateLimiter(ReportLimits())
 
-    # -- the decision, shared by Infer and Select ------------------------------------------------
-    def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str,
-                receive_ns: int) -> tuple[RequestBudget, Decision]:
-        """`request`: an InferRequest or SelectRequest. The time left is read here, at the decision."""
+    # -- decide -----------------------------------------------------------------------------------
+    def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str, receive_ns: int) -> Plan:
+        """`request`: an InferRequest or SelectRequest. The time left is read here, at the decision.
+        The replica the request will run on is picked here, and the queueing expected there is added
+        to every model's mean: a loaded Executor steers the choice to faster models (or to the
+        device) instead of missing the SLA with an accurate one."""
         problem = request_id_problem(request.request_id)  # it travels on in gRPC metadata
         if problem:
             raise RequestInvalid("request_id", problem.partition(": ")[2])
@@ -95,89 +128,96 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         candidates = self._cache.snapshot.candidates
         if not candidates:
             raise _NoModels(self._cache)
-        return made, policy.choose(candidates, made.budget, self._rng_for(request_id))
+        replica = self._executors.pick()
+        wait_ms = self._executors.wait_ms(replica)
+        decision = policy.choose(_with_queueing(candidates, wait_ms), made.budget, self._rng_for(request_id))
+        return Plan(made, decision, replica, self.metrics.policy_label(request.policy, self._policies.default_name))
 
     # -- RPCs -------------------------------------------------------------------------------------
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
         started = self._perf()
         receive_ns = self._wall_ns()
         rid = request.request_id or request_id_from(context.invocation_metadata())
-        policy_label = self.metrics.policy_label(request.policy, self._policies.default_name)
         with bound_request_id(rid):
             try:
                 _check_input(request)
                 await prefetch_leg(self.budgeter.returns, request.client_id)
-                made, decision = self._decide(request, context, rid, receive_ns)
+                plan = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
-                self.counts["invalid"] += 1
-                self.metrics.request(policy_label, "error")
+                self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
                 await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                          errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
             except _NoModels as exc:
-                self.counts["no_models"] += 1
-                self.metrics.request(policy_label, "error")
+                self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
                 await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
                                          errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
             decided = self._perf()
-            budget = made.budget
-            budget_ms = budget.execution_ms
-            timings = common_pb2.Timings(upload_ms=made.upload_ms, budget_ms=budget_ms,
+            timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=plan.budget_ms,
                                          selection_ms=(decided - started) * 1000.0)
-            chosen = decision.model
-            ref = common_pb2.ModelRef(name=chosen.name, version=chosen.version)
-            reason = decision.reason.value
-            self.metrics.selection(chosen.name, reason, budget_ms)
-            if self._traced:
-                annotate(**{"modipick.model": chosen.key, "modipick.reason": reason,
-                            "modipick.budget_ms": budget_ms, "modipick.policy": policy_label})
-            # the Executor call may use the budget plus the overhead set aside for its round trip
-            timeout_s = (budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+            self._note_selection(plan)
+            # the execution may use the budget plus the overhead set aside for its round trip
+            within_s = (plan.budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
             left = context.time_remaining()
-            if left is not None and left < timeout_s:
-                timeout_s = left
-            if runs_on_device(decision, budget) or timeout_s <= 0:
-                self.counts["run_on_device"] += 1
-                self.metrics.request(policy_label, "run_on_device")
-                timings.server_ms = (self._perf() - started) * 1000.0
-                log.debug("run on device", budget_ms=budget_ms, fastest_ms=chosen.mean_ms)
-                return self.provenance.stamp(selector_pb2.InferResponse(
-                    request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE, model=ref,
-                    reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings), made, decision)
+            if left is not None and left < within_s:
+                within_s = left
+            if runs_on_device(plan.decision, plan.made.budget) or within_s <= 0:
+                return self._on_device(rid, plan, timings, started)
             try:
-                reply = await self._executor.Execute(
-                    executor_pb2.ExecuteRequest(request_id=rid, model=ref, input=request.input),
-                    timeout=timeout_s, metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
-            except grpc.aio.AioRpcError as exc:
-                code = _EXECUTOR_STATUS.get(exc.code(), grpc.StatusCode.INTERNAL)
-                self.counts[f"executor_{exc.code().name.lower()}"] += 1
-                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    message = (f"model {chosen.key} did not answer within the remaining budget of "
-                               f"{timeout_s * 1000.0:.1f} ms (SLA {budget.sla_ms:g} ms)")
-                else:
-                    message = f"executor: {exc.code().name}: {exc.details()}"
-                log.info("execution failed", model=chosen.key, code=exc.code().name, details=exc.details())
-                self.metrics.request(policy_label, "error")
+                execution = await self._executors.run(
+                    plan.decision.model, request.input, within_s, request_id=rid, replica=plan.replica,
+                    metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
+            except ExecutionFailed as exc:
+                self.metrics.request(plan.policy_label, "error")
+                log.info("execution failed", model=plan.decision.model.key, failure=exc.failure.value,
+                         details=exc.detail)
+                code = _STATUS[exc.failure]
                 # (overloaded: about one execution of the chosen model frees a slot)
-                await abort_with_details(context, code, message, execution_reason(exc.code()),
-                                         metadata={"model": chosen.key},
-                                         retry_after_s=max(chosen.mean_ms, 10.0) / 1000.0)
-            self.counts["served"] += 1
-            replied = self._perf()
-            server_ms = (replied - started) * 1000.0
-            queue_ms, execution_ms = reply.queue_ms, reply.execution_ms
-            timings.queue_ms, timings.execution_ms, timings.server_ms = queue_ms, execution_ms, server_ms
-            self.overhead.observe(server_ms - queue_ms - execution_ms)
-            served = self.learner.remember(rid, made, after_decision_ms=(replied - decided) * 1000.0,
-                                           server_ms=server_ms)
-            # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
-            self.metrics.request(policy_label, "served", sla_met=server_ms <= budget_ms + self.overhead.value_ms)
-            if reply.HasField("model") and reply.model.name:
-                ref = reply.model
-            return self.provenance.stamp(selector_pb2.InferResponse(
-                request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=ref,
-                reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
-                prediction=reply.prediction, timings=timings,
-                ticket=self._ticket(rid, served) if served is not None else None), made, decision)
+                await abort_with_details(context, code, self._failure_message(exc, plan, within_s),
+                                         execution_reason(code), metadata={"model": plan.decision.model.key},
+                                         retry_after_s=max(plan.decision.model.mean_ms, 10.0) / 1000.0)
+            return self._served(rid, plan, execution, timings, started, decided)
+
+    def _note_selection(self, plan: Plan) -> None:
+        chosen, reason = plan.decision.model, plan.decision.reason.value
+        self.metrics.selection(chosen.name, reason, plan.budget_ms)
+        if self._traced:
+            annotate(**{"modipick.model": chosen.key, "modipick.reason": reason,
+                        "modipick.budget_ms": plan.budget_ms, "modipick.policy": plan.policy_label})
+
+    # -- respond ----------------------------------------------------------------------------------
+    def _on_device(self, rid: str, plan: Plan, timings: common_pb2.Timings, started: float
+                   ) -> selector_pb2.InferResponse:
+        chosen = plan.decision.model
+        self.metrics.request(plan.policy_label, "run_on_device")
+        timings.server_ms = (self._perf() - started) * 1000.0
+        log.debug("run on device", budget_ms=plan.budget_ms, fastest_ms=chosen.mean_ms)
+        return self.provenance.stamp(selector_pb2.InferResponse(
+            request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE,
+            model=common_pb2.ModelRef(name=chosen.name, version=chosen.version),
+            reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings), plan.made, plan.decision)
+
+    def _served(self, rid: str, plan: Plan, execution: Execution, timings: common_pb2.Timings, started: float,
+                decided: float) -> selector_pb2.InferResponse:
+        replied = self._perf()
+        server_ms = (replied - started) * 1000.0
+        timings.queue_ms, timings.execution_ms, timings.server_ms = execution.queue_ms, execution.execution_ms, server_ms
+        self.overhead.observe(server_ms - execution.queue_ms - execution.execution_ms)
+        served = self.learner.remember(rid, plan.made, after_decision_ms=(replied - decided) * 1000.0,
+                                       server_ms=server_ms)
+        # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
+        self.metrics.request(plan.policy_label, "served", sla_met=server_ms <= plan.budget_ms + self.overhead.value_ms)
+        return self.provenance.stamp(selector_pb2.InferResponse(
+            request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=execution.model,
+            reason=_REASONS.get(plan.decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
+            prediction=execution.prediction, timings=timings,
+            ticket=self._ticket(rid, served) if served is not None else None), plan.made, plan.decision)
+
+    @staticmethod
+    def _failure_message(exc: ExecutionFailed, plan: Plan, within_s: float) -> str:
+        if exc.failure is Failure.TIMED_OUT:
+            return (f"model {plan.decision.model.key} did not answer within the remaining budget of "
+                    f"{within_s * 1000.0:.1f} ms (SLA {plan.made.budget.sla_ms:g} ms)")
+        return f"executor: {exc.detail}"
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
@@ -185,14 +225,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         with bound_request_id(rid):
             try:
                 await prefetch_leg(self.budgeter.returns, request.client_id)
-                made, decision = self._decide(request, context, rid, receive_ns)
+                plan = self._decide(request, context, rid, receive_ns)
             except RequestInvalid as exc:
                 await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                          errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
             except _NoModels as exc:
                 await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
                                          errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
-            budget = made.budget
+            budget, decision = plan.made.budget, plan.decision
             chosen, base = decision.model, decision.base
             on_device = runs_on_device(decision, budget)
             return self.provenance.stamp(selector_pb2.SelectResponse(
@@ -204,7 +244,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 budget_ms=budget.execution_ms, probability=decision.probability,
                 exploration_set_size=decision.explored,
                 base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None)),
-                made, decision)
+                plan.made, decision)
 
     async def ReportOutcome(self, request: selector_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext):
         rid = request.request_id or request_id_from(context.invocation_metadata())
@@ -244,6 +284,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             if not self._outcomes.submit(report):
                 self.counts["outcomes_dropped"] += 1
             return selector_pb2.ReportOutcomeResponse()
+
 
 
 class _NoModels(Exception):
@@ -295,3 +336,10 @@ def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:
     if request.HasField("true_label") and request.true_label < 0:
         return f"true_label: must be >= 0, got {request.true_label}"
     return ""
+
+
+def _with_queueing(candidates: Sequence[Candidate], wait_ms: float) -> Sequence[Candidate]:
+    """Every model's mean with `wait_ms` of queueing added (the candidates themselves when ~idle)."""
+    if not wait_ms > MIN_QUEUE_SHIFT_MS:
+        return candidates
+    return tuple(c._replace(mean_ms=c.mean_ms + wait_ms) for c in candidates)

@@ -9,7 +9,7 @@ deadlines are the service's job, so backends stay small.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -77,23 +77,3 @@ class Backend(Protocol):
         names now); returns (version that ran, output [batch, classes] as float32)."""
 
     async def close(self) -> None: ...
-
-
-BACKENDS = ("embedded", "tfserving", "oip")
-
-
-def make_backend(name: str, **options: Any) -> Backend:
-    """Backends by name, imported only when chosen (each pulls in TensorFlow lazily)."""
-    if name == "embedded":
-        from modipick.executor.backends.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(**options)
-    if name == "tfserving":
-        from modipick.executor.backends.tfserving import TFServingBackend
-
-        return TFServingBackend(**options)
-    if name == "oip":
-        from modipick.executor.backends.oip import OipBackend
-
-        return OipBackend(**options)
-    raise ValueError(f"unknown executor backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from executor_helpers import start_app, tensor_input
-from fixtures_suite import free_port
+from fixtures_suite import free_port, wait_until
 
 from modipick.core import Candidate
 from modipick.runtime.server import SocketInUse
@@ -96,8 +96,6 @@ def test_a_run_past_its_time_fails_timed_out_and_the_executor_stops_waiting(slow
                          lambda pool: failure_of(pool, CNN_SMALL, tensor_input(held_out[0][0]), 0.3))
     assert failed.failure is Failure.TIMED_OUT
     assert 0.25 <= time.monotonic() - started < 1.5
-    from fixtures_suite import wait_until
-
     wait_until(lambda: sink.observations, timeout_s=5)
     assert sink.observations[0].error_code in ("CANCELLED", "DEADLINE_EXCEEDED")
 

@@ -16,7 +16,8 @@ import yaml
 from deploy_support import KUSTOMIZE_DIRS, ROLES, WORKLOAD_KINDS, by_kind, rendered, role_environment
 from network_policy import Party, allowed_connections
 from modipick.stores.errors import StoreConfigError
-from modipick.stores.redis_options import RedisOptions, connection_pool
+from modipick.stores.redis_clients import sync_client
+from modipick.stores.redis_options import RedisOptions
 
 LOCKED_DOWN = ("prod", "gpu")
 NAMESPACE = "modipick"
@@ -284,7 +285,7 @@ def test_redis_is_reached_over_tls_with_the_components_own_acl_user(overlay, rol
     ca = tmp_path / "ca.crt"
     ca.write_text("not used\n")
     with pytest.raises(StoreConfigError, match="not rediss"):
-        connection_pool("redis://redis.example:6379/0", RedisOptions(ca_file=str(ca)))
+        sync_client("redis://redis.example:6379/0", RedisOptions(ca_file=str(ca)))
     assert urlsplit("rediss://redis.example:6380/0").scheme == "rediss"
 
 

@@ -70,7 +70,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def cmd_uploads(args: argparse.Namespace) -> int:
     from modipick.sim import uploadreport as report
-    from modipick.sim.paths import default_traces_dir
+    from modipick.sim.paths import search_path
     from modipick.sim.payloads import measure_ladder
     from modipick.sim.scenario import parse_seeds, parse_sla
     from modipick.sim.uploadsim import KNOWN_SETS, UploadConfig, load_sized_models, simulate, trace_sets
@@ -90,7 +90,9 @@ def cmd_uploads(args: argparse.Namespace) -> int:
     if args.default_size and args.default_size not in sizes:
         raise SimInputError(f"--default-size {args.default_size}: not one of --sizes ({args.sizes}) nor 0")
     specs = args.traces or list(KNOWN_SETS)
-    sets = trace_sets(specs, args.traces_dir or (None if args.traces else default_traces_dir()))
+    sets = trace_sets(specs, search_path([args.traces_dir] if args.traces_dir else []), skip_missing=not args.traces)
+    if not sets:
+        raise SimInputError("no known trace set found: give --traces NAME=GLOB or --traces-dir")
     models = load_sized_models(args.models)
     ladder = measure_ladder(sizes, args.quality)
     seeds = parse_seeds(args.seeds)

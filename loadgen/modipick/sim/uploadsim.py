@@ -88,17 +88,23 @@ class TraceSet:
     files: tuple[Path, ...]
 
 
-def trace_sets(specs: Sequence[str], traces_dir: Path | None) -> list[TraceSet]:
-    """NAME=GLOB, or a known NAME (lte, lte_driving, 3g, wifi) looked up under `traces_dir`."""
+def trace_sets(specs: Sequence[str], traces_dirs: Sequence[Path], *, skip_missing: bool = False) -> list[TraceSet]:
+    """NAME=GLOB, or a known NAME (lte, lte_driving, 3g, wifi) looked up in the first of `traces_dirs`
+    that holds it (the shipped traces hold lte and 3g). `skip_missing`: leave out known sets no folder
+    holds (the default set list) instead of refusing them."""
     sets = []
     for spec in specs:
         name, eq, pattern = spec.partition("=")
         if not eq:
             if name not in KNOWN_SETS:
                 raise SimInputError(f"--traces {spec!r}: expected NAME=GLOB or one of {', '.join(KNOWN_SETS)}")
-            if traces_dir is None:
-                raise SimInputError(f"--traces {spec!r}: a known set needs --traces-dir")
-            pattern = str(traces_dir / KNOWN_SETS[name][0])
+            found = [str(d / KNOWN_SETS[name][0]) for d in traces_dirs if glob.glob(str(d / KNOWN_SETS[name][0]))]
+            if not found:
+                if skip_missing:
+                    continue
+                raise SimInputError(f"--traces {spec!r}: no folder of the search path holds it "
+                                    f"({', '.join(map(str, traces_dirs)) or 'none'}); give --traces-dir")
+            pattern = found[0]
         files = tuple(Path(f) for f in sorted(glob.glob(pattern)) if not f.endswith(".md"))
         if not files:
             raise SimInputError(f"--traces {spec!r}: no file matches {pattern!r}")

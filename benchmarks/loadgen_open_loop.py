@@ -5,7 +5,7 @@
 The trivial Selector (modipick.loadgen.trivial, real gRPC, real core policy) runs in its own
 process; this process runs the open-loop runner exactly as `modipick loadgen run --mode direct`
 does (Poisson arrivals, sklearn digits tensors, SLA 150 ms, policy modipick, gRPC deadline on).
-Schedule lag = when a request actually started minus its intended send time. Target (issue 4):
+Schedule lag = when a request actually started minus its intended send time. Target:
 >= 1,000 req/s with lag p99 <= 2 ms. Also reports the loadgen process's CPU per request.
 """
 
@@ -132,7 +132,7 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:
         BEGIN,
         "## Loadgen open loop (`python -m benchmarks.loadgen_open_loop`)",
         "",
-        f"Target (issue 4): one loadgen process sustains >= {TARGET_RPS:,} req/s open loop against a trivial "
+        f"Target: one loadgen process sustains >= {TARGET_RPS:,} req/s open loop against a trivial "
         f"server with schedule lag p99 <= {TARGET_LAG_P99_MS:g} ms. {verdict}",
         "",
         f"What runs: the trivial Selector (`modipick loadgen trivial-server`: real gRPC, real core policy, answers "

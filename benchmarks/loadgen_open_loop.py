@@ -153,8 +153,8 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:
         "main-thread CPU on these vCPUs (measured alone, same channel options); the runner adds ~50 us. At "
         "1,000 req/s the loadgen and the trivial server together take about one of the two cores, so any other "
         "work on the machine preempts one of them for milliseconds: the windows that miss are the ones with a "
-        "busier machine (load average column). A full garbage collection stalled the event loop for 30-110 ms "
-        "(visible as `lag max`); the runner now collects and freezes the heap before each run so the collector "
+        "busier machine (load average column). A full garbage collection would stall the event loop for 30-110 ms "
+        "(visible as `lag max`); the runner collects and freezes the heap before each run so the collector "
         "only walks what the run creates.",
         END,
     ])

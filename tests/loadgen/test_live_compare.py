@@ -11,9 +11,9 @@ between two models must exceed that noise on both sides (a first try with mobile
 Network: a per-request trace this test writes (an app's measured upload and return legs), in
 spells, as real traces come: 5 requests with ~4 ms legs, then 15 with long legs both ways
 (symmetric, the paper's setup), and again. The machine's speed decides what "long" and "tight"
-are: these models ran 2x slower or faster from one hour to the next on the shared 2-core box, so
-fixed legs and a fixed SLA made the outcome depend on the hour (on a quiet machine inception-v3 ran
-in ~40 ms and static greedy met bad-spell requests meant to be out of its reach). The test reads
+are: these models run 2x slower or faster from one hour to the next on a shared 2-core box, so
+fixed legs and a fixed SLA would make the outcome depend on the hour (on a quiet machine inception-v3
+runs in ~40 ms and static greedy meets bad-spell requests meant to be out of its reach). The test reads
 the two models' latencies from the Profiler once they are eligible and sets, with fast and slow
 the means of mobilenet-025 and inception-v3,
 

@@ -5,7 +5,7 @@
 The trivial Selector (modipick.loadgen.trivial, real gRPC, real core policy) runs in its own
 process; this process runs the open-loop runner exactly as `modipick loadgen run --mode direct`
 does (Poisson arrivals, sklearn digits tensors, SLA 150 ms, policy modipick, gRPC deadline on).
-Schedule lag = when a request actually started minus its intended send time. Target (issue 4):
+Schedule lag = when a request actually started minus its intended send time. Target:
 >= 1,000 req/s with lag p99 <= 2 ms. Also reports the loadgen process's CPU per request.
 """
 
@@ -132,7 +132,7 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:
         BEGIN,
         "## Loadgen open loop (`python -m benchmarks.loadgen_open_loop`)",
         "",
-        f"Target (issue 4): one loadgen process sustains >= {TARGET_RPS:,} req/s open loop against a trivial "
+        f"Target: one loadgen process sustains >= {TARGET_RPS:,} req/s open loop against a trivial "
         f"server with schedule lag p99 <= {TARGET_LAG_P99_MS:g} ms. {verdict}",
         "",
         f"What runs: the trivial Selector (`modipick loadgen trivial-server`: real gRPC, real core policy, answers "
@@ -153,8 +153,8 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:
         "main-thread CPU on these vCPUs (measured alone, same channel options); the runner adds ~50 us. At "
         "1,000 req/s the loadgen and the trivial server together take about one of the two cores, so any other "
         "work on the machine preempts one of them for milliseconds: the windows that miss are the ones with a "
-        "busier machine (load average column). A full garbage collection stalled the event loop for 30-110 ms "
-        "(visible as `lag max`); the runner now collects and freezes the heap before each run so the collector "
+        "busier machine (load average column). A full garbage collection would stall the event loop for 30-110 ms "
+        "(visible as `lag max`); the runner collects and freezes the heap before each run so the collector "
         "only walks what the run creates.",
         END,
     ])

@@ -2,6 +2,7 @@
 
 import collections
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -47,4 +48,20 @@ def test_no_file_refers_to_a_machine_path_or_a_folder_beside_the_checkout():
         except UnicodeDecodeError:
             continue
         hits += [f"{name}: {b}" for b in banned if b in text]
+    assert hits == []
+
+
+def test_docs_and_code_speak_of_the_product_not_of_its_history():
+    """Docs, help texts, docstrings and comments state what the product does and what was measured;
+    issue numbers and numbered work periods belong in commit messages, not in tracked text."""
+    files = subprocess.run(["git", "ls-files", "-z", "--", "*.py", "*.md", "Makefile"], cwd=ROOT,
+                           capture_output=True, check=True).stdout
+    history = re.compile(r"\b(?:[Ss]ession|[Ii]ssue)[ -]?[0-9]+\b")
+    hits = []
+    for name in files.decode().split("\0"):
+        path = ROOT / name
+        if not name or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            hits += [f"{name}:{number}: {m.group(0)}" for m in history.finditer(line)]
     assert hits == []

@@ -29,7 +29,7 @@ COMPONENT_DIRS = {
 }
 ROLES = {"selector": 50051, "executor": 50052, "profiler": 50053}
 
-# The metrics the services export (issue 6, part 5): name -> (type, labels).
+# The metrics the services export: name -> (type, labels).
 METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_requests_total": ("counter", frozenset({"policy", "disposition"})),
     "modipick_sla_met_total": ("counter", frozenset({"policy"})),
@@ -72,7 +72,7 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 @functools.cache
 def rendered(directory: Path) -> list[dict]:
     """The resources a kustomization renders to (real Kustomize); without a renderer on the machine,
-    every resource file as written (issue 6, part 4's fallback)."""
+    every resource file as written."""
     command = kustomize_command()
     if command is None:
         return raw_resources(directory)

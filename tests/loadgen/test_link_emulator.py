@@ -86,7 +86,7 @@ def test_link_adds_the_propagation_delay(write):
     up = read_mahimahi(_trace(write, "d.up", DOWN))
     start_ms, up_ms, down_ms = run(_transfer(up, up, 1_500, 1_500, delay_ms=25.0))
     # one packet: the next opportunity (<= 1 ms away) + 25 ms. The delay is a floor the link must
-    # never undercut; above it a busy 2-core CI machine may add scheduling delay (event-loop wakeups)
+    # never undercut; above it a busy 2-core machine may add scheduling delay (event-loop wakeups)
     assert 25.0 + up.transfer_ms(1_500, start_ms) - 0.5 <= up_ms <= 25.0 + up.transfer_ms(1_500, start_ms) + 15.0
     assert 25.0 <= down_ms <= 41.0
 

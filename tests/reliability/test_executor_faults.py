@@ -70,7 +70,7 @@ def test_a_hung_executor_costs_a_retry_not_the_request(rig, e2, figures):
                    during_hang=request_figures(during), retries=selector.pool.retries,
                    served_by_a_retry=selector.pool.rescued)
     # a retry gets what the first attempt left of the SLA: on two cores busy with other work the
-    # healthy replica may now and then need more than that (0 in quiet runs; 2 of ~700 seen in CI)
+    # healthy replica may now and then need more than that (0 in quiet runs; a few in ~700 on a busy one)
     assert_all_answered_in_time(outcomes, may_expire=0.01)
     assert during and selector.pool.rescued > 0  # the hang was felt, and retried around
     assert selector.pool.replicas[1].stats.get("OK", 0) > served_before  # E2 serves again once resumed

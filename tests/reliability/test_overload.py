@@ -111,7 +111,8 @@ def test_a_full_executor_sheds_at_once(e3, figures):
                    served_max_ms=round(served_ms[-1], 1) if served_ms else None)
     assert set(counts) <= {"OK", "RESOURCE_EXHAUSTED"}, counts
     # one slot and 4 queued are always served; a request that arrives after one finished finds room
-    # (with 4 MB inputs, whose uploads a slow machine staggered, only 1 of 24 was shed once)
+    # (the ~70 KB input keeps the arrivals together: with 4 MB ones a slow machine staggers the
+    # uploads and as few as 1 of 24 is shed)
     assert counts["RESOURCE_EXHAUSTED"] >= 12 and counts["OK"] >= 5, counts
     # shed on arrival, against a full queue, not after waiting in it
     assert all("saturated" in detail and "and 4 waiting" in detail for detail in refusals), refusals[:3]
@@ -163,7 +164,7 @@ def test_a_loaded_executor_steers_selection_toward_faster_models(selector3, figu
     # fit cnn-large)
     assert loaded["cnn-large"] <= 2 and sum(loaded.values()) == 20, (loaded, waits)
     # faster models, mostly; on a slow machine the load's queue peaks past what any model can fit
-    # (CI: 535 ms expected), and there running on the device is the right answer (6 of 20 once)
+    # (e.g. 535 ms expected), and there running on the device is the right answer (up to ~6 of 20)
     assert loaded["cnn-small"] + loaded["mlp-tiny"] >= 10, (loaded, waits)
     assert loaded["cnn-small"] + loaded["mlp-tiny"] + loaded["run_on_device"] >= 18, (loaded, waits)
     assert after == Counter({"cnn-large": 20})

@@ -1,4 +1,4 @@
-"""risk_aware live (issue 7): budgets from the gRPC deadline, not the client's clock; return legs
+"""risk_aware live: budgets from the gRPC deadline, not the client's clock; return legs
 learned per client from ReportOutcome; risk_aware the default policy.
 
 A Selector on synthetic profiles (memory store, well-separated models, no Executor needed for
@@ -76,7 +76,7 @@ def test_a_client_clock_10_s_off_does_not_change_the_choice_when_the_deadline_ca
         skewed = [_select(stub, sla, skew_s=skew, client_id=f"skewed{skew:+.0f}") for sla in SLAS]
         assert [_choice(r) for r in skewed] == [_choice(r) for r in honest]
         # the same budget, up to loopback jitter on a shared machine (counted twice: the return leg
-        # mirrors the upload; CI once saw 10.4 ms between two calls); a leaked 10 s skew would be off
+        # mirrors the upload; two calls can differ by ~10 ms); a leaked 10 s skew would be off
         # by far more than any SLA here
         for a, b in zip(skewed, honest):
             assert a.budget_ms == pytest.approx(b.budget_ms, abs=30.0)
@@ -101,7 +101,7 @@ def test_the_budget_comes_from_the_deadline_not_the_send_time(synthetic_selector
     # from the send time the budget would be ~170 ms; from the deadline it is at most 170 - 2 * 50
     assert all(r.budget_ms < 72.0 for r in replies), [r.budget_ms for r in replies]
     # upload 50 mirrored: 170 - 100 leaves only the middle model. Loopback delay only shrinks the
-    # budget (twice: mirrored), and one stalled call on a busy machine left too little for it (CI),
+    # budget (twice: mirrored), and one stalled call on a busy machine can leave too little for it,
     # so the least-delayed of three calls decides
     best = max(replies, key=lambda r: r.budget_ms)
     assert best.model.name == "middle" and 60.0 < best.budget_ms < 72.0, [r.budget_ms for r in replies]
@@ -202,7 +202,7 @@ def test_the_sdk_deadline_gives_the_selector_each_upload_exactly(live_suite, dig
         results = [client.infer(images[i], 900.0, upload_delay_ms=up) for i, up in enumerate(uploads)]
     seen = [r.timings.upload_ms for r in results]
     errors = [round(s - up, 2) for s, up in zip(seen, uploads)]
-    # never below (a stale, longer timeout reads as a shorter upload: -20 ms before the fix); above,
+    # never below (a stale, longer timeout would read as a shorter upload, e.g. -20 ms); above,
     # at most what this client measured outside the server's time (the upload sleep's overshoot and
     # the loopback hop on a busy machine, and the reply leg): e2e - server_ms, in the same request
     assert all(e >= -1.0 for e in errors), list(zip(uploads, errors))

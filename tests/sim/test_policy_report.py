@@ -1,4 +1,4 @@
-"""Issue 7: risk_aware against ModiPick, dynamic greedy and the oracle (reduced-size runs), the
+"""risk_aware against ModiPick, dynamic greedy and the oracle (reduced-size runs), the
 policy-report command, and the simulator pieces it needs (known return leg, report lag, change
 detector, drift metrics)."""
 

@@ -194,8 +194,8 @@ def register_confirmed(store, profile: ModelProfile) -> None:
 def test_a_sentinel_failover_under_load_loses_no_update_beyond_what_is_counted(tmp_path):
     """The asyncio store under load while its primary fails over (the blocking store's run is the
     Profiler ingest's, tests/services/test_ingest_failover.py). Writes must reach every replica
-    (replica_acks = 1 of 1): with a second replica acknowledging, writes the old primary took after
-    the promotion were confirmed and then lost (2,580 of 6,600 observations in one run)."""
+    (replica_acks = 1 of 1): with a second replica acknowledging, writes the old primary takes after
+    the promotion are confirmed and then lost (2,580 of 6,600 observations in a measured run)."""
     group = SentinelGroup(tmp_path).start()
     # the view runs the asyncio store's calls on its own loop, in the writer thread
     store = BlockingView(make_async_store(group.url, replica_acks=1, replica_ack_ms=500, retries=2, timeouts=1.0))

@@ -1,9 +1,9 @@
-"""How fast a policy's choices follow a latency drift (issue 7's drift target), per request.
+"""How fast a policy's choices follow a latency drift (the drift target), per request.
 
 For a drift of model m over requests [start, end):
   pre_miss_share_pct     share of all SLA misses in [0, start) that were requests run on m
   miss_share_after_pct   the same share over [start + GRACE, end) (GRACE = 200 requests)
-  met                    miss_share_after_pct <= pre_miss_share_pct (issue 7's drift target)
+  met                    miss_share_after_pct <= pre_miss_share_pct (the drift target)
   misses_in_grace        misses on m in [start, start + GRACE): what the reaction cost
   last_miss_on_model     requests after `start` until the last miss on m during the drift (None: none)
   pre_usage_pct / usage_during_pct / usage_after_pct   share of requests run on m before, during,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GRACE = 200    # issue 7: misses caused by the slowed model back to pre-drift level within 200 requests
+GRACE = 200    # drift target: misses caused by the slowed model back to pre-drift level within 200 requests
 SETTLE = 500   # usage after recovery is measured from end + SETTLE
 
 

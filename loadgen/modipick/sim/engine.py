@@ -46,7 +46,7 @@ def run_scenarios(scenarios: Sequence[Scenario], *, jobs: int = 1,
                 _advance(progress, scenarios[unit[0]], weight, results[-1])
         else:
             # forkserver, not fork: forking a process that has gRPC threads running (a test run, a
-            # notebook with a client open) can kill the child (CI saw BrokenProcessPool); each worker
+            # notebook with a client open) can kill the child (BrokenProcessPool); each worker
             # receives the scenarios once
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
                                      initializer=_adopt, initargs=(tuple(scenarios),)) as pool:

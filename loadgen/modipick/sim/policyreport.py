@@ -1,5 +1,5 @@
 """`modipick sim policy-report`: the candidate default policy against ModiPick, dynamic greedy and
-the hindsight oracle on every issue-7 scenario, on the same draws; targets checked; plots drawn.
+the hindsight oracle on every policy-report scenario, on the same draws; targets checked; plots drawn.
 
 Besides the four policies, every scenario runs the candidate once more with the *true* marginal
 return-leg distribution (`return_model=known`). Where the return leg is an independent draw per

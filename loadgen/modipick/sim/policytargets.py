@@ -1,4 +1,4 @@
-"""Issue 7's simulation targets, checked on PointResults (same draws for every policy).
+"""The default policy's simulation targets, checked on PointResults (same draws for every policy).
 
 Every check returns a `Check`: which target, met or not, the worst number against its bar, and a
 one-line detail. `evaluate` runs all that apply to the scenarios present.

@@ -179,7 +179,7 @@ def run_point(scenario: Scenario, spec: PolicySpec, sla_ms: float) -> PointResul
 def drift_timeline(scenario: Scenario, spec: PolicySpec, sla_ms: float, seed: int, choices: np.ndarray,
                    met: np.ndarray) -> list[dict]:
     """Per window of requests: attainment, and which share of requests / of misses went to each
-    drifting model (issue 7: misses caused by the slowed model must return to pre-drift level)."""
+    drifting model (drift target: misses caused by the slowed model must return to pre-drift level)."""
     rows = []
     column = {m.name: k for k, m in enumerate(scenario.models)}
     for start in range(0, len(choices), TIMELINE_WINDOW):

@@ -1,5 +1,5 @@
 """What one simulation is: models, network, return leg, SLA points, requests, seeds, policies and
-the knobs issue 7 needs (learning, latency drift, cold models, out-of-path re-probes)."""
+the knobs the policy report needs (learning, latency drift, cold models, out-of-path re-probes)."""
 
 from __future__ import annotations
 

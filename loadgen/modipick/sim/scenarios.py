@@ -72,7 +72,7 @@ RECIPES: list[Recipe] = [
     Recipe("paper_campus_table2", "the paper's own setup: return leg = upload leg, campus WiFi, 11 models",
            lambda o: _scenario(o, "paper_campus_table2", _table2_11(), "campus_wifi", "mirror", "100:300:25")),
     Recipe("indep_campus_table2", "independent return leg, campus WiFi (normal), 11 models; SLA 150 is "
-           "issue 7's headline point",
+           "the headline point",
            lambda o: _scenario(o, "indep_campus_table2", _table2_11(), "campus_wifi", "independent",
                                "100:300:25", extra="static_greedy")),
     Recipe("indep_campus_gamma_table2", "as indep_campus_table2 with gamma-distributed legs (same mean/std)",

@@ -3,7 +3,7 @@
 `auto` (the default) takes uvloop where it is installed (a dependency on Linux and macOS) and the
 standard loop elsewhere. uvloop's loop passes and socket reads cost less: on the benchmark machines
 a paced Unix-socket round trip took 0.25 ms against 0.38, and one Selector's throughput rose ~7 %
-(docs/benchmarks.md, session 6). gRPC's asyncio stack runs on any asyncio loop.
+(docs/benchmarks.md, Selector throughput). gRPC's asyncio stack runs on any asyncio loop.
 """
 
 from __future__ import annotations

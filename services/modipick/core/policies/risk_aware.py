@@ -1,4 +1,4 @@
-"""`risk_aware`: the policy beyond the paper (issue 7); see docs/policy.md.
+"""`risk_aware`: the policy beyond the paper; see docs/policy.md.
 
 Per request it knows the time left after the upload, L = T_sla - T_input (live: the remaining
 gRPC deadline, which needs no trust in the client's clock), and a distribution for the return leg

@@ -28,7 +28,7 @@ def test_implements_the_protocol(store):
 def test_register_then_load_round_trips_every_field(store):
     seeded = ModelProfile(name="mobilenet_v1_0.25", version=3, declared_accuracy=41.5, mean_ms=12.345678901234567,
                           var_ms2=0.1 + 0.2, samples=7, updated_at=1_700_000_000.123456, correct=4, served=9,
-                          state="warming")
+                          state="warming", input_size=160)
     assert store.register(seeded) is True
     assert store.register(fresh("a")) is True
     assert store.load_all() == [fresh("a"), seeded]  # sorted by (name, version), floats bit-exact
@@ -39,9 +39,9 @@ def test_register_again_updates_declared_fields_and_keeps_learned_stats(store):
     store.observe_many([("m", 1, 10.0), ("m", 1, 14.0)], alpha=0.5, now=5.0)
     store.record_outcome("m", 1, True)
     assert store.register(ModelProfile(name="m", declared_accuracy=60.0, mean_ms=999.0, samples=99,
-                                       state="eligible")) is False
+                                       state="eligible", input_size=96)) is False
     (p,) = store.load_all()
-    assert (p.declared_accuracy, p.state) == (60.0, "eligible")
+    assert (p.declared_accuracy, p.state, p.input_size) == (60.0, "eligible", 96)
     assert (p.mean_ms, p.samples, p.correct, p.served, p.updated_at) == (12.0, 2, 1, 1, 5.0)
 
 

@@ -44,6 +44,7 @@ class ModelProfile:
     correct: int = 0
     served: int = 0
     state: str = "eligible"  # loading | warming | eligible | failing (see modipick.v1.ModelState)
+    input_size: int = 0  # px of the square input the model takes (0: not declared, takes any input)
 
     def __post_init__(self) -> None:
         for label, value in (("declared_accuracy", self.declared_accuracy), ("mean_ms", self.mean_ms),
@@ -55,6 +56,8 @@ class ModelProfile:
         for label, count in (("samples", self.samples), ("correct", self.correct), ("served", self.served)):
             if count < 0:
                 raise ValueError(f"{self.name}: {label} must be >= 0, got {count!r}")
+        if self.input_size < 0:
+            raise ValueError(f"{self.name}: input_size must be >= 0 px, got {self.input_size!r}")
         if self.correct > self.served:
             raise ValueError(f"{self.name}: correct ({self.correct}) exceeds served ({self.served})")
         if not math.isfinite(self.updated_at):

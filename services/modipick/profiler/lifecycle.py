@@ -23,6 +23,7 @@ import grpc
 import structlog
 
 from modipick.core import ModelProfile
+from modipick.core.input_sizes import square_size
 from modipick.profiler.probe import ProbeFailed, Prober
 from modipick.stores import ProfileStore, StoreError
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
@@ -59,12 +60,12 @@ class ModelLifecycle:
 
     # -- registry ---------------------------------------------------------------------------------
     async def register(self, name: str, version: int, declared_accuracy: float, *,
-                       warm: bool = True, eligible: bool = False) -> ModelProfile:
+                       warm: bool = True, eligible: bool = False, input_size: int = 0) -> ModelProfile:
         """Register as "warming" (warm it up now with `warm`, or in a later discovery round), or
         straight as "eligible" (no warm-up)."""
         self._ignored.discard((name, version))
         profile = ModelProfile(name=name, version=version, declared_accuracy=declared_accuracy,
-                               state="eligible" if eligible else "warming")
+                               state="eligible" if eligible else "warming", input_size=input_size)
         created = await asyncio.to_thread(self._store.register, profile)
         log.info("model registered", model=profile.key, created=created, warm=warm and not eligible)
         if warm and not eligible:
@@ -148,7 +149,8 @@ class ModelLifecycle:
             known = profiles.get(key)
             if status.state in AVAILABLE_STATES:
                 if known is None:
-                    await self.register(key[0], key[1], status.declared_accuracy, warm=not loading)
+                    await self.register(key[0], key[1], status.declared_accuracy, warm=not loading,
+                                        input_size=square_size(status.input_shape))
                 elif known.state != "eligible" and not loading:
                     if known.state == "loading":
                         await self._set_state_quietly(key[0], key[1], "warming")

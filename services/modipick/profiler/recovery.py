@@ -80,7 +80,8 @@ class RecoveringStore:
             created = self._call(self._store.register, profile)
             old = self._known.get((profile.name, profile.version))
             self._known[(profile.name, profile.version)] = profile if old is None else replace(
-                old, declared_accuracy=profile.declared_accuracy, state=profile.state)
+                old, declared_accuracy=profile.declared_accuracy, state=profile.state,
+                input_size=profile.input_size)
             return created
 
     def deregister(self, name: str, version: int) -> bool:

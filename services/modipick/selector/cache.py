@@ -33,13 +33,17 @@ class Snapshot:
     fastest_ms: float = math.inf             # lowest mean among candidates
     loaded_at: float = -math.inf             # monotonic seconds
     generation: int = 0
+    input_sizes: tuple[int, ...] = ()        # each candidate's declared input size (0: none)
+    sized: bool = False                      # the sizes differ, so a request's input restricts the candidates
 
     @classmethod
     def build(cls, profiles: list[ModelProfile], loaded_at: float, generation: int) -> "Snapshot":
         ordered = tuple(sorted(profiles, key=lambda p: (p.name, p.version)))
-        candidates = tuple(p.candidate() for p in ordered if p.state == "eligible")
+        eligible = [p for p in ordered if p.state == "eligible"]
+        candidates = tuple(p.candidate() for p in eligible)
         fastest = min((c.mean_ms for c in candidates), default=math.inf)
-        return cls(ordered, candidates, fastest, loaded_at, generation)
+        sizes = tuple(p.input_size for p in eligible)
+        return cls(ordered, candidates, fastest, loaded_at, generation, sizes, len(set(sizes)) > 1)
 
 
 class ProfileCache:

@@ -16,6 +16,7 @@ import grpc
 import structlog
 
 from modipick.core import Candidate, Decision, Reason
+from modipick.core.input_sizes import candidates_for_input, image_input_size, square_size
 from modipick.core.policies import runs_on_device
 from modipick.runtime.logging import bound_request_id
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
@@ -125,9 +126,12 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             send_time=request.client_send_time if request.HasField("client_send_time") else None,
             left_s=context.time_remaining(), slack_ms=deadline_slack_ms(context.invocation_metadata()),
             client_id=request.client_id, with_leg=uses_return_leg(policy))
-        candidates = self._cache.snapshot.candidates
+        snapshot = self._cache.snapshot
+        candidates = snapshot.candidates
         if not candidates:
             raise _NoModels(self._cache)
+        if snapshot.sized and isinstance(request, selector_pb2.InferRequest):
+            candidates = _taking_input(candidates, snapshot.input_sizes, request.input)
         replica = self._executors.pick()
         wait_ms = self._executors.wait_ms(replica)
         decision = policy.choose(_with_queueing(candidates, wait_ms), made.budget, self._rng_for(request_id))
@@ -336,6 +340,14 @@ def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:
     if request.HasField("true_label") and request.true_label < 0:
         return f"true_label: must be >= 0, got {request.true_label}"
     return ""
+
+
+def _taking_input(candidates: Sequence[Candidate], sizes: Sequence[int], input: common_pb2.Input
+                  ) -> Sequence[Candidate]:
+    """The candidates that take this input's size (an image's from its header, a tensor's shape)."""
+    if input.WhichOneof("kind") == "tensor":
+        return candidates_for_input(candidates, sizes, square_size(input.tensor.shape), exact=True)
+    return candidates_for_input(candidates, sizes, image_input_size(input.encoded_image))
 
 
 def _with_queueing(candidates: Sequence[Candidate], wait_ms: float) -> Sequence[Candidate]:

@@ -17,16 +17,16 @@ return out
 """
 
 # KEYS: profile, index. ARGV: declared_accuracy, state, name, version, mean_ms, var_ms2, samples,
-# updated_at, correct, served. An existing profile keeps what it has learned.
+# updated_at, correct, served, input_size. An existing profile keeps what it has learned.
 REGISTER = """
 redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2])
+  redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2], 'input_size', ARGV[11])
   return 0
 end
 redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2], 'name', ARGV[3],
   'version', ARGV[4], 'mean_ms', ARGV[5], 'var_ms2', ARGV[6], 'samples', ARGV[7],
-  'updated_at', ARGV[8], 'correct', ARGV[9], 'served', ARGV[10])
+  'updated_at', ARGV[8], 'correct', ARGV[9], 'served', ARGV[10], 'input_size', ARGV[11])
 return 1
 """
 

@@ -39,7 +39,8 @@ class InMemoryProfileStore:
             if known is None:
                 self._profiles[key] = profile
                 return True
-            self._profiles[key] = replace(known, declared_accuracy=profile.declared_accuracy, state=profile.state)
+            self._profiles[key] = replace(known, declared_accuracy=profile.declared_accuracy, state=profile.state,
+                input_size=profile.input_size)
             return False
 
     def deregister(self, name: str, version: int) -> bool:

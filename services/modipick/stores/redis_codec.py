@@ -45,7 +45,7 @@ class KeyLayout:
 
 def register_args(p: ModelProfile) -> list[object]:
     return [repr(p.declared_accuracy), p.state, p.name, p.version, repr(p.mean_ms), repr(p.var_ms2),
-            p.samples, repr(p.updated_at), p.correct, p.served]
+            p.samples, repr(p.updated_at), p.correct, p.served, p.input_size]
 
 
 def observe_calls(layout: KeyLayout, batch: list[tuple[str, int, float]], alpha: float, now: float,
@@ -101,7 +101,8 @@ def decode_profile(row: list[str]) -> ModelProfile:
             declared_accuracy=float(fields["declared_accuracy"]), mean_ms=float(fields["mean_ms"]),
             var_ms2=float(fields["var_ms2"]), samples=int(fields["samples"]),
             updated_at=float(fields["updated_at"]), correct=int(fields["correct"]),
-            served=int(fields["served"]), state=check_state(fields["state"]))
+            served=int(fields["served"]), state=check_state(fields["state"]),
+            input_size=int(fields.get("input_size", 0)))  # absent: written before sizes were declared
     except (KeyError, ValueError) as error:
         raise StoreDataError(f"unreadable profile {fields.get('name', '?')}:{fields.get('version', '?')}: "
                              f"{type(error).__name__}: {error}") from None

@@ -30,8 +30,23 @@ class _BridgeHandler(logging.StreamHandler):
     """The root handler configure_logging installs (found again and replaced on a second call)."""
 
 
+class _StandardError:
+    """sys.stderr as it is at each write, not the object it was at configuration: a stream swapped
+    and closed since (a test's capture, a daemon's redirect) must not turn every later log line into
+    a ValueError inside the code that logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(*, json: bool | None = None, level: str = "info", stream=None) -> None:
-    stream = stream or sys.stderr
+    stream = stream or _StandardError()
     if json is None:
         json = not stream.isatty()
     numeric = logging.getLevelName(level.upper())

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from modipick.runtime.identity import ANONYMOUS_CLIENT_ID
+
 log = structlog.get_logger("modipick.selector.clocks")
 
 SOURCES = ("deadline", "reports")
@@ -60,7 +62,8 @@ class ClockOffsets:
         return len(self._clients)
 
     def observe(self, client_id: str, offset_ms: float, source: str = "deadline") -> None:
-        if not client_id or not math.isfinite(offset_ms):
+        # the anonymous id is shared by every unauthenticated caller: no one of them may set its clock
+        if not client_id or client_id == ANONYMOUS_CLIENT_ID or not math.isfinite(offset_ms):
             return
         entry = self._clients.get(client_id)
         if entry is None:

@@ -41,6 +41,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_executor_execution_seconds": ("histogram", frozenset({"model", "version"})),
     "modipick_redis_errors_total": ("counter", frozenset()),
     "modipick_observations_total": ("counter", frozenset({"result"})),
+    "modipick_executor_observations_total": ("counter", frozenset({"result"})),
     "modipick_outcome_reports_total": ("counter", frozenset({"result"})),
     "modipick_return_leg_class_capped_total": ("counter", frozenset()),
     "modipick_security_refusals_total": ("counter", frozenset({"reason"})),

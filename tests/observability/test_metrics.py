@@ -64,7 +64,7 @@ def burst(observed_suite, digits):
     assert reply.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
     assert all(not r.run_on_device for r in results)
     reported = lambda: delta(observed_suite.scrape("executor"), before["executor"],  # noqa: E731
-                             "modipick_observations_total", result="reported")
+                             "modipick_executor_observations_total", result="reported")
     stored = lambda: delta(observed_suite.scrape("profiler"), before["profiler"],  # noqa: E731
                            "modipick_observations_total", result="stored")
     e2e = lambda: delta(observed_suite.scrape("selector"), before["selector"], "modipick_e2e_seconds_count")  # noqa: E731
@@ -124,8 +124,9 @@ def test_executor_histograms_count_every_user_execution_per_model(burst) -> None
     assert delta(e1, e0, "modipick_executor_execution_seconds_sum") == pytest.approx(reported_s, rel=1e-6)
     assert delta(e1, e0, "modipick_executor_queue_seconds_sum") == pytest.approx(
         sum(r.timings.queue_ms for r in results) / 1000.0, rel=1e-6, abs=1e-9)
-    assert delta(e1, e0, "modipick_observations_total", result="reported") == BURST
-    assert delta(e1, e0, "modipick_observations_total", result="dropped") == 0
+    assert delta(e1, e0, "modipick_executor_observations_total", result="reported") == BURST
+    assert delta(e1, e0, "modipick_executor_observations_total", result="dropped") == 0
+    assert "modipick_observations" not in e1.types  # the Profiler's name: one meaning per name
 
 
 def test_profiler_stores_exactly_the_burst(burst) -> None:

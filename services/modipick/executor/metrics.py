@@ -22,7 +22,9 @@ class ExecutorMetrics:
     def metered_sink(self, sink: ObservationSink) -> "MeteredSink":
         """Wrap the Executor's observation sink: every user execution passes through it."""
         wrapped = MeteredSink(sink, self)
-        self.registry.register(ObservationCollector(wrapped.observation_counts))
+        self.registry.register(ObservationCollector(
+            wrapped.observation_counts, "modipick_executor_observations",
+            "Latency observations of user executions, by what became of them on their way to the Profiler"))
         return wrapped
 
 

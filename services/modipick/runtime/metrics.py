@@ -22,7 +22,7 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
               modipick_return_leg_stream_read_failures_total reads of the stream that failed
     Executor  modipick_executor_queue_seconds{model,version},
               modipick_executor_execution_seconds{model,version}  user executions (probes excluded)
-              modipick_observations_total{result}            reported | dropped
+              modipick_executor_observations_total{result}   reported (to the Profiler) | dropped
     Profiler  modipick_observations_total{result}            stored | unknown | failed | invalid | dropped
               modipick_redis_errors_total
               modipick_return_legs_total{result}             legs reported with outcomes: appended (to the
@@ -32,9 +32,9 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
 
 Times are in seconds and sizes in bytes (Prometheus' base units). A name means one thing in every
 service that exports it: modipick_redis_errors_total counts failed profile-store calls wherever it
-appears, and modipick_observations_total counts latency observations by what became of them at the
-service that exports it (the Executor: reported to the Profiler or dropped on the way; the Profiler:
-stored, or why not); sum it with `result` kept, or per job.
+appears. A latency observation is counted twice on its way, under two names: by the Executor that
+made it (modipick_executor_observations_total) and by the Profiler that received it
+(modipick_observations_total).
 The return-leg stream series exist only where legs are shared (a Redis store and a Profiler).
 Each service object owns a fresh CollectorRegistry (several services may live in one process, in
 tests and `modipick up`); `start_metrics_server(port, registry)` serves one on /metrics.
@@ -146,14 +146,16 @@ def redis_errors_counter(registry: CollectorRegistry) -> Counter:
 
 
 class ObservationCollector(Collector):
-    """modipick_observations_total{result} read from a service's own statistics at scrape time."""
+    """`name`_total{result}: latency observations by what became of them at this service, read from
+    its own statistics at scrape time (the Profiler's modipick_observations, the Executor's
+    modipick_executor_observations: one observation passes through both, so the names differ)."""
 
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
-        self._read = read
+    def __init__(self, read: Callable[[], dict[str, float]], name: str = "modipick_observations",
+                 documentation: str = "Latency observations received, by what became of them") -> None:
+        self._read, self._name, self._documentation = read, name, documentation
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily("modipick_observations", "Latency observations by what became of them",
-                                     labels=["result"])
+        family = CounterMetricFamily(self._name, self._documentation, labels=["result"])
         for result, value in self._read().items():
             family.add_metric([result], value)
         yield family

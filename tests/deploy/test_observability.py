@@ -154,7 +154,7 @@ def test_dashboard_layout_and_datasource(dashboard) -> None:
 def test_a_dashboard_with_an_unknown_metric_is_rejected() -> None:
     assert contract_problems('sum(rate(modipick_requests_totl[5m]))') == ["unknown metric modipick_requests_totl"]
     assert contract_problems('sum by (model) (rate(modipick_redis_errors_total[5m]))')
-    assert syntax_problems("sum(rate(modipick_e2e_ms_bucket[5m])")
+    assert syntax_problems("sum(rate(modipick_e2e_seconds_bucket[5m])")
 
 
 def test_alert_rules_cover_the_required_conditions() -> None:
@@ -170,7 +170,8 @@ def test_alert_rules_cover_the_required_conditions() -> None:
         assert contract_problems(rule["expr"]) == [], rule
         assert syntax_problems(rule["expr"]) == [], rule
     used = {base_metric(n) for r in rules for n, _ in metric_uses(r["expr"])}
-    assert used == set(METRICS) - {"modipick_budget_ms", "modipick_e2e_ms", "modipick_executor_execution_ms"}
+    assert used == set(METRICS) - {"modipick_budget_seconds", "modipick_e2e_seconds",
+                                   "modipick_executor_execution_seconds"}
 
 
 def test_alert_rules_parse_with_promtool_when_available(tmp_path: Path) -> None:

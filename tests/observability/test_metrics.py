@@ -64,10 +64,10 @@ def burst(observed_suite, digits):
     assert reply.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
     assert all(not r.run_on_device for r in results)
     reported = lambda: delta(observed_suite.scrape("executor"), before["executor"],  # noqa: E731
-                             "modipick_observations_total", result="reported")
+                             "modipick_executor_observations_total", result="reported")
     stored = lambda: delta(observed_suite.scrape("profiler"), before["profiler"],  # noqa: E731
                            "modipick_observations_total", result="stored")
-    e2e = lambda: delta(observed_suite.scrape("selector"), before["selector"], "modipick_e2e_ms_count")  # noqa: E731
+    e2e = lambda: delta(observed_suite.scrape("selector"), before["selector"], "modipick_e2e_seconds_count")  # noqa: E731
     wait_for(reported, BURST)
     wait_for(stored, BURST)
     wait_for(e2e, BURST)
@@ -93,12 +93,17 @@ def test_selector_counts_requests_selections_budgets_and_outcomes(burst) -> None
     expected = Counter(served_models)
     expected[on_device.model.name] += 1
     assert per_model == dict(expected)
-    assert d("modipick_budget_ms_count") == BURST + 1
-    assert d("modipick_budget_ms_bucket", le="+Inf") == BURST + 1
-    # the run-on-device budget was negative, observed as 0: it sits in the lowest bucket
-    assert d("modipick_budget_ms_bucket", le="0.5") >= 1
-    assert d("modipick_e2e_ms_count") == BURST
-    assert d("modipick_e2e_ms_sum") == pytest.approx(sum(r.e2e_ms for r in results), rel=1e-9)
+    assert d("modipick_budget_seconds_count") == BURST + 1
+    assert d("modipick_budget_seconds_bucket", le="+Inf") == BURST + 1
+    # the run-on-device budget was negative, observed as 0: it sits in the lowest bucket (0.5 ms)
+    assert d("modipick_budget_seconds_bucket", le="0.0005") >= 1
+    # budgets are seconds: a 5 s SLA leaves less than 5 s, and every served budget is above 0.5 ms
+    assert d("modipick_budget_seconds_bucket", le="5.0") == BURST + 1
+    assert d("modipick_budget_seconds_bucket", le="0.0005") == 1
+    # every outcome was reported for a request this replica served under risk_aware
+    assert d("modipick_e2e_seconds_count", policy="risk_aware") == BURST
+    assert d("modipick_e2e_seconds_count") == BURST
+    assert d("modipick_e2e_seconds_sum") == pytest.approx(sum(r.e2e_ms for r in results) / 1000.0, rel=1e-9)
     assert d("modipick_redis_errors_total") == 0
     staleness = s1.value("modipick_profile_staleness_seconds")
     assert 0.0 <= staleness < 2.0
@@ -108,16 +113,20 @@ def test_executor_histograms_count_every_user_execution_per_model(burst) -> None
     before, after, results, _ = burst
     e0, e1 = before["executor"], after["executor"]
     served_models = Counter(r.model for r in results)
-    queue = {m: delta(e1, e0, "modipick_executor_queue_ms_count", model=m) for m in served_models}
-    execution = {m: delta(e1, e0, "modipick_executor_execution_ms_count", model=m) for m in served_models}
-    assert queue == dict(served_models) and execution == dict(served_models)
-    assert delta(e1, e0, "modipick_executor_execution_ms_count") == BURST
-    reported_ms = sum(r.timings.execution_ms for r in results)
-    assert delta(e1, e0, "modipick_executor_execution_ms_sum") == pytest.approx(reported_ms, rel=1e-6)
-    assert delta(e1, e0, "modipick_executor_queue_ms_sum") == pytest.approx(
-        sum(r.timings.queue_ms for r in results), rel=1e-6, abs=1e-6)
-    assert delta(e1, e0, "modipick_observations_total", result="reported") == BURST
-    assert delta(e1, e0, "modipick_observations_total", result="dropped") == 0
+    served_versions = Counter((r.model, str(r.version)) for r in results)
+    queue = {(m, v): delta(e1, e0, "modipick_executor_queue_seconds_count", model=m, version=v)
+             for m, v in served_versions}
+    execution = {(m, v): delta(e1, e0, "modipick_executor_execution_seconds_count", model=m, version=v)
+                 for m, v in served_versions}
+    assert queue == dict(served_versions) and execution == dict(served_versions)
+    assert delta(e1, e0, "modipick_executor_execution_seconds_count") == BURST
+    reported_s = sum(r.timings.execution_ms for r in results) / 1000.0
+    assert delta(e1, e0, "modipick_executor_execution_seconds_sum") == pytest.approx(reported_s, rel=1e-6)
+    assert delta(e1, e0, "modipick_executor_queue_seconds_sum") == pytest.approx(
+        sum(r.timings.queue_ms for r in results) / 1000.0, rel=1e-6, abs=1e-9)
+    assert delta(e1, e0, "modipick_executor_observations_total", result="reported") == BURST
+    assert delta(e1, e0, "modipick_executor_observations_total", result="dropped") == 0
+    assert "modipick_observations" not in e1.types  # the Profiler's name: one meaning per name
 
 
 def test_profiler_stores_exactly_the_burst(burst) -> None:

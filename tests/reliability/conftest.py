@@ -94,13 +94,13 @@ class Rig:
     metrics_ports: dict = field(default_factory=dict)  # executor port -> its /metrics port
 
     def executor_observations(self, proc: ServiceProcess) -> dict[str, float]:
-        """modipick_observations_total{result} of an Executor process (reported | dropped)."""
+        """modipick_executor_observations_total{result} of an Executor process (reported | dropped)."""
         import re
         import urllib.request
 
         port = self.metrics_ports[int(proc.target.rsplit(":", 1)[1])]
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        pattern = r'^modipick_observations_total\{result="(\w+)"\} (\S+)$'
+        pattern = r'^modipick_executor_observations_total\{result="(\w+)"\} (\S+)$'
         return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text, re.M)}
 
     @property

@@ -7,7 +7,7 @@ import random
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from modipick.runtime.metrics import MS_BUCKETS, CountingHistogram
+from modipick.runtime.metrics import SECONDS_BUCKETS, CountingHistogram
 from modipick.selector.metrics import SelectorMetrics
 
 
@@ -19,21 +19,22 @@ def _samples(registry: CollectorRegistry, family: str) -> dict[tuple, float]:
 
 def test_the_budget_histogram_matches_prometheus_clients() -> None:
     rng = random.Random(7)
-    values = [0.0, 0.5, 1.0, 10000.0, 10000.5, 1e9, *MS_BUCKETS, *(rng.uniform(0, 3000) for _ in range(500))]
+    values_ms = [0.0, 0.5, 1.0, 10000.0, 10000.5, 1e9, *(b * 1000.0 for b in SECONDS_BUCKETS),
+                 *(rng.uniform(0, 3000) for _ in range(500))]
     ours = SelectorMetrics()
     reference = CollectorRegistry()
-    histogram = Histogram("modipick_budget_ms", "Execution budget T_U per decision (ms)", buckets=MS_BUCKETS,
-                          registry=reference)
-    for value in values:
+    histogram = Histogram("modipick_budget_seconds", "Execution budget T_U per decision (s)",
+                          buckets=SECONDS_BUCKETS, registry=reference)
+    for value in values_ms:
         ours.selection("cnn", "base", value)
-        histogram.observe(value)
-    assert _samples(ours.registry, "modipick_budget_ms") == _samples(reference, "modipick_budget_ms")
+        histogram.observe(value / 1000.0)
+    assert _samples(ours.registry, "modipick_budget_seconds") == _samples(reference, "modipick_budget_seconds")
 
 
 def test_negative_budgets_count_as_zero() -> None:
     counts = SelectorMetrics()
     counts.selection("cnn", "fallback", -12.0)
-    assert counts.budget.sum == 0.0 and counts.budget.cumulative()[0] == ("0.5", 1)
+    assert counts.budget.sum == 0.0 and counts.budget.cumulative()[0] == ("0.0005", 1)
 
 
 def test_request_counters_are_exposed_with_their_labels() -> None:
@@ -48,7 +49,21 @@ def test_request_counters_are_exposed_with_their_labels() -> None:
     assert 'modipick_requests_total{disposition="error",policy="unknown"} 1.0' in page
     assert 'modipick_sla_met_total{policy="modipick"} 3.0' in page
     assert 'modipick_selections_total{model="cnn-large",reason="explored"} 1.0' in page
-    assert "# TYPE modipick_budget_ms histogram" in page
+    assert "# TYPE modipick_budget_seconds histogram" in page
+    assert 'modipick_budget_seconds_sum 0.04' in page
+
+
+def test_end_to_end_times_are_seconds_by_live_policy_name() -> None:
+    metrics = SelectorMetrics(policies=["modipick", "risk_aware"])
+    metrics.outcome(250.0, "modipick")
+    metrics.outcome(120.0, "")  # not remembered
+    metrics.outcome(80.0, "something-else")  # not a live policy: bounded label values
+    page = generate_latest(metrics.registry).decode()
+    assert 'modipick_e2e_seconds_count{policy="modipick"} 1.0' in page
+    assert 'modipick_e2e_seconds_sum{policy="modipick"} 0.25' in page
+    assert 'modipick_e2e_seconds_count{policy="unknown"} 2.0' in page
+    assert 'modipick_e2e_seconds_bucket{le="0.3",policy="modipick"} 1.0' in page
+    assert 'policy="something-else"' not in page
 
 
 def test_counting_histogram_buckets_are_cumulative_and_inclusive() -> None:

@@ -85,6 +85,8 @@ def test_a_report_through_a_replica_that_did_not_serve_the_request_teaches_every
     reports = lambda app, result: app.metrics.registry.get_sample_value(  # noqa: E731
         "modipick_outcome_reports_total", {"result": result})
     assert reports(b, "learned_ticket") == 25 and reports(b, "learned_memory") == 0
+    # B did not serve them: it does not know their policy
+    assert b.metrics.registry.get_sample_value("modipick_e2e_seconds_count", {"policy": "unknown"}) == 25
     stream = lambda app, result: app.metrics.registry.get_sample_value(  # noqa: E731
         "modipick_return_leg_stream_total", {"result": result})
     assert stream(b, "applied") >= 25 and stream(a, "applied") >= 25 and stream(b, "skipped") is not None

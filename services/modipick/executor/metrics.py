@@ -7,21 +7,24 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 
 from modipick.executor.reporter import ExecutionObservation, ObservationSink
-from modipick.runtime.metrics import MS_BUCKETS, ObservationCollector, labelled
+from modipick.runtime.metrics import SECONDS_BUCKETS, ObservationCollector, labelled
 
 
 class ExecutorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.queue = Histogram("modipick_executor_queue_ms", "Wait for an execution slot (ms)", ["model"],
-                               buckets=MS_BUCKETS, registry=self.registry)
-        self.execution = Histogram("modipick_executor_execution_ms", "Model execution time (ms)", ["model"],
-                                   buckets=MS_BUCKETS, registry=self.registry)
+        # version: the model version served (bounded by the versions the Executor loads)
+        self.queue = Histogram("modipick_executor_queue_seconds", "Wait for an execution slot (s)",
+                               ["model", "version"], buckets=SECONDS_BUCKETS, registry=self.registry)
+        self.execution = Histogram("modipick_executor_execution_seconds", "Model execution time (s)",
+                                   ["model", "version"], buckets=SECONDS_BUCKETS, registry=self.registry)
 
     def metered_sink(self, sink: ObservationSink) -> "MeteredSink":
         """Wrap the Executor's observation sink: every user execution passes through it."""
         wrapped = MeteredSink(sink, self)
-        self.registry.register(ObservationCollector(wrapped.observation_counts))
+        self.registry.register(ObservationCollector(
+            wrapped.observation_counts, "modipick_executor_observations",
+            "Latency observations of user executions, by what became of them on their way to the Profiler"))
         return wrapped
 
 
@@ -35,9 +38,12 @@ class MeteredSink:
         self._children: dict[tuple, Any] = {}
 
     def submit(self, observation: ExecutionObservation) -> None:
-        labelled(self._children, self._metrics.queue, observation.name).observe(observation.queue_ms)
+        version = str(observation.version)
+        labelled(self._children, self._metrics.queue, observation.name, version).observe(
+            observation.queue_ms / 1000.0)
         if not observation.failed:
-            labelled(self._children, self._metrics.execution, observation.name).observe(observation.execution_ms)
+            labelled(self._children, self._metrics.execution, observation.name, version).observe(
+                observation.execution_ms / 1000.0)
         self.inner.submit(observation)
 
     async def close(self) -> None:

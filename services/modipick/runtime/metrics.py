@@ -8,9 +8,11 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
     Selector  modipick_requests_total{policy,disposition}   Infer replies: served | run_on_device | error
               modipick_sla_met_total{policy}                 served within the SLA (Selector's estimate:
                                                              upload + server time + estimated return leg)
-              modipick_budget_ms                             execution budget T_U of each decision
+              modipick_budget_seconds                        execution budget T_U of each decision
               modipick_selections_total{model,reason}        reason: base | explored | fallback
-              modipick_e2e_ms                                end-to-end time from ReportOutcome
+              modipick_e2e_seconds{policy}                   end-to-end time from ReportOutcome (policy: the
+                                                             one that served it, as this replica remembers;
+                                                             "unknown" when it does not)
               modipick_profile_staleness_seconds             age of the local profile copy
               modipick_redis_errors_total                    failed profile-store calls
               modipick_outcome_reports_total{result}         learned_memory | learned_ticket (a leg derived
@@ -18,9 +20,9 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
                                                              ticket) | unmatched | implausible
               modipick_return_leg_stream_total{result}       shared legs read: applied | skipped (undecodable)
               modipick_return_leg_stream_read_failures_total reads of the stream that failed
-    Executor  modipick_executor_queue_ms{model}, modipick_executor_execution_ms{model}
-                                                             user executions (probes excluded)
-              modipick_observations_total{result}            reported | dropped
+    Executor  modipick_executor_queue_seconds{model,version},
+              modipick_executor_execution_seconds{model,version}  user executions (probes excluded)
+              modipick_executor_observations_total{result}   reported (to the Profiler) | dropped
     Profiler  modipick_observations_total{result}            stored | unknown | failed | invalid | dropped
               modipick_redis_errors_total
               modipick_return_legs_total{result}             legs reported with outcomes: appended (to the
@@ -28,6 +30,11 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
               modipick_return_leg_write_failures_total       stream appends that failed (legs kept, retried)
               modipick_return_legs_pending                   legs waiting to be appended
 
+Times are in seconds and sizes in bytes (Prometheus' base units). A name means one thing in every
+service that exports it: modipick_redis_errors_total counts failed profile-store calls wherever it
+appears. A latency observation is counted twice on its way, under two names: by the Executor that
+made it (modipick_executor_observations_total) and by the Profiler that received it
+(modipick_observations_total).
 The return-leg stream series exist only where legs are shared (a Redis store and a Profiler).
 Each service object owns a fresh CollectorRegistry (several services may live in one process, in
 tests and `modipick up`); `start_metrics_server(port, registry)` serves one on /metrics.
@@ -48,9 +55,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-# Milliseconds from sub-ms model runs to multi-second SLAs.
-MS_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000,
-              10000)
+# Seconds (Prometheus' base unit), from sub-millisecond model runs to multi-second SLAs.
+SECONDS_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+                   0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 METRICS_PORT_ENV = "MODIPICK_METRICS_PORT"
 
 
@@ -139,14 +146,16 @@ def redis_errors_counter(registry: CollectorRegistry) -> Counter:
 
 
 class ObservationCollector(Collector):
-    """modipick_observations_total{result} read from a service's own statistics at scrape time."""
+    """`name`_total{result}: latency observations by what became of them at this service, read from
+    its own statistics at scrape time (the Profiler's modipick_observations, the Executor's
+    modipick_executor_observations: one observation passes through both, so the names differ)."""
 
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
-        self._read = read
+    def __init__(self, read: Callable[[], dict[str, float]], name: str = "modipick_observations",
+                 documentation: str = "Latency observations received, by what became of them") -> None:
+        self._read, self._name, self._documentation = read, name, documentation
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily("modipick_observations", "Latency observations by what became of them",
-                                     labels=["result"])
+        family = CounterMetricFamily(self._name, self._documentation, labels=["result"])
         for result, value in self._read().items():
             family.add_metric([result], value)
         yield family

@@ -9,8 +9,8 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from modipick.core.policies import LIVE_POLICIES
-from modipick.runtime.metrics import (MS_BUCKETS, CountingErrors, CountingHistogram, ReadCollector, counter_family,
-                                      redis_errors_counter, watch_security)
+from modipick.runtime.metrics import (SECONDS_BUCKETS, CountingErrors, CountingHistogram, ReadCollector,
+                                      counter_family, labelled, redis_errors_counter, watch_security)
 from modipick.stores import ProfileStore, StoreError
 
 UNKNOWN_POLICY = "unknown"
@@ -18,7 +18,7 @@ UNKNOWN_POLICY = "unknown"
 
 class _SelectorCounts(Collector):
     """modipick_requests_total, modipick_sla_met_total, modipick_selections_total and
-    modipick_budget_ms from SelectorMetrics' plain counts, at scrape time."""
+    modipick_budget_seconds from SelectorMetrics' plain counts, at scrape time."""
 
     def __init__(self, metrics: "SelectorMetrics") -> None:
         self._metrics = metrics
@@ -29,7 +29,7 @@ class _SelectorCounts(Collector):
                              ["policy", "disposition"], m.requests)
         yield counter_family("modipick_sla_met", "Infer requests served within their SLA", ["policy"],
                              {(policy,): n for policy, n in list(m.sla_met.items())})
-        budget = HistogramMetricFamily("modipick_budget_ms", "Execution budget T_U per decision (ms)")
+        budget = HistogramMetricFamily("modipick_budget_seconds", "Execution budget T_U per decision (s)")
         budget.add_metric([], m.budget.cumulative(), m.budget.sum)
         yield budget
         yield counter_family("modipick_selections", "Model selections by model and reason", ["model", "reason"],
@@ -52,10 +52,12 @@ class SelectorMetrics:
         self.requests: dict[tuple[str, str], int] = {}  # (policy, disposition) -> count
         self.sla_met: dict[str, int] = {}               # policy -> count
         self.selections: dict[tuple[str, str], int] = {}  # (model, reason) -> count
-        self.budget = CountingHistogram(MS_BUCKETS)
+        self.budget = CountingHistogram(SECONDS_BUCKETS)
         self.registry.register(_SelectorCounts(self))
-        self.e2e = Histogram("modipick_e2e_ms", "End-to-end time clients reported through ReportOutcome (ms)",
-                             buckets=MS_BUCKETS, registry=self.registry)
+        self.e2e = Histogram("modipick_e2e_seconds",
+                             "End-to-end time clients reported through ReportOutcome, by serving policy (s)",
+                             ["policy"], buckets=SECONDS_BUCKETS, registry=self.registry)
+        self._e2e_children: dict[tuple, Any] = {}
         self.staleness = Gauge("modipick_profile_staleness_seconds", "Age of the local profile copy (s)",
                                registry=self.registry)
         self.redis_errors = redis_errors_counter(self.registry)
@@ -80,10 +82,12 @@ class SelectorMetrics:
     def selection(self, model: str, reason: str, budget_ms: float) -> None:
         key = (model, reason)
         self.selections[key] = self.selections.get(key, 0) + 1
-        self.budget.observe(budget_ms if budget_ms > 0.0 else 0.0)
+        self.budget.observe(budget_ms / 1000.0 if budget_ms > 0.0 else 0.0)
 
-    def outcome(self, e2e_ms: float) -> None:
-        self.e2e.observe(e2e_ms)
+    def outcome(self, e2e_ms: float, policy: str = "") -> None:
+        """`policy`: the label the request was counted under when served ("": not remembered)."""
+        label = policy if policy in self._policies else UNKNOWN_POLICY
+        labelled(self._e2e_children, self.e2e, label).observe(e2e_ms / 1000.0)
 
     def watch_cache(self, cache: Any) -> None:
         """Staleness = the cache's age at scrape time (+Inf before the first successful load)."""

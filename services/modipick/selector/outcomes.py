@@ -124,6 +124,7 @@ class Served:
     source: str
     expires: float
     sla_ms: float = 0.0           # the SLA it was served under (0: not known)
+    policy: str = ""              # the policy label it was counted under ("": not known, as from a ticket)
 
 
 class OutcomeLearner:
@@ -152,7 +153,7 @@ class OutcomeLearner:
         return len(self._served)
 
     def remember(self, request_id: str, request: "RequestBudget", *, after_decision_ms: float,
-                 server_ms: float) -> Served | None:
+                 server_ms: float, policy: str = "") -> Served | None:
         """Remember a served request (None: it has no id); what is remembered goes into its ticket."""
         if not request_id:
             return None
@@ -161,7 +162,7 @@ class OutcomeLearner:
         leg = request.leg
         served = self._served[request_id] = Served(
             request.client_id, request.upload_ms, leg.basis_ms if leg is not None else None, request.leg_owner,
-            after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl, request.budget.sla_ms)
+            after_decision_ms, server_ms, request.elapsed_ms, request.source, now + ttl, request.budget.sla_ms, policy)
         self._served.move_to_end(request_id)
         self._expire(now)
         return served
@@ -171,6 +172,11 @@ class OutcomeLearner:
         while served and (len(served) > self.capacity or next(iter(served.values())).expires < now):
             served.popitem(last=False)
             self.forgotten += 1
+
+    def policy_of(self, request_id: str) -> str:
+        """The policy label a remembered request was served under ("": not remembered)."""
+        entry = self._served.get(request_id) if request_id else None
+        return entry.policy if entry is not None else ""
 
     def learn(self, request_id: str, e2e_ms: float) -> float | None:
         """The return leg this report shows (None: nothing remembered for it, or no e2e time)."""

@@ -207,7 +207,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         timings.queue_ms, timings.execution_ms, timings.server_ms = execution.queue_ms, execution.execution_ms, server_ms
         self.overhead.observe(server_ms - execution.queue_ms - execution.execution_ms)
         served = self.learner.remember(rid, plan.made, after_decision_ms=(replied - decided) * 1000.0,
-                                       server_ms=server_ms)
+                                       server_ms=server_ms, policy=plan.policy_label)
         # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
         self.metrics.request(plan.policy_label, "served", sla_met=server_ms <= plan.budget_ms + self.overhead.value_ms)
         return self.provenance.stamp(selector_pb2.InferResponse(
@@ -271,6 +271,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
                 # the signed ticket alone says whose request it was: a request id is the client's choice
                 client_id, memory_key = request.ticket.client_id, ""
+            # before learning forgets the request; a signed ticket's request id is the Selector's own
+            policy = self.learner.policy_of(memory_key or (request.ticket.request_id if ticketed else ""))
             try:
                 leg = self.learner.learn_sample(memory_key, request.e2e_ms,
                                                 served_from_ticket(request.ticket) if ticketed else None,
@@ -278,7 +280,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             except ImplausibleReport as exc:
                 await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                          errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": "e2e_ms"})
-            self.metrics.outcome(request.e2e_ms)
+            self.metrics.outcome(request.e2e_ms, policy)
             report = profiler_pb2.RecordOutcomeRequest(
                 request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
                 predicted_label=request.predicted_label, client_id=client_id,

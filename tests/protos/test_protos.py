@@ -66,9 +66,10 @@ def test_buf_breaking_catches_a_removed_selector_field_and_leaves_the_executor_f
     copy = _copy_protos(tmp_path)
     executor = copy / "modipick" / "v1" / "executor.proto"
     text = executor.read_text()
-    start = text.index("  rpc ExecuteStream(")
-    executor.write_text(text[:text.index("  // Many executions over one long-lived stream")]
+    start = text.index("  rpc ListModels(")
+    executor.write_text(text[:text.index("  // The models the backend holds, with")]
                         + text[text.index("\n", start) + 1:])
+    assert "ListModels(" not in executor.read_text()
     out = _breaking(copy)
     assert out.returncode == 0, "the internal ExecutorService may change: " + out.stdout + out.stderr
 

@@ -22,7 +22,7 @@ HELP = {
     "up": (["up"], "MODIPICK_SELECTOR_PORT", "{static_greedy,"),
     "demo": (["demo"], "MODIPICK_REQUESTS", None),
     "sim": (["sim", "run"], "MODIPICK_REQUESTS", "{mirror,independent,paired}"),
-    "zoo": (["zoo", "build"], "MODIPICK_SEED", "{digits,imagenet-arch}"),
+    "zoo": (["zoo", "build"], "MODIPICK_SEED", "{digits,imagenet-arch,imagenet-sizes}"),
     "loadgen": (["loadgen", "run"], "MODIPICK_SELECTOR_TARGET", "{direct,realtime,link}"),
     "infer": (["infer"], "MODIPICK_SLA_MS", None),
     "traces": (["traces", "list"], "MODIPICK_FORMAT", "{text,json}"),

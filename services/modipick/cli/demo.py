@@ -102,9 +102,10 @@ def ensure_pool(base: Path) -> None:
     import subprocess
 
     from modipick.cli.suite import SuiteError, modipick_command
+    from modipick.zoo.builder import BuildRequest, is_current
     from modipick.zoo.manifest import try_read_manifest
 
-    if try_read_manifest(base) is not None:
+    if is_current(BuildRequest(pool=DEMO_POOL, out=base, models=DEMO_MODELS, input_size=DEMO_INPUT_PX)):
         return
     print(f"set-up (once, cached): building the demo pool ({', '.join(DEMO_MODELS)} at {DEMO_INPUT_PX} px) "
           f"into {base} ...", file=sys.stderr, flush=True)

@@ -35,9 +35,14 @@ _request_id: ContextVar[str] = ContextVar("modipick_request_id", default="")
 
 
 def call_request_id(request: Any, context: Any) -> str:
-    """The request id of the RPC being handled: the one the interceptor bound, else the message's,
-    else the metadata's, else a new one (a handler run without the interceptor behaves the same)."""
-    return _request_id.get() or getattr(request, "request_id", "") or request_id_from(context.invocation_metadata())
+    """The request id of `request`: its own, else the RPC's (the one the interceptor bound, from the
+    metadata or new), else the metadata's or a new one. A handler called with a message other than
+    the RPC's (the OIP front door's Infer) logs under that message's id from then on."""
+    bound = _request_id.get()
+    rid = getattr(request, "request_id", "") or bound or request_id_from(context.invocation_metadata())
+    if bound and rid != bound:  # the interceptor's reset restores what it bound
+        structlog.contextvars.bind_contextvars(request_id=rid)
+    return rid
 
 
 class RpcMetrics(Collector):

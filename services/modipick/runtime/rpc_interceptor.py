@@ -105,6 +105,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: RpcMetrics, *, clock: Callable[[], float] = time.perf_counter) -> None:
         self._metrics = metrics
         self._clock = clock
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}  # method -> (behavior, its wrapper)
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
@@ -112,10 +113,15 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or handler.unary_unary is None or method.startswith(_SKIPPED_PREFIXES):
             return handler
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler.unary_unary:  # the servers' handlers are made once
+            return known[1]
         service, _, name = method.lstrip("/").partition("/")
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             self._wrap(handler.unary_unary, service, name),
             request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+        self._wrapped[method] = (handler.unary_unary, wrapped)
+        return wrapped
 
     def _wrap(self, behavior: Callable[..., Awaitable[Any]], service: str, method: str):
         metrics, clock = self._metrics, self._clock

@@ -135,6 +135,10 @@ def test_every_rpc_is_counted_with_its_status_code_and_time(burst) -> None:
     execute = {"service": "modipick.v1.ExecutorService", "method": "Execute"}
     assert delta(e1, e0, "modipick_grpc_server_handled_total", code="OK", **execute) == BURST
     assert delta(e1, e0, "modipick_grpc_server_handled_total", **execute) == BURST
+    # the Executor's observations reach the Profiler over a client stream, counted once per stream
+    p0, p1 = before["profiler"], after["profiler"]
+    assert delta(p1, p0, "modipick_grpc_server_handled_total", service="modipick.v1.ProfilerService",
+                 method="RecordObservations", code="OK") >= 1
     # health checks are not counted
     assert not any(labels.get("service", "").startswith("grpc.")
                    for labels, _ in s1.samples.get("modipick_grpc_server_handled_total", []))

@@ -40,8 +40,12 @@ def _registration(seen: dict[str, object]):
         context.set_code(grpc.StatusCode.NOT_FOUND)
         return b""
 
+    async def join(requests, context: grpc.aio.ServicerContext) -> bytes:
+        return b"".join([part async for part in requests])
+
     handlers = {name: grpc.unary_unary_rpc_method_handler(behavior) for name, behavior in
                 (("Ok", ok), ("Refuse", refuse), ("Crash", crash), ("NotFound", not_found))}
+    handlers["Join"] = grpc.stream_unary_rpc_method_handler(join)
 
     def add(_servicer, server) -> None:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -68,6 +72,7 @@ def test_each_rpc_is_counted_with_its_code_and_time_and_its_request_id_bound() -
                     with pytest.raises(grpc.aio.AioRpcError) as failed:
                         await call(name)(b"")
                     assert failed.value.code() == code
+                assert await channel.stream_unary(f"/{SERVICE}/Join")(iter((b"a", b"b"))) == b"ab"
                 reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
         finally:
@@ -82,6 +87,7 @@ def test_each_rpc_is_counted_with_its_code_and_time_and_its_request_id_bound() -
         (("code", "INVALID_ARGUMENT"), ("method", "Refuse"), ("service", SERVICE)): 1,
         (("code", "UNKNOWN"), ("method", "Crash"), ("service", SERVICE)): 1,
         (("code", "NOT_FOUND"), ("method", "NotFound"), ("service", SERVICE)): 1,
+        (("code", "OK"), ("method", "Join"), ("service", SERVICE)): 1,
     }  # and no health check
     ok = (("method", "Ok"), ("service", SERVICE))
     assert samples[("modipick_grpc_server_handling_seconds_count", ok)] == 2

@@ -2,7 +2,7 @@
 (and the trace id, when a span is open) into structlog's context, and count the call with its gRPC
 status code and time:
 
-    modipick_grpc_server_handled_total{service,method,code}   RPCs finished, by status code name
+    modipick_grpc_server_handled_total{service,method,code}   RPCs finished (unary and client-streaming), by code
     modipick_grpc_server_handling_seconds{service,method}     time from the handler's start to its end
 
 Health checks and reflection (`/grpc.*`) are left alone. Counts are plain dicts read at scrape
@@ -100,7 +100,8 @@ def _trace_id() -> str | None:
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
-    """Binds request_id (and trace_id) for the handler's logs and counts each unary RPC in `metrics`."""
+    """Binds request_id (and trace_id) for the handler's logs and counts each RPC answered with one
+    message (unary, client streaming) in `metrics`."""
 
     def __init__(self, metrics: RpcMetrics, *, clock: Callable[[], float] = time.perf_counter) -> None:
         self._metrics = metrics
@@ -111,16 +112,21 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(_SKIPPED_PREFIXES):
+        if handler is None or method.startswith(_SKIPPED_PREFIXES):
+            return handler
+        # calls answered with one message: unary, or a client stream (the Profiler's observations)
+        behavior = handler.unary_unary or handler.stream_unary
+        if behavior is None:
             return handler
         known = self._wrapped.get(method)
-        if known is not None and known[0] is handler.unary_unary:  # the servers' handlers are made once
+        if known is not None and known[0] is behavior:  # the servers' handlers are made once
             return known[1]
         service, _, name = method.lstrip("/").partition("/")
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(handler.unary_unary, service, name),
-            request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
-        self._wrapped[method] = (handler.unary_unary, wrapped)
+        make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None
+                else grpc.stream_unary_rpc_method_handler)
+        wrapped = make(self._wrap(behavior, service, name), request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
+        self._wrapped[method] = (behavior, wrapped)
         return wrapped
 
     def _wrap(self, behavior: Callable[..., Awaitable[Any]], service: str, method: str):

@@ -138,7 +138,7 @@ def test_tracing_console_continues_the_callers_trace() -> None:
         out, err = stop(proc)
     assert proc.returncode == 0, err[-2000:]
     spans = [json.loads(chunk) for chunk in _json_objects(out)]
-    infer = [s for s in spans if s["name"] == "modipick.v1.SelectorService/Infer"]
+    infer = [s for s in spans if s["name"] == "/modipick.v1.SelectorService/Infer"]  # the full gRPC path
     assert len(infer) == 1, out[-2000:]
     assert infer[0]["context"]["trace_id"] == f"0x{trace_id}"
     assert infer[0]["parent_id"] == "0x00f067aa0ba902b7"

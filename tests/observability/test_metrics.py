@@ -129,6 +129,30 @@ def test_executor_histograms_count_every_user_execution_per_model(burst) -> None
     assert "modipick_observations" not in e1.types  # the Profiler's name: one meaning per name
 
 
+def test_every_rpc_is_counted_with_its_status_code_and_time(burst) -> None:
+    before, after, _, _ = burst
+    s0, s1 = before["selector"], after["selector"]
+    infer = {"service": "modipick.v1.SelectorService", "method": "Infer"}
+    assert delta(s1, s0, "modipick_grpc_server_handled_total", code="OK", **infer) == BURST + 1
+    assert delta(s1, s0, "modipick_grpc_server_handled_total", code="INVALID_ARGUMENT", **infer) == 1
+    assert delta(s1, s0, "modipick_grpc_server_handling_seconds_count", **infer) == BURST + 2
+    assert delta(s1, s0, "modipick_grpc_server_handling_seconds_bucket", le="+Inf", **infer) == BURST + 2
+    assert delta(s1, s0, "modipick_grpc_server_handling_seconds_sum", **infer) > 0
+    assert delta(s1, s0, "modipick_grpc_server_handled_total", service="modipick.v1.SelectorService",
+                 method="ReportOutcome", code="OK") == BURST
+    e0, e1 = before["executor"], after["executor"]
+    execute = {"service": "modipick.v1.ExecutorService", "method": "Execute"}
+    assert delta(e1, e0, "modipick_grpc_server_handled_total", code="OK", **execute) == BURST
+    assert delta(e1, e0, "modipick_grpc_server_handled_total", **execute) == BURST
+    # the Executor's observations reach the Profiler over a client stream, counted once per stream
+    p0, p1 = before["profiler"], after["profiler"]
+    assert delta(p1, p0, "modipick_grpc_server_handled_total", service="modipick.v1.ProfilerService",
+                 method="RecordObservations", code="OK") >= 1
+    # health checks are not counted
+    assert not any(labels.get("service", "").startswith("grpc.")
+                   for labels, _ in s1.samples.get("modipick_grpc_server_handled_total", []))
+
+
 def test_profiler_stores_exactly_the_burst(burst) -> None:
     before, after, _, _ = burst
     p0, p1 = before["profiler"], after["profiler"]

@@ -14,9 +14,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from modipick.client import InvalidRequest, ModiPickClient
 
-INFER = "modipick.v1.SelectorService/Infer"
-EXECUTE = "modipick.v1.ExecutorService/Execute"
-PREDICT = "tensorflow.serving.PredictionService/Predict"
+# The client SDK names its span after the method; opentelemetry-instrumentation-grpc, on the
+# services, after the full gRPC path.
+INFER_CALL = "modipick.v1.SelectorService/Infer"
+INFER = "/modipick.v1.SelectorService/Infer"
+EXECUTE = "/modipick.v1.ExecutorService/Execute"
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
 
 
 def finished(observed_suite, trace_id: int, expected: int, timeout_s: float = 5.0) -> list:
@@ -49,11 +52,11 @@ def test_one_trace_from_the_client_through_the_executor_to_tf_serving(observed_s
         client.wait_ready()
         result = client.infer(images[3], 5000.0)
     client_spans = [s for s in observed_suite.spans.get_finished_spans()
-                    if s.kind is SpanKind.CLIENT and s.name == INFER]
+                    if s.kind is SpanKind.CLIENT and s.name == INFER_CALL]
     assert len(client_spans) == 1  # the SDK's own span: the root, as the application has none open
     trace_id = client_spans[0].context.trace_id
     spans = finished(observed_suite, trace_id, 5)
-    assert chain(spans) == [(INFER, SpanKind.CLIENT), (INFER, SpanKind.SERVER), (EXECUTE, SpanKind.CLIENT),
+    assert chain(spans) == [(INFER_CALL, SpanKind.CLIENT), (INFER, SpanKind.SERVER), (EXECUTE, SpanKind.CLIENT),
                             (EXECUTE, SpanKind.SERVER), (PREDICT, SpanKind.CLIENT)]
     selector_span = next(s for s in spans if s.name == INFER and s.kind is SpanKind.SERVER)
     executor_span = next(s for s in spans if s.name == EXECUTE and s.kind is SpanKind.SERVER)
@@ -76,7 +79,7 @@ def test_an_application_span_is_the_parent_of_the_whole_request(observed_suite, 
         with tracer.start_as_current_span("checkout") as root:
             client.infer(images[4], 5000.0)
     spans = finished(observed_suite, root.get_span_context().trace_id, 6)
-    assert [name for name, _ in chain(spans)] == ["checkout", INFER, INFER, EXECUTE, EXECUTE, PREDICT]
+    assert [name for name, _ in chain(spans)] == ["checkout", INFER_CALL, INFER, EXECUTE, EXECUTE, PREDICT]
 
 
 def test_the_asyncio_client_carries_the_trace_too(observed_suite, digits) -> None:
@@ -94,7 +97,7 @@ def test_the_asyncio_client_carries_the_trace_too(observed_suite, digits) -> Non
 
     root = asyncio.run(request())
     spans = finished(observed_suite, root.get_span_context().trace_id, 6)
-    assert chain(spans) == [("async-app", SpanKind.INTERNAL), (INFER, SpanKind.CLIENT), (INFER, SpanKind.SERVER),
+    assert chain(spans) == [("async-app", SpanKind.INTERNAL), (INFER_CALL, SpanKind.CLIENT), (INFER, SpanKind.SERVER),
                             (EXECUTE, SpanKind.CLIENT), (EXECUTE, SpanKind.SERVER), (PREDICT, SpanKind.CLIENT)]
 
 
@@ -106,7 +109,7 @@ def test_a_refused_request_is_traced_with_its_status(observed_suite, digits) -> 
             client.infer(images[0], 5000.0, policy="no-such-policy")
     client_span = next(s for s in observed_suite.spans.get_finished_spans() if s.kind is SpanKind.CLIENT)
     spans = finished(observed_suite, client_span.context.trace_id, 2)
-    assert chain(spans) == [(INFER, SpanKind.CLIENT), (INFER, SpanKind.SERVER)]  # never reached the Executor
+    assert chain(spans) == [(INFER_CALL, SpanKind.CLIENT), (INFER, SpanKind.SERVER)]  # never reached the Executor
     server = next(s for s in spans if s.kind is SpanKind.SERVER)
     assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert server.status.status_code is StatusCode.UNSET  # the caller's mistake, not a server error

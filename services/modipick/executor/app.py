@@ -16,6 +16,7 @@ from modipick.runtime.identity_interceptors import token_interceptors
 from modipick.executor.metrics import ExecutorMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
+from modipick.runtime.rpc_interceptor import RpcInterceptor, RpcMetrics
 from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.v1 import executor_pb2, executor_pb2_grpc
 
@@ -114,7 +115,7 @@ async def start_executor(settings: ExecutorSettings, *, backend: Backend | None 
                           max_connection_age_s=settings.max_connection_age_s,
                           max_connection_age_grace_s=settings.max_connection_age_grace_s,
                           drain_delay_s=settings.drain_delay_s, unix_socket=settings.unix_socket),
-            interceptors=server_interceptors(root_spans=False))
+            interceptors=[*server_interceptors(root_spans=False), RpcInterceptor(RpcMetrics(metrics.registry))])
     except OSError:  # an address or socket path in use
         await sink.close()
         await backend.close()

@@ -23,7 +23,7 @@ from modipick.executor.backends.base import DEFAULT_SIGNATURE, Backend, ModelInf
 from modipick.executor.errors import DeadlineExceeded, ExecutorError, InvalidInput
 from modipick.executor.inputs import PreparedInput, decode_image, prepare
 from modipick.executor.reporter import ExecutionObservation, NullSink, ObservationSink
-from modipick.runtime.metadata import request_id_from
+from modipick.runtime.rpc_interceptor import call_request_id
 from modipick.runtime.status_details import abort_with_details, execution_reason
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
@@ -47,7 +47,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 
     async def Execute(self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext
                       ) -> executor_pb2.ExecuteResponse:
-        request_id = request.request_id or request_id_from(context.invocation_metadata())
+        request_id = call_request_id(request, context)  # bound for the logs by the RPC interceptor
         try:
             return await self._execute_logged(request, request_id, context.time_remaining())
         except ExecutorError as exc:
@@ -55,7 +55,6 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 
     async def _execute_logged(self, request: executor_pb2.ExecuteRequest, request_id: str,
                               time_remaining_s: float | None) -> executor_pb2.ExecuteResponse:
-        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             return await self.execute(request, request_id, time_remaining_s)
         except ExecutorError as exc:
@@ -66,8 +65,6 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         except Exception as exc:  # a bug, not the caller's fault: say so without the traceback
             log.exception("execute failed", model=request.model.name)
             raise ExecutorError(f"executor error: {type(exc).__name__}: {exc}") from exc
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
 
     async def execute(self, request: executor_pb2.ExecuteRequest, request_id: str,
                       time_remaining_s: float | None) -> executor_pb2.ExecuteResponse:

@@ -22,6 +22,7 @@ from modipick.profiler.return_legs import DEFAULT_KEEP, ReturnLegSink
 from modipick.profiler.service import ProfilerService
 from modipick.runtime.identity import ServiceCredentials
 from modipick.runtime.identity_interceptors import ServiceIdentityInterceptor
+from modipick.runtime.rpc_interceptor import RpcInterceptor, RpcMetrics
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.health_watch import DegradationHealth
 from modipick.profiler.metrics import ProfilerMetrics
@@ -150,7 +151,7 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
                       max_connection_age_s=settings.max_connection_age_s,
                       max_connection_age_grace_s=settings.max_connection_age_grace_s,
                       drain_delay_s=settings.drain_delay_s),
-        interceptors=[identities])
+        interceptors=[RpcInterceptor(RpcMetrics(metrics.registry)), identities])
     store_health = DegradationHealth(server, STORE_HEALTH, lambda: sink.degraded)
     await store_health.start()
     if settings.discover:

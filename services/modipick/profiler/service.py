@@ -17,8 +17,7 @@ from modipick.profiler.ingest import Item, ObservationSink
 from modipick.profiler.lifecycle import ModelLifecycle
 from modipick.profiler.probe import ProbeFailed, Prober
 from modipick.profiler.return_legs import ReturnLegSink
-from modipick.runtime.logging import bound_request_id
-from modipick.runtime.metadata import request_id_from
+from modipick.runtime.rpc_interceptor import call_request_id
 from modipick.stores import ProfileStore, ReturnLegSample, StoreError, StoreUnavailable
 from modipick.stores.base import check_leg_samples
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
@@ -110,31 +109,30 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
         return profiler_pb2.RecordObservationsResponse(accepted=accepted, rejected=rejected)
 
     async def RecordOutcome(self, request: profiler_pb2.RecordOutcomeRequest, context: grpc.aio.ServicerContext):
-        rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_request_id(rid):
-            if request.HasField("return_leg") and self._legs is not None:  # whatever the model part says
-                sample = return_leg_sample(request.return_leg)
-                if sample is None:
-                    self.rejected_legs += 1
-                else:
-                    self._legs.submit(sample)
-            if not request.model.name or request.model.version <= 0 or len(request.model.name) > MAX_NAME_CHARS:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
-                                    f"{MAX_NAME_CHARS} characters) and a resolved version (>= 1) are required")
-            if not request.HasField("true_label"):
-                return profiler_pb2.RecordOutcomeResponse()  # nothing to learn accuracy from
-            if self._labels is not None and not await self._label_counts(request, context):
-                return profiler_pb2.RecordOutcomeResponse()  # accepted; bounded out of the accuracy
-            correct = request.predicted_label == request.true_label
-            known = await self._store_call(context, self._store.record_outcome, request.model.name,
-                                           request.model.version, correct)
-            if not known:
-                if self._labels is not None:
-                    self._labels.forget((request.model.name, request.model.version))
-                await context.abort(grpc.StatusCode.NOT_FOUND,
-                                    f"model {request.model.name}:{request.model.version} is not registered")
-            log.debug("outcome recorded", model=request.model.name, correct=correct)
-            return profiler_pb2.RecordOutcomeResponse()
+        rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
+        if request.HasField("return_leg") and self._legs is not None:  # whatever the model part says
+            sample = return_leg_sample(request.return_leg)
+            if sample is None:
+                self.rejected_legs += 1
+            else:
+                self._legs.submit(sample)
+        if not request.model.name or request.model.version <= 0 or len(request.model.name) > MAX_NAME_CHARS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "model: name (at most "
+                                f"{MAX_NAME_CHARS} characters) and a resolved version (>= 1) are required")
+        if not request.HasField("true_label"):
+            return profiler_pb2.RecordOutcomeResponse()  # nothing to learn accuracy from
+        if self._labels is not None and not await self._label_counts(request, context):
+            return profiler_pb2.RecordOutcomeResponse()  # accepted; bounded out of the accuracy
+        correct = request.predicted_label == request.true_label
+        known = await self._store_call(context, self._store.record_outcome, request.model.name,
+                                       request.model.version, correct)
+        if not known:
+            if self._labels is not None:
+                self._labels.forget((request.model.name, request.model.version))
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"model {request.model.name}:{request.model.version} is not registered")
+        log.debug("outcome recorded", model=request.model.name, correct=correct)
+        return profiler_pb2.RecordOutcomeResponse()
 
     async def _label_counts(self, request: profiler_pb2.RecordOutcomeRequest,
                             context: grpc.aio.ServicerContext) -> bool:

@@ -29,6 +29,11 @@ deploy/prometheus/alerts.yaml (checked by tests/deploy/test_observability.py):
                                                              stream) | dropped (buffer full) | rejected
               modipick_return_leg_write_failures_total       stream appends that failed (legs kept, retried)
               modipick_return_legs_pending                   legs waiting to be appended
+    Every one modipick_grpc_server_handled_total{service,method,code}
+                                                             RPCs finished, by gRPC status code name
+              modipick_grpc_server_handling_seconds{service,method}
+                                                             time spent on each RPC
+                                                             (modipick.runtime.rpc_interceptor)
 
 Times are in seconds and sizes in bytes (Prometheus' base units). A name means one thing in every
 service that exports it: modipick_redis_errors_total counts failed profile-store calls wherever it

@@ -13,6 +13,7 @@ import structlog
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES, aio_channel
 from modipick.runtime.identity_interceptors import ClientAuthSettings, ClientIdentityInterceptor, token_interceptors
 from modipick.selector.metrics import SelectorMetrics
+from modipick.runtime.rpc_interceptor import RpcInterceptor, RpcMetrics
 from modipick.runtime.tracing import client_interceptors, server_interceptors
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
@@ -170,7 +171,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     registrations = [(selector_pb2_grpc.add_SelectorServiceServicer_to_server, service)]
     if settings.oip_models:
         registrations.append(oip.registration(service, settings.oip_models, cache, wall_ns))
-    interceptors = server_interceptors()
+    interceptors = [*server_interceptors(), RpcInterceptor(RpcMetrics(metrics.registry))]
     identities = None
     if settings.client_auth.enabled:
         identities = ClientIdentityInterceptor(settings.client_auth, CLIENT_METHODS)

@@ -18,8 +18,8 @@ import structlog
 from modipick.core import Candidate, Decision, Reason
 from modipick.core.input_sizes import candidates_for_input, image_input_size, square_size
 from modipick.core.policies import runs_on_device
-from modipick.runtime.logging import bound_request_id
-from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_from, request_id_problem
+from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_problem
+from modipick.runtime.rpc_interceptor import call_request_id
 from modipick.runtime.status_details import abort_with_details, execution_reason
 from modipick.selector.metrics import SelectorMetrics
 from modipick.runtime.tracing import annotate, tracing_enabled
@@ -104,7 +104,6 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._wall_ns = wall_ns
         self._perf = perf
         # outcome reports the forwarder refused (also its `dropped`); requests are counted by `metrics`
-        self.counts: collections.Counter[str] = collections.Counter()
         self.provenance = Provenance(self.metrics.registry)
         # signed tickets (None: unsigned) and per-client report rates (docs/security.md)
         self.signer = signer
@@ -141,45 +140,44 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
         started = self._perf()
         receive_ns = self._wall_ns()
-        rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_request_id(rid):
-            try:
-                _check_input(request)
-                await prefetch_leg(self.budgeter.returns, request.client_id)
-                plan = self._decide(request, context, rid, receive_ns)
-            except RequestInvalid as exc:
-                self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
-                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
-                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
-            except _NoModels as exc:
-                self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
-                await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
-                                         errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
-            decided = self._perf()
-            timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=plan.budget_ms,
-                                         selection_ms=(decided - started) * 1000.0)
-            self._note_selection(plan)
-            # the execution may use the budget plus the overhead set aside for its round trip
-            within_s = (plan.budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
-            left = context.time_remaining()
-            if left is not None and left < within_s:
-                within_s = left
-            if runs_on_device(plan.decision, plan.made.budget) or within_s <= 0:
-                return self._on_device(rid, plan, timings, started)
-            try:
-                execution = await self._executors.run(
-                    plan.decision.model, request.input, within_s, request_id=rid, replica=plan.replica,
-                    metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
-            except ExecutionFailed as exc:
-                self.metrics.request(plan.policy_label, "error")
-                log.info("execution failed", model=plan.decision.model.key, failure=exc.failure.value,
-                         details=exc.detail)
-                code = _STATUS[exc.failure]
-                # (overloaded: about one execution of the chosen model frees a slot)
-                await abort_with_details(context, code, self._failure_message(exc, plan, within_s),
-                                         execution_reason(code), metadata={"model": plan.decision.model.key},
-                                         retry_after_s=max(plan.decision.model.mean_ms, 10.0) / 1000.0)
-            return self._served(rid, plan, execution, timings, started, decided)
+        rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
+        try:
+            _check_input(request)
+            await prefetch_leg(self.budgeter.returns, request.client_id)
+            plan = self._decide(request, context, rid, receive_ns)
+        except RequestInvalid as exc:
+            self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                     errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
+        except _NoModels as exc:
+            self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
+            await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
+                                     errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
+        decided = self._perf()
+        timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=plan.budget_ms,
+                                     selection_ms=(decided - started) * 1000.0)
+        self._note_selection(plan)
+        # the execution may use the budget plus the overhead set aside for its round trip
+        within_s = (plan.budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+        left = context.time_remaining()
+        if left is not None and left < within_s:
+            within_s = left
+        if runs_on_device(plan.decision, plan.made.budget) or within_s <= 0:
+            return self._on_device(rid, plan, timings, started)
+        try:
+            execution = await self._executors.run(
+                plan.decision.model, request.input, within_s, request_id=rid, replica=plan.replica,
+                metadata=((REQUEST_ID_KEY, rid),) if self._traced else None)
+        except ExecutionFailed as exc:
+            self.metrics.request(plan.policy_label, "error")
+            log.info("execution failed", model=plan.decision.model.key, failure=exc.failure.value,
+                     details=exc.detail)
+            code = _STATUS[exc.failure]
+            # (overloaded: about one execution of the chosen model frees a slot)
+            await abort_with_details(context, code, self._failure_message(exc, plan, within_s),
+                                     execution_reason(code), metadata={"model": plan.decision.model.key},
+                                     retry_after_s=max(plan.decision.model.mean_ms, 10.0) / 1000.0)
+        return self._served(rid, plan, execution, timings, started, decided)
 
     def _note_selection(self, plan: Plan) -> None:
         chosen, reason = plan.decision.model, plan.decision.reason.value
@@ -225,71 +223,68 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
 
     async def Select(self, request: selector_pb2.SelectRequest, context: grpc.aio.ServicerContext):
         receive_ns = self._wall_ns()
-        rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_request_id(rid):
-            try:
-                await prefetch_leg(self.budgeter.returns, request.client_id)
-                plan = self._decide(request, context, rid, receive_ns)
-            except RequestInvalid as exc:
-                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
-                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
-            except _NoModels as exc:
-                await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
-                                         errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
-            budget, decision = plan.made.budget, plan.decision
-            chosen, base = decision.model, decision.base
-            on_device = runs_on_device(decision, budget)
-            return self.provenance.stamp(selector_pb2.SelectResponse(
-                request_id=rid,
-                disposition=(selector_pb2.DISPOSITION_RUN_ON_DEVICE if on_device
-                             else selector_pb2.DISPOSITION_SERVED),
-                model=common_pb2.ModelRef(name=chosen.name, version=chosen.version),
-                reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
-                budget_ms=budget.execution_ms, probability=decision.probability,
-                exploration_set_size=decision.explored,
-                base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None)),
-                plan.made, decision)
+        rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
+        try:
+            await prefetch_leg(self.budgeter.returns, request.client_id)
+            plan = self._decide(request, context, rid, receive_ns)
+        except RequestInvalid as exc:
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                     errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": exc.field})
+        except _NoModels as exc:
+            await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
+                                     errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
+        budget, decision = plan.made.budget, plan.decision
+        chosen, base = decision.model, decision.base
+        on_device = runs_on_device(decision, budget)
+        return self.provenance.stamp(selector_pb2.SelectResponse(
+            request_id=rid,
+            disposition=(selector_pb2.DISPOSITION_RUN_ON_DEVICE if on_device
+                         else selector_pb2.DISPOSITION_SERVED),
+            model=common_pb2.ModelRef(name=chosen.name, version=chosen.version),
+            reason=_REASONS.get(decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
+            budget_ms=budget.execution_ms, probability=decision.probability,
+            exploration_set_size=decision.explored,
+            base_model=(common_pb2.ModelRef(name=base.name, version=base.version) if base else None)),
+            plan.made, decision)
 
     async def ReportOutcome(self, request: selector_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext):
-        rid = request.request_id or request_id_from(context.invocation_metadata())
-        with bound_request_id(rid):
-            problem = _check_outcome(request)
-            ticketed = request.HasField("ticket")
-            if not problem and ticketed:
-                problem = ticket_problem(request.ticket, rid, request.client_id)
-            if problem:
-                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, problem,
-                                         errors_pb2.ERROR_REASON_INVALID_REQUEST,
-                                         metadata={"field": problem.partition(":")[0]})
-            client_id, memory_key = request.client_id, rid
-            if not self.report_limiter.allow(client_id):  # before the HMAC: a flood costs a look-up each
-                rate = self.report_limiter.limits.rate_per_s
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"outcome reports above {rate:g}/s for this client")
-            if self.signer is not None:
-                refusal = self.signer.refusal(request.ticket if ticketed else None)
-                if refusal:
-                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
-                # the signed ticket alone says whose request it was: a request id is the client's choice
-                client_id, memory_key = request.ticket.client_id, ""
-            # before learning forgets the request; a signed ticket's request id is the Selector's own
-            policy = self.learner.policy_of(memory_key or (request.ticket.request_id if ticketed else ""))
-            try:
-                leg = self.learner.learn_sample(memory_key, request.e2e_ms,
-                                                served_from_ticket(request.ticket) if ticketed else None,
-                                                request.sla_ms)
-            except ImplausibleReport as exc:
-                await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
-                                         errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": "e2e_ms"})
-            self.metrics.outcome(request.e2e_ms, policy)
-            report = profiler_pb2.RecordOutcomeRequest(
-                request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
-                predicted_label=request.predicted_label, client_id=client_id,
-                return_leg=leg_message(leg) if leg is not None and forwards_legs(self.budgeter.returns) else None)
-            if request.HasField("true_label"):
-                report.true_label = request.true_label
-            if not self._outcomes.submit(report):
-                self.counts["outcomes_dropped"] += 1
-            return selector_pb2.ReportOutcomeResponse()
+        rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
+        problem = _check_outcome(request)
+        ticketed = request.HasField("ticket")
+        if not problem and ticketed:
+            problem = ticket_problem(request.ticket, rid, request.client_id)
+        if problem:
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, problem,
+                                     errors_pb2.ERROR_REASON_INVALID_REQUEST,
+                                     metadata={"field": problem.partition(":")[0]})
+        client_id, memory_key = request.client_id, rid
+        if not self.report_limiter.allow(client_id):  # before the HMAC: a flood costs a look-up each
+            rate = self.report_limiter.limits.rate_per_s
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"outcome reports above {rate:g}/s for this client")
+        if self.signer is not None:
+            refusal = self.signer.refusal(request.ticket if ticketed else None)
+            if refusal:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+            # the signed ticket alone says whose request it was: a request id is the client's choice
+            client_id, memory_key = request.ticket.client_id, ""
+        # before learning forgets the request; a signed ticket's request id is the Selector's own
+        policy = self.learner.policy_of(memory_key or (request.ticket.request_id if ticketed else ""))
+        try:
+            leg = self.learner.learn_sample(memory_key, request.e2e_ms,
+                                            served_from_ticket(request.ticket) if ticketed else None,
+                                            request.sla_ms)
+        except ImplausibleReport as exc:
+            await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
+                                     errors_pb2.ERROR_REASON_INVALID_REQUEST, metadata={"field": "e2e_ms"})
+        self.metrics.outcome(request.e2e_ms, policy)
+        report = profiler_pb2.RecordOutcomeRequest(
+            request_id=rid, model=request.model, e2e_ms=request.e2e_ms, sla_ms=request.sla_ms,
+            predicted_label=request.predicted_label, client_id=client_id,
+            return_leg=leg_message(leg) if leg is not None and forwards_legs(self.budgeter.returns) else None)
+        if request.HasField("true_label"):
+            report.true_label = request.true_label
+        self._outcomes.submit(report)  # a full queue drops it (counted by the forwarder)
+        return selector_pb2.ReportOutcomeResponse()
 
 
 

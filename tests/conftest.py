@@ -5,6 +5,14 @@ import pytest
 pytest_plugins = ["fixtures_redis", "fixtures_redis_ha", "fixtures_zoo", "fixtures_suite"]
 
 
+def pytest_configure(config):
+    """Tests configure logging many times in one process (commands run in-process) and capture it:
+    no logger may keep the configuration of its first use."""
+    import modipick.runtime.logging
+
+    modipick.runtime.logging.CACHE_LOGGERS = False
+
+
 @pytest.fixture(autouse=True)
 def _frozen_heap():
     """This process imports TensorFlow, scikit-learn and every service (~370,000 objects): a full

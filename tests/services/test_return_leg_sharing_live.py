@@ -99,7 +99,9 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
     assert before.budget_ms - after.budget_ms > 50.0
     assert after_sibling.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after_sibling  # the class model
     assert before_sibling.budget_ms - after_sibling.budget_ms > 50.0
-    wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(a, client_id)) == 25, 5.0)
+    for app in (a, b):  # both replicas have read every report of the three clients
+        for reporter, count in ((client_id, 25), ("sharedclass/phone-c", 10), ("sharedclass/phone-d", 10)):
+            wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(app, reporter)) == count, 10.0)
 
     def models(app):
         book = app.service.budgeter.returns

@@ -22,6 +22,11 @@ def _redact(_, __, event_dict: dict) -> dict:
     return event_dict
 
 
+# Loggers are finalised on first use (a few us off every log call). A process that configures
+# logging more than once and inspects it (the test suite) turns this off: a cached logger keeps the
+# configuration of its first use.
+CACHE_LOGGERS = True
+
 # Standard-library loggers of the libraries the services use; they propagate to the root handler.
 BRIDGED_LOGGERS = ("grpc", "redis", "asyncio", "py.warnings")
 
@@ -62,7 +67,7 @@ def configure_logging(*, json: bool | None = None, level: str = "info", stream=N
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     _bridge_stdlib(stream, numeric, renderer)
 

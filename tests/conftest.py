@@ -14,6 +14,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _default_logging():
+    """A test that configures logging (a command run in-process) leaves structlog as it found it."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
 def _frozen_heap():
     """This process imports TensorFlow, scikit-learn and every service (~370,000 objects): a full
     collection of it takes ~180 ms, stalling the in-process servers and clients of timing tests (a

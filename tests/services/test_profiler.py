@@ -122,6 +122,7 @@ def test_outcomes_with_labels_reach_the_profile(live_suite, digits):
 def test_request_id_is_carried_to_the_executor_and_the_profiler(live_suite, digits):
     images, labels = digits
     capture = LogCapture()
+    structlog.reset_defaults()  # no level filter left by an earlier configuration: the events below are debug
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
     try:
         with ModiPickClient(live_suite.selector_target) as client:

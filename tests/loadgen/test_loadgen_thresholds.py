@@ -56,8 +56,10 @@ def test_failing_bars_exit_99_and_failures_are_printed_by_reason(trivial_factory
     assert "FAIL  attainment>=0.9" in out and "pass  e2e_p99_ms<100000" in out
     assert verdicts[("modipick", "error_rate<=0.01")] is False
     for run in doc["runs"]:
-        assert run["failures_by_reason"] == {"DEADLINE_EXCEEDED": 12}, run["failures_by_reason"]
-        assert f"{run['run']}: DEADLINE_EXCEEDED 12" in out
+        # at a 10 us deadline almost every one of the 12 calls expires (one may end otherwise, no failure)
+        failed = run["failures_by_reason"]
+        assert set(failed) == {"DEADLINE_EXCEEDED"} and 10 <= failed["DEADLINE_EXCEEDED"] <= 12, failed
+        assert f"{run['run']}: DEADLINE_EXCEEDED {failed['DEADLINE_EXCEEDED']}" in out
 
 
 def test_a_bad_threshold_or_environment_value_exits_2_in_one_line(capsys):

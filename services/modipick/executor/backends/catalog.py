@@ -58,3 +58,40 @@ def with_manifest(info: ModelInfo, entry: ModelEntry | None) -> ModelInfo:
 
 def loading(name: str, version: int, entry: ModelEntry | None) -> ModelInfo:
     return with_manifest(ModelInfo(name=name, version=version, state=LOADING), entry)
+
+
+def remote_model_names(backend: str, names: list[str], base, entries) -> list[str]:
+    """The models a remote backend (TF Serving, an OIP server) serves: the explicit list, else those
+    its --model-base names (models.config or manifest.json)."""
+    if names:
+        return names
+    if base is None:
+        raise ValueError(f"the {backend} backend needs --model-base (models.config or manifest.json naming "
+                         "the models) or an explicit model list")
+    from modipick.zoo.layout import served_models
+
+    return [m.name for m in served_models(base)] or list(entries)
+
+
+def open_channel(channel, channel_factory, target: str):
+    """The remote backend's channel: the one given, else from its factory, else a plain aio channel."""
+    if channel is not None:
+        return channel
+    if channel_factory is not None:
+        return channel_factory(target)
+    from modipick.runtime.channels import aio_channel
+
+    return aio_channel(target)
+
+
+async def refresh_forever(refresh, interval_s: float, target: str, log) -> None:
+    """Call `refresh` every `interval_s`, whatever one round did (logged)."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await refresh()
+        except Exception as exc:  # keep refreshing whatever one round did
+            log.warning("status refresh failed", target=target, error=str(exc))
+

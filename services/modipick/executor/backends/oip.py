@@ -29,12 +29,12 @@ import structlog
 
 from modipick.executor.backends.base import (AVAILABLE, DEFAULT_SIGNATURE, LOADING, UNAVAILABLE, ModelInfo,
                                              ModelRef)
-from modipick.executor.backends.catalog import pick_version, pool_entries, with_manifest
+from modipick.executor.backends.catalog import (open_channel, pick_version, pool_entries, refresh_forever,
+                                                remote_model_names, with_manifest)
 from modipick.executor.errors import (BackendFailure, DeadlineExceeded, ExecutorError, InvalidInput,
                                       ModelNotFound, ModelUnavailable, QueueFull)
 from modipick.oip.v2 import open_inference_grpc_pb2 as oip
 from modipick.oip.v2 import open_inference_grpc_pb2_grpc as oip_grpc
-from modipick.zoo.layout import served_models
 
 log = structlog.get_logger("modipick.executor.oip")
 
@@ -82,30 +82,12 @@ class OipBackend:
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if not self._names:
-            if self._base is None:
-                raise ValueError("the oip backend needs --model-base (models.config or manifest.json naming "
-                                 "the models) or an explicit model list (--oip-models)")
-            self._names = [m.name for m in served_models(self._base)] or list(self._entries)
-        if self._channel is None:
-            if self._channel_factory is not None:
-                self._channel = self._channel_factory(self.target)
-            else:
-                from modipick.runtime.channels import aio_channel
-
-                self._channel = aio_channel(self.target)
+        self._names = remote_model_names("oip", self._names, self._base, self._entries)
+        self._channel = open_channel(self._channel, self._channel_factory, self.target)
         self._stub = oip_grpc.GRPCInferenceServiceStub(self._channel)
         self._versions = {name: {} for name in self._names}
         await self.refresh()
-        self._refresher = asyncio.create_task(self._refresh_forever())
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep refreshing whatever one round did
-                log.warning("status refresh failed", target=self.target, error=str(exc))
+        self._refresher = asyncio.create_task(refresh_forever(self.refresh, self._refresh_s, self.target, log))
 
     async def refresh(self) -> None:
         await asyncio.gather(*(self._refresh_model(name) for name in self._names))

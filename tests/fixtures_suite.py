@@ -1,6 +1,7 @@
-"""The live suite for tests/services and tests/client: a real Executor (`modipick executor`, embedded
-TensorFlow, the digits pool's SavedModels) in its own process, a Profiler and a Selector in this
-process on a thread's event loop, all on a real redis-server. Started once per session.
+"""The live suite (`live_suite`, a session fixture every test folder may use): a real Executor
+(`modipick executor`, embedded TensorFlow, the digits pool's SavedModels) in its own process, a
+Profiler and a Selector in this process on a thread's event loop, all on a real redis-server.
+Started once per session.
 
 Redis: the session's redis-server, logical database 7, so the per-test `redis_url` fixture's
 FLUSHDB (database 0) never wipes the suite's profiles mid-session.

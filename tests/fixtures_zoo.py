@@ -47,3 +47,11 @@ def build_cached(pool: str, out: Path, *extra: str) -> Path:
 @pytest.fixture(scope="session")
 def digits_pool() -> Path:
     return build_cached("digits", zoo_cache_root() / "digits")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The held-out digits (images, labels) no model of the pool was trained on."""
+    from modipick.zoo.digits import held_out_digits
+
+    return held_out_digits()

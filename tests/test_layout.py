@@ -65,3 +65,25 @@ def test_docs_and_code_speak_of_the_product_not_of_its_history():
         for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             hits += [f"{name}:{number}: {m.group(0)}" for m in history.finditer(line)]
     assert hits == []
+
+
+TEST_THEMES = {"reliability", "security", "observability"}  # tests/README.md: suites with their own rig
+
+
+def test_test_folders_mirror_the_modules_and_helpers_say_where_they_belong():
+    """tests/README.md: a test folder is a module's (or protos/, deploy/, a theme's); a plain helper
+    is named after its folder (`<folder>_*.py`), a shared one is a `tests/*_support.py`, a fixture
+    plugin a `tests/fixtures_*.py`."""
+    modules = {p.name for root in ("services", "clients", "loadgen")
+               for p in (ROOT / root / "modipick").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    allowed = modules | {"protos", "deploy"} | TEST_THEMES
+    tests = ROOT / "tests"
+    folders = {p.parent.relative_to(tests).parts[0] for p in tests.rglob("test_*.py") if p.parent != tests}
+    assert sorted(folders - allowed) == []
+    misnamed = [p.name for p in tests.glob("*.py")
+                if not (p.name in ("conftest.py", "test_layout.py") or p.name.startswith("fixtures_")
+                        or p.name.endswith("_support.py"))]
+    for folder in folders:
+        misnamed += [f"{folder}/{p.name}" for p in (tests / folder).glob("*.py")
+                     if not (p.name == "conftest.py" or p.name.startswith(("test_", f"{folder}_")))]
+    assert misnamed == []

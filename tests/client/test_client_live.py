@@ -98,7 +98,7 @@ def test_message_size_limits_on_both_ends(live_suite):
 
 
 def test_mutual_tls(live_suite, digits, tmp_path):
-    from stores.certs import make_certs
+    from certs_support import make_certs
 
     from modipick.runtime.tls import TlsConfig
 

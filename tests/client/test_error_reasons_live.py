@@ -16,7 +16,7 @@ from modipick.client.core import build_outcome
 from modipick.core import ModelProfile
 from modipick.stores import InMemoryProfileStore
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, selector_pb2_grpc
-from sdk_support import PNG
+from client_support import PNG
 
 MEAN_MS = 20.0
 

@@ -16,7 +16,7 @@ from modipick.client import (AsyncModiPickClient, ClientOptions, ModiPickClient,
                              Unavailable)
 from modipick.runtime.status_details import rich_status
 from modipick.v1 import errors_pb2
-from sdk_support import PNG, SCORES, Abort, ByteRelay, SelectorServer
+from client_support import PNG, SCORES, Abort, ByteRelay, SelectorServer
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from sdk_support import SelectorServer
+from client_support import SelectorServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SOURCE_FILES = shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info")

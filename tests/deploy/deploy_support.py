@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kustomize_tree import kustomize_command, raw_resources, render
+from deploy_kustomize_tree import kustomize_command, raw_resources, render
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

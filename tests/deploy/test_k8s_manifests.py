@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from custom_resources import custom_resource_errors, is_custom
+from deploy_custom_resources import custom_resource_errors, is_custom
 from deploy_support import K8S, KUSTOMIZE_DIRS, ROLES, WORKLOAD_KINDS, by_kind, pod_specs, rendered
-from kustomize_tree import kustomize_command
+from deploy_kustomize_tree import kustomize_command
 
 # Oldest release the manifests target (native gRPC probes are GA since 1.27) and the newest schemas.
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())

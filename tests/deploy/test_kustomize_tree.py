@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy_support import COMPONENT_DIRS, K8S, KUSTOMIZE_DIRS
-from kustomize_tree import matches, named_files, patch_targets, resources
+from deploy_kustomize_tree import matches, named_files, patch_targets, resources
 
 
 def structural_problems(directory: Path) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from deploy_support import KUSTOMIZE_DIRS, ROLES, WORKLOAD_KINDS, by_kind, rendered, role_environment
-from network_policy import Party, allowed_connections
+from deploy_network_policy import Party, allowed_connections
 from modipick.stores.errors import StoreConfigError
 from modipick.stores.redis_clients import sync_client
 from modipick.stores.redis_options import RedisOptions

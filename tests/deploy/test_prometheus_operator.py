@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from custom_resources import custom_resource_errors
+from deploy_custom_resources import custom_resource_errors
 from deploy_support import COMPONENT_DIRS, DEPLOY, K8S, KUSTOMIZE_DIRS, WORKLOAD_KINDS, rendered
 
 

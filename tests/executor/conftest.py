@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from executor_helpers import LoopThread, RecordingSink, SlowBackend, start_app
+from executor_support import LoopThread, RecordingSink, SlowBackend, start_app
 
 from modipick.v1 import executor_pb2_grpc
 

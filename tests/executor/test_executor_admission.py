@@ -6,7 +6,7 @@ import time
 
 import grpc
 import pytest
-from executor_helpers import execute_request, tensor_input
+from executor_support import execute_request, tensor_input
 
 from modipick.client.status import status_details
 from modipick.v1 import executor_pb2

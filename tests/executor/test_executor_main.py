@@ -12,7 +12,7 @@ import time
 
 import grpc
 import pytest
-from executor_helpers import execute_request, tensor_input
+from executor_support import execute_request, tensor_input
 from fixtures_redis import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc

@@ -1,5 +1,5 @@
 """The oip backend against a real Open Inference Protocol server: MLServer, in its own virtual
-environment (tests/executor/mlserver_support.py), serving a scikit-learn digits model through a
+environment (tests/executor/executor_mlserver.py), serving a scikit-learn digits model through a
 custom MLServer runtime. The Executor learns the model's input and output from ModelMetadata,
 its readiness from ModelReady, and runs it with ModelInfer."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-from executor_helpers import RecordingSink, execute_request, start_app, tensor_input
-from mlserver_support import MODEL, MLServer, MLServerUnavailable, ensure_venv
+from executor_support import RecordingSink, execute_request, start_app, tensor_input
+from executor_mlserver import MODEL, MLServer, MLServerUnavailable, ensure_venv
 
 from modipick.v1 import common_pb2, executor_pb2
 

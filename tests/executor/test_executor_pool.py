@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from executor_helpers import start_app, tensor_input
+from executor_support import start_app, tensor_input
 from fixtures_suite import free_port, wait_until
 
 from modipick.core import Candidate

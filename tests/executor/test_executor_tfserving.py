@@ -8,7 +8,7 @@ import time
 import grpc
 import numpy as np
 import pytest
-from executor_helpers import execute_request, png_input, saved_model_predict, start_app, tensor_input
+from executor_support import execute_request, png_input, saved_model_predict, start_app, tensor_input
 
 from modipick.executor.app import ExecutorSettings
 from modipick.v1 import common_pb2, executor_pb2

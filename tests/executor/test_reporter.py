@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from executor_helpers import execute_request, start_app, tensor_input
+from executor_support import execute_request, start_app, tensor_input
 from fixtures_redis import free_port
 
 from modipick.executor.app import ExecutorSettings

@@ -132,10 +132,3 @@ def observed_suite(redis_server, digits_pool, request):
         store.close()
         spans.shutdown()
         _forget_global_tracer_provider()
-
-
-@pytest.fixture(scope="session")
-def digits():
-    from modipick.zoo.digits import held_out_digits
-
-    return held_out_digits()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fixtures_redis import RedisServer
 
-from reliability_pki import Pki, make_pki
+from pki_support import Pki, make_pki
 from reliability_pool import SWITCH_NAME, assemble_pool
 from reliability_support import (ADMIN_TOKEN, E3_MODELS, REDIS_PASSWORD, REDIS_USER, RIG_MODELS, Figures,
                                  LoopThread, ServiceProcess, figures_path, free_port, wait_until)

@@ -48,13 +48,6 @@ def _rsa_pair(directory: Path) -> tuple[bytes, Path]:
     return private, public
 
 
-@pytest.fixture(scope="session")
-def digits():
-    from modipick.zoo.digits import held_out_digits
-
-    return held_out_digits()
-
-
 @pytest.fixture(scope="module")
 def secure_suite(redis_server, digits_pool, request, tmp_path_factory):
     import redis

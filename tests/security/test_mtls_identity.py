@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from fixtures_suite import LoopThread
-from reliability.reliability_pki import _signed, make_pki
+from pki_support import _signed, make_pki
 from security_support import stamp
 from modipick.core import ModelProfile
 from modipick.stores import InMemoryProfileStore

@@ -7,7 +7,7 @@ import pytest
 
 from modipick.stores import AsyncRedisProfileStore, InMemoryProfileStore, RedisProfileStore
 
-from blocking import BlockingView
+from stores_blocking import BlockingView
 
 
 class FakeClock:

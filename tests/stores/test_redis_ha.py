@@ -16,7 +16,7 @@ from modipick.stores import (AsyncProfileStore, AsyncRedisProfileStore, AsyncRet
                              make_store)
 from modipick.stores.redis_options import RedisTarget, hash_tagged, parse_target
 
-from blocking import BlockingView
+from stores_blocking import BlockingView
 from fixtures_redis import free_port
 from fixtures_redis_ha import SentinelGroup, wait_until
 
@@ -193,7 +193,7 @@ def register_confirmed(store, profile: ModelProfile) -> None:
 
 def test_a_sentinel_failover_under_load_loses_no_update_beyond_what_is_counted(tmp_path):
     """The asyncio store under load while its primary fails over (the blocking store's run is the
-    Profiler ingest's, tests/services/test_ingest_failover.py). Writes must reach every replica
+    Profiler ingest's, tests/profiler/test_ingest_failover.py). Writes must reach every replica
     (replica_acks = 1 of 1): with a second replica acknowledging, writes the old primary takes after
     the promotion are confirmed and then lost (2,580 of 6,600 observations in a measured run)."""
     group = SentinelGroup(tmp_path).start()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from fixtures_redis import RedisServer, free_port
 
-from certs import Certs, make_certs
+from certs_support import Certs, make_certs
 from modipick.core import ModelProfile
 from modipick.stores import (RedisOptions, StoreAccessDenied, StoreConfigError, StoreUnavailable, Timeouts,
                              make_async_store, make_store)
 
-from blocking import BlockingView
+from stores_blocking import BlockingView
 
 
 def start(tmp_path, *extra_args: str, port: int | None = None) -> RedisServer:

@@ -12,7 +12,7 @@ import pytest
 from modipick.core import ModelProfile
 from modipick.stores import InMemoryProfileStore, RedisProfileStore
 
-from store_writers import MODELS, write_batches, write_process
+from stores_writers import MODELS, write_batches, write_process
 
 WRITERS = 8
 BATCHES = 60

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import grpc
 
-from services_support import CHANNEL_OPTIONS, digit_tensor, select
+from suite_support import CHANNEL_OPTIONS, digit_tensor, select
 from modipick.client import ModiPickClient
 from modipick.selector.returnlegs import ReturnLegSettings
 from modipick.v1 import selector_pb2, selector_pb2_grpc

@@ -12,7 +12,7 @@ import urllib.request
 import grpc
 import pytest
 
-from services_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
+from suite_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
 from modipick.client import ModiPickClient
 from modipick.runtime.metrics import start_metrics_server
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc

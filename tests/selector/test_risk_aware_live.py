@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fixtures_suite import LoopThread
-from services_support import wait_until
+from suite_support import wait_until
 from modipick.client import ModiPickClient
 from modipick.core import ModelProfile
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc

@@ -1,5 +1,5 @@
 """Helpers for the live-suite tests (the suite itself: tests/fixtures_suite.py). A plain module, not
-the conftest, so `from services_support import ...` means this file in any run."""
+a conftest, so `from suite_support import ...` means this file in any run."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from services_support import CHANNEL_OPTIONS, digit_tensor, on_loop, select, wait_until
+from suite_support import CHANNEL_OPTIONS, digit_tensor, on_loop, select, wait_until
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 
 SLA_MS = 300.0

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from services_support import admin_channel, digit_tensor, stamp
+from suite_support import admin_channel, digit_tensor, stamp
 from modipick.v1 import (common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2,
                          selector_pb2_grpc)
 

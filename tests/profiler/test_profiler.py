@@ -11,7 +11,7 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
-from services_support import admin_channel, wait_until
+from suite_support import admin_channel, wait_until
 from modipick.client import InvalidRequest, ModiPickClient
 from modipick.core.profiles import ewma_step
 from modipick.profiler.service import MAX_PROBE_RUNS

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from fixtures_suite import LoopThread
-from services_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
+from suite_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
 from modipick.client import ModiPickClient
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 

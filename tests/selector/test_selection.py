@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from services_support import stamp, wait_until
+from suite_support import stamp, wait_until
 from modipick.client import ModiPickClient, SlaExpired
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 

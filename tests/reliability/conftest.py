@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_redis import RedisServer
+from lag_support import SchedulingLag
 
 from pki_support import Pki, make_pki
 from reliability_pool import SWITCH_NAME, assemble_pool
@@ -216,3 +217,10 @@ def pytest_collection_modifyitems(items):
                   key=lambda item: rank.get(Path(str(item.fspath)).stem, len(order)))
     for i, item in zip(slots, mine):
         items[i] = item
+
+
+@pytest.fixture
+def lag():
+    """This process's own scheduling lag during the test: a stalled test process is not a late answer."""
+    with SchedulingLag() as measured:
+        yield measured

@@ -119,7 +119,7 @@ def test_a_full_executor_sheds_at_once(e3, figures):
     assert shed_ms[len(shed_ms) // 2] < served_ms[-1], (shed_ms, served_ms)
 
 
-def test_the_selector_under_overload_sheds_and_never_answers_late(selector3, figures):
+def test_the_selector_under_overload_sheds_and_never_answers_late(selector3, figures, lag):
     load = Load(selector3.target, sla_ms=300.0, threads=12, make_input=lambda seed: HEAVY).start()
     time.sleep(2.5)
     outcomes = load.stop()
@@ -127,7 +127,8 @@ def test_the_selector_under_overload_sheds_and_never_answers_late(selector3, fig
     figures.record("selector_overload", threads=12, sla_ms=300.0, **request_figures(outcomes))
     assert set(counts) <= {"served", "run_on_device", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}, counts
     assert counts.get("served", 0) > 0 and counts.get("RESOURCE_EXHAUSTED", 0) + counts.get("run_on_device", 0) > 0
-    late = [o for o in outcomes if o.elapsed_ms > o.deadline_ms + 50]  # gRPC's own deadline, plus scheduling
+    # gRPC's own deadline, plus scheduling, plus however long this process itself was not scheduled
+    late = [o for o in outcomes if o.elapsed_ms > o.deadline_ms + 50 + lag.worst_ms]
     assert not late, late[:5]
 
 

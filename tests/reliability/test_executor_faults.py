@@ -46,7 +46,9 @@ def assert_all_answered_in_time(outcomes, lag: SchedulingLag, *, may_expire: flo
     assert not late, late[:3]
     failed = [o for o in outcomes if o.result not in ("served", "run_on_device")]
     expired = [o for o in failed if o.result == "DEADLINE_EXCEEDED"]
-    assert len(failed) == len(expired) and len(expired) <= may_expire * len(outcomes), failed[:5]
+    # a request in flight while the machine stalled this very process is not held against the code
+    unexplained = [o for o in expired if not lag.stalled_during(o.started, o.started + o.elapsed_ms / 1000.0)]
+    assert len(failed) == len(expired) and len(unexplained) <= may_expire * len(outcomes), failed[:5]
 
 
 def test_a_hung_executor_costs_a_retry_not_the_request(rig, e2, figures, lag):

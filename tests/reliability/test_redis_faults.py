@@ -28,7 +28,7 @@ def total_samples(profiles) -> int:
     return sum(p.samples for p in profiles)
 
 
-def test_selectors_serve_through_a_redis_restart_and_profiles_converge(rig, figures):
+def test_selectors_serve_through_a_redis_restart_and_profiles_converge(rig, figures, lag):
     selectors = [rig.start_selector([rig.e1.target]) for _ in range(2)]
     sink = rig.profiler.sink
     watches = {"overall": HealthWatch(selectors[0].target, rig.pki),
@@ -80,7 +80,9 @@ def test_selectors_serve_through_a_redis_restart_and_profiles_converge(rig, figu
                    journal_and_rejected_rewritten=rig.profiler.store.rewritten,
                    health={name: [SERVING_NAMES[s] for s in w.statuses] for name, w in watches.items()})
     failed = [o for o in outcomes if o.result not in ("served", "run_on_device")]
-    assert not failed, failed[:5]
+    # an expiry while the machine stalled this very process is not held against the Selectors
+    assert not [o for o in failed if o.result != "DEADLINE_EXCEEDED" or
+                not lag.stalled_during(o.started, o.started + o.elapsed_ms / 1000.0)], failed[:5]
     assert during and by_result(during).get("served", 0) > 0
     assert NOT_SERVING not in watches["overall"].statuses  # liveness never flapped
     assert watches["profiles"].statuses[-2:] == [NOT_SERVING, SERVING], watches["profiles"].statuses

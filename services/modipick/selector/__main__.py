@@ -12,6 +12,7 @@ from modipick.runtime.security_options import (add_client_auth_options, add_serv
                                                client_auth_settings, service_token, ticket_keys)
 from modipick.selector.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
+from modipick.stores.redis_options import URL_PREFIXES
 
 
 def _oip_models(text: str) -> tuple[str, ...]:
@@ -99,8 +100,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
-    if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(("redis://", "rediss://")):
-        p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://...), got "
+    if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(URL_PREFIXES):
+        p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://..., "
+                f"redis+sentinel://... or redis+cluster://...), got "
                 f"{args.redis_url.split('://')[0]!r}")
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ from modipick.core.returnleg import ReturnLegEstimate, ReturnLegModel
 from modipick.core.returnleg_state import StateError, from_state, generation_of, to_state
 from modipick.runtime.tasks import cancel_and_wait
 from modipick.selector.returnlegs import LegEstimate, ReturnLegBook, ReturnLegSettings
-from modipick.stores.client_legs import DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
+from modipick.stores.client_legs import DEFAULT_TIMEOUTS, DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
 from modipick.stores.errors import StoreError
+from modipick.stores.redis_options import URL_PREFIXES, RedisOptions
 
 log = structlog.get_logger("modipick.selector.client_legs")
 
@@ -230,14 +232,14 @@ def forwards_legs(book: object) -> bool:
 
 def open_partitioned_book(store_url: str, store_options: dict, settings: ReturnLegSettings, *,
                           ttl_s: float = DEFAULT_TTL_S, cache_ttl_s: float = 2.0) -> PartitionedLegBook:
-    """A started PartitionedLegBook on the Redis at `store_url` (the profile store's, its namespace
-    and credentials)."""
-    if not store_url.lower().startswith(("redis://", "rediss://")):
+    """A started PartitionedLegBook on the Redis at `store_url`, any the profile store takes (one
+    server, Sentinel, Cluster), with the profile store's options (namespace, credentials, TLS;
+    its timeouts if set, else DEFAULT_TIMEOUTS)."""
+    if not store_url.lower().startswith(URL_PREFIXES):
         raise ValueError(f"return-leg sharing 'partitioned' needs a Redis store URL, got {store_url.split('://')[0]!r}")
-    store = RedisClientLegStore.from_url(store_url, namespace=store_options.get("namespace", "modipick"),
-                                         ttl_s=ttl_s, password=store_options.get("password"),
-                                         username=store_options.get("username"))
-    book = PartitionedLegBook(store, settings, cache_ttl_s=cache_ttl_s)
+    options = dataclasses.replace(RedisOptions(timeouts=DEFAULT_TIMEOUTS), **store_options)
+    book = PartitionedLegBook(RedisClientLegStore.from_url(store_url, options, ttl_s=ttl_s), settings,
+                              cache_ttl_s=cache_ttl_s)
     book.start()
     return book
 

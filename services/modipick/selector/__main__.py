@@ -67,10 +67,11 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="an outcome report whose return leg is longer than this many times its request's SLA "
                       "is refused (INVALID_ARGUMENT) and not learned")
     p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local", "partitioned"),
-                 help="learned return legs: 'store' (every replica learns every replica's reports through the "
-                      "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
-                      "(store with a Redis store and a Profiler), 'partitioned' (each client's model in Redis, one "
-                      "key per client, read with its decisions: no replica replays other replicas' reports)")
+                 help="learned return legs: 'partitioned' (each client's model in Redis, one key per client, "
+                      "read with its decisions: no replica replays other replicas' reports), 'store' (every "
+                      "replica learns every replica's reports through the Profiler's stream in Redis), 'local' "
+                      "(only the reports reaching this replica), 'auto' (partitioned with a Redis store, else "
+                      "local)")
     p.add_option("--client-leg-ttl-s", default=6 * 3600.0, type=positive_float,
                  help="partitioned return legs: a client's state expires this long after its last report")
     p.add_option("--client-leg-cache-s", default=2.0, type=non_negative_float,

@@ -86,6 +86,31 @@ def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):
     assert after.source == "client" and 60.0 <= after.estimate.quantile(0.5) <= 64.0
 
 
+def test_after_a_failed_read_decisions_stop_reading_for_a_while():
+    """Redis unreachable: the first decision tries and fails; those within READ_PAUSE_S do not try
+    (no decision waits for a Redis that hangs), the first one after it tries again."""
+    from fixtures_redis import free_port
+    from modipick.selector.client_legs import READ_PAUSE_S
+
+    now = [100.0]
+
+    async def scenario():
+        store = leg_store(f"redis://127.0.0.1:{free_port()}/0", timeouts=0.5, retries=0)
+        book = PartitionedLegBook(store, clock=lambda: now[0])
+        tried = []
+        for step in (0.0, READ_PAUSE_S / 2, READ_PAUSE_S * 0.6, READ_PAUSE_S + 0.01):
+            now[0] = 100.0 + step
+            await book.prefetch("lte/c-9")
+            tried.append(store.failures.unavailable)
+        decided = book.estimate("lte/c-9", 40.0).source
+        await store.close()
+        return tried, book.load_failures, decided
+
+    tried, failures, decided = asyncio.run(scenario())
+    assert tried == [1, 1, 1, 2]  # Redis was asked at the first decision and after the pause only
+    assert failures == 4 and decided == "prior"
+
+
 def test_redis_away_costs_learning_never_a_decision(own_redis):
     """Redis killed: decisions answer from the class model or the prior (reads counted as failed),
     reports are dropped and counted; Redis back (empty), the replica stores the model it holds."""

@@ -2,7 +2,7 @@
 their outcomes, and one replica left idle.
 
     python -m benchmarks.scale_out [--clients 10000] [--seconds 8] [--concurrency 24]
-                                   [--sharing partitioned|store] [--replicas 1,2,4,8]
+                                   [--sharing partitioned|store|local[,...]] [--replicas 1,2,4,8]
 
 Processes (spawn): a redis-server of its own (its INFO is this benchmark's alone), the Executor on
 a backend whose models answer at once, one Profiler (outcome reports), 8 Selector replicas
@@ -23,7 +23,9 @@ inside Lua scripts included), and the share of decisions that used the client's 
 those for clients that had >= 20 reports (counted over the whole run: the population keeps
 learning from one configuration to the next). Then the idle-replica test: 8 replicas, 7 serving,
 the idle one's CPU while they serve against its CPU with the fleet silent. Last, Redis memory per
-client key. The CPU ratios (8 replicas vs 1) compare runs of the same process, machine and load.
+client key. The CPU ratios (8 replicas vs 1) compare runs of the same process, machine and load;
+`--sharing partitioned,local` measures the design and the nothing-shared floor in one invocation
+(each on a fresh Redis and fleet, one after the other) and prints their ratios side by side.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from benchmarks._suite_procs import FIXED_PROFILES, cpu_seconds, instant_executo
 
 SLA_MS = 1000.0
 OWN_AFTER = 20          # reports a client has before its decisions count in the own-model share
+SHARINGS = ("partitioned", "store", "local")
 CLASSES = (("wifi", 20.0), ("lte", 60.0), ("5g", 35.0), ("3g", 180.0))  # class, typical return leg ms
 
 
@@ -185,21 +188,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window per configuration")
     parser.add_argument("--concurrency", type=int, default=24, help="requests in flight")
     parser.add_argument("--replicas", default="1,2,4,8")
-    parser.add_argument("--sharing", choices=("partitioned", "store", "local"), default="partitioned",
-                        help="store: the replicated stream (the comparison); local: nothing shared (the floor)")
+    parser.add_argument("--sharing", default="partitioned",
+                        help="partitioned, store (the replicated stream, the comparison) or local (nothing shared, "
+                             "the floor); several, comma-separated, run one after the other (a fresh Redis and "
+                             "fleet each) and their CPU ratios are compared at the end")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     counts = sorted({int(x) for x in args.replicas.split(",")})
-    fleet = max(8, counts[-1])
+    sharings = [x.strip() for x in args.sharing.split(",") if x.strip()]
+    unknown = [x for x in sharings if x not in SHARINGS]
+    if not sharings or unknown:
+        parser.error(f"--sharing: one or more of {', '.join(SHARINGS)}, got {args.sharing!r}")
     if not shutil.which("redis-server"):
         print("redis-server is missing (apt-get install redis-server)", file=sys.stderr)
         return 2
+    ratios = {sharing: run_sharing(sharing, args, counts) for sharing in sharings}
+    if len(sharings) > 1 and counts[0] == 1 and counts[-1] > 1:
+        print(f"\nSelector CPU per request, {counts[-1]} replicas / 1, same invocation "
+              f"(load average {os.getloadavg()[0]:.1f} at the end):")
+        for balancer in ("spread", "sticky", "spread net", "sticky net"):
+            line = ", ".join(f"{sharing} {r[(counts[-1], balancer)] / r[(1, balancer)]:.2f}"
+                             for sharing, r in ratios.items())
+            print(f"  {balancer:>10}: {line}")
+    return 0
+
+
+def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> dict[tuple[int, str], float]:
+    """Every configuration of one sharing mode on a fresh Redis and fleet: Selector CPU per request
+    by (replicas, balancer)."""
+    fleet = max(8, counts[-1])
     import redis
 
     from modipick.core import ModelProfile
     from modipick.stores import make_store
 
-    print(f"load average {os.getloadavg()[0]:.1f}; {args.clients:,} clients, sharing {args.sharing}, "
+    print(f"load average {os.getloadavg()[0]:.1f}; {args.clients:,} clients, sharing {sharing}, "
           f"{args.concurrency} in flight, {args.seconds:g} s per configuration", flush=True)
     workdir = tempfile.TemporaryDirectory(prefix="modipick-scale-")
     port = _free_port()
@@ -232,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
         _, executor_target = spawn(instant_executor_main)
         _, profiler_target = spawn(profiler_main, url, executor_target)
-        replicas = [spawn(replica_main, url, executor_target, profiler_target, args.sharing) for _ in range(fleet)]
+        replicas = [spawn(replica_main, url, executor_target, profiler_target, sharing) for _ in range(fleet)]
         pids, targets = [p.pid for p, _ in replicas], [t for _, t in replicas]
         population = Population(args.clients, rng)
         # warm-up: connections, code paths (not measured)
@@ -307,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_proc.kill()
         redis_proc.wait(10)
         workdir.cleanup()
-    return 0
+    return per_request
 
 
 if __name__ == "__main__":

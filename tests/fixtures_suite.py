@@ -38,6 +38,27 @@ def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05, wha
     raise AssertionError(f"not within {timeout_s:g} s: {what or predicate}")
 
 
+def learned_model(loop: "LoopThread", app, client_id: str):
+    """The return-leg model a Selector app has learned for `client_id` (None before any): with
+    partitioned return legs (the default on Redis) the client's state in Redis, else the app's own
+    book's model (read on the app's loop)."""
+    if getattr(app, "client_legs", None) is not None:
+        from modipick.core.returnleg import ReturnLegModel
+        from modipick.core.returnleg_state import from_state
+
+        state = loop.run(app.client_legs._store.load(client_id))
+        return None if state is None else from_state(state, ReturnLegModel)
+
+    async def held():
+        return app.service.budgeter.returns._clients.get(client_id)
+    return loop.run(held())
+
+
+def learned_legs(loop: "LoopThread", app, client_id: str) -> int:
+    model = learned_model(loop, app, client_id)
+    return 0 if model is None else model.samples
+
+
 class LoopThread:
     """An event loop on a thread: servers live there, sync clients call from the test thread."""
 

@@ -51,6 +51,7 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
             model=common_pb2.ModelRef(name="cnn-small", version=1), reason=common_pb2.SELECTION_REASON_BASE,
             prediction=common_pb2.Prediction(label=2, label_name="two", score=0.9, scores=SCORES),
             timings=common_pb2.Timings(server_ms=1.0, execution_ms=0.5),
+            return_leg_source=selector_pb2.RETURN_LEG_SOURCE_CLASS, meet_probability=0.8125,
             ticket=selector_pb2.OutcomeTicket(request_id=request.request_id, client_id=request.client_id))
 
     def ReportOutcome(self, request, context):

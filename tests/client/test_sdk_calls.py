@@ -1,6 +1,7 @@
 """The SDK's calls as a gRPC user expects them: metadata, channel arguments, compression and
 keepalive reach the wire; UNAVAILABLE before the server processed a call is retried; a failed
-outcome report leaves the prediction; the gRPC error stays attached; raw outputs as numpy.
+outcome report leaves the prediction; the gRPC error stays attached; raw outputs as numpy; the
+decision's provenance.
 Against a SelectorService double on a real loopback server (scripted failures)."""
 
 from __future__ import annotations
@@ -154,3 +155,21 @@ def test_raw_outputs_beside_the_classification(selector):
     assert np.allclose(scores[0], SCORES) and int(np.argmax(scores)) == result.label
     with pytest.raises(KeyError, match="scores"):
         result.as_numpy("logits")
+
+
+def test_the_result_says_whose_return_leg_decided_and_the_chance_of_meeting_the_sla(selector):
+    async def via_aio():
+        async with AsyncModiPickClient(selector.target) as client:
+            return await client.infer(PNG, 2000)
+
+    with ModiPickClient(selector.target) as client:
+        result = client.infer(PNG, 2000)
+    for answer in (result, asyncio.run(via_aio())):
+        assert (answer.return_leg_source, answer.meet_probability) == ("class", 0.8125)
+    # a Selector that learns no return legs leaves the enum unset
+    from modipick.client.result import from_response
+    from modipick.v1 import selector_pb2
+
+    bare = from_response(selector_pb2.InferResponse(disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE),
+                         request_id="r", sla_ms=10.0, e2e_ms=1.0)
+    assert (bare.return_leg_source, bare.meet_probability) == ("unspecified", 0.0)

@@ -51,6 +51,7 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "modipick_return_leg_write_failures_total": ("counter", frozenset()),
     "modipick_return_legs_pending": ("gauge", frozenset()),
     "modipick_selector_decisions_by_return_leg_source_total": ("counter", frozenset({"return_leg_source"})),
+    "modipick_client_return_legs_total": ("counter", frozenset({"event"})),
     "modipick_grpc_server_handled_total": ("counter", frozenset({"service", "method", "code"})),
     "modipick_grpc_server_handling_seconds": ("histogram", frozenset({"service", "method"})),
 }

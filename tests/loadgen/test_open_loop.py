@@ -78,3 +78,24 @@ def test_outcomes_are_reported_when_asked(trivial):
     records = run(_drive(trivial.address, spec))
     served = sum(r.served for r in records)
     assert served == 10 and trivial.selector.outcomes == served
+
+
+def test_several_targets_spread_the_calls_and_reports_round_robin(trivial_factory):
+    """`--target a,b,c`: one channel over the replicas, each call to the next (a per-request
+    balancer): every replica serves and hears about a third, the outcome reports as well."""
+    replicas = [trivial_factory() for _ in range(3)]
+    address = ",".join(r.address for r in replicas)
+    spec = RunSpec("spread", "modipick", 500.0, arrivals.constant(200.0, count=60), None, report_outcomes=True)
+    records = run(_drive(address, spec))
+    assert sum(r.served for r in records) == 60
+    served = [r.selector.served for r in replicas]
+    assert sum(served) == 60 and min(served) >= 10, served
+    assert sum(r.selector.outcomes for r in replicas) == 60 and min(r.selector.outcomes for r in replicas) >= 10
+
+
+def test_link_mode_refuses_several_targets(capsys):
+    from modipick.loadgen.cli import main as loadgen_main
+
+    code = loadgen_main(["run", "--target", "127.0.0.1:1,127.0.0.1:2", "--mode", "link",
+                         "--network", "lte_mahimahi_short/TMobile-LTE-short", "--count", "1", "--progress", "none"])
+    assert code == 2 and "link mode shapes the link to one Selector" in capsys.readouterr().err

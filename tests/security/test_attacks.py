@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from security_support import (ADMIN_TOKEN, AUDIENCE, EXECUTOR_TOKEN, ISSUER, MAX_SHIFT_PCT, REPORT_BURST, REPORT_RATE,
-                      SELECTOR_TOKEN, TICKET_KEYS, CHANNEL_OPTIONS, digit_tensor, make_token, on_loop, stamp)
-from fixtures_suite import wait_until
+                      SELECTOR_TOKEN, TICKET_KEYS, CHANNEL_OPTIONS, digit_tensor, make_token, stamp)
+from fixtures_suite import learned_legs, wait_until
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 Code = grpc.StatusCode
@@ -57,11 +57,7 @@ def _report(reply, *, e2e_ms: float, true_label: int | None = None, ticket=None,
 
 
 def _leg_samples(suite, client_id: str) -> int:
-    def read() -> int:
-        book = suite.selector.service.budgeter.returns
-        model = book._clients.get(client_id)
-        return model.samples if model is not None else 0
-    return on_loop(suite.loop, read)
+    return learned_legs(suite.loop, suite.selector, client_id)
 
 
 def _refusals(app) -> dict[str, float]:
@@ -189,7 +185,7 @@ def test_a_client_can_neither_name_another_nor_forge_or_reuse_a_ticket(secure_su
     alice_replies = [_infer(stub, alice, images[i]) for i in range(5)]
     for reply in alice_replies[:3]:
         stub.ReportOutcome(_report(reply, e2e_ms=reply.timings.server_ms + 40.0), timeout=5, metadata=_auth(alice))
-    # legs are shared through the Profiler's stream in Redis, applied on the next profile refresh
+    # legs are learned in the background (the client's state in Redis, the default)
     wait_until(lambda: _leg_samples(secure_suite, "lte/alice") == 3, 10.0)
     alice_legs = 3
     own = [_infer(stub, mallory, images[i]) for i in range(4)]
@@ -234,7 +230,7 @@ def test_a_client_can_neither_name_another_nor_forge_or_reuse_a_ticket(secure_su
     code, details = _code(lambda: stub.ReportOutcome(_report(own[1], e2e_ms=900.0), timeout=5,
                                                      metadata=_auth(mallory)))
     assert code == Code.PERMISSION_DENIED and "already" in details
-    wait_until(lambda: _leg_samples(secure_suite, "lte/mallory") == 1, 10.0)  # the stream caught up ...
+    wait_until(lambda: _leg_samples(secure_suite, "lte/mallory") == 1, 10.0)  # learned ...
     assert _leg_samples(secure_suite, "lte/alice") == alice_legs  # ... and taught Alice nothing
     # key rotation: a ticket signed with the previous key still verifies
     from modipick.selector.tickets import TicketKeys, TicketSigner, served_from_ticket

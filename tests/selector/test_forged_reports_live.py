@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from suite_support import CHANNEL_OPTIONS, digit_tensor, on_loop, select, wait_until
+from modipick.selector.returnlegs import ReturnLegSettings
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 
 SLA_MS = 300.0
@@ -37,9 +38,10 @@ def _class_leg(app, client_id: str) -> float:
 def test_forged_reports_from_one_client_do_not_move_its_siblings_budgets(live_suite, digits):
     images, labels = digits
     model = max(live_suite.profiles().values(), key=lambda p: p.accuracy).name
-    a, b = live_suite.selector, live_suite.start_selector()
+    stream = ReturnLegSettings(sharing="store")  # class models shared by every replica: the stream, by name
+    a, b = live_suite.start_selector(return_legs=stream), live_suite.start_selector(return_legs=stream)
     feeds = (a.legs_feed, b.legs_feed)
-    assert all(f is not None for f in feeds)  # auto: Redis and a Profiler
+    assert all(f is not None for f in feeds)
 
     def stream_reaches(targets: list[int]) -> None:
         wait_until(lambda: all(f.applied >= t for f, t in zip(feeds, targets)), 30.0)

@@ -15,6 +15,7 @@ import pytest
 from suite_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
 from modipick.client import ModiPickClient
 from modipick.runtime.metrics import start_metrics_server
+from modipick.selector.returnlegs import ReturnLegSettings
 from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 
 
@@ -45,8 +46,8 @@ def test_a_report_through_a_replica_that_did_not_serve_the_request_teaches_every
     client sleeping 60 ms after each reply: B derives each leg from the ticket, the Profiler's
     stream brings it to A too, and both budget ~60 ms for the client's return leg."""
     images, labels = digits
-    a = live_suite.selector
-    b = live_suite.start_selector()
+    stream = ReturnLegSettings(sharing="store")  # what is tested is the stream, chosen by name
+    a, b = live_suite.start_selector(return_legs=stream), live_suite.start_selector(return_legs=stream)
     client_id = "ticketclass/phone-a"
     best = max(live_suite.profiles().values(), key=lambda p: p.accuracy)
     sla = best.mean_ms + 25.0

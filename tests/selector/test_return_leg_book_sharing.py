@@ -117,17 +117,23 @@ def test_an_unreachable_store_is_counted_and_read_on_from_the_same_id():
     dead.close()
 
 
-def test_auto_shares_on_redis_with_a_profiler_and_learns_locally_otherwise(redis_url):
+def test_auto_partitions_by_client_on_redis_and_learns_locally_otherwise(redis_url):
     redis_store, memory = RedisProfileStore(redis_url), InMemoryProfileStore()
+    sentinel, cluster = "redis+sentinel://127.0.0.1:26379/primary/0", "redis+cluster://127.0.0.1:7000"
     try:
-        assert resolve_sharing("auto", learned=True, profiler_target="p:1", store=redis_store) == "store"
-        assert resolve_sharing("auto", learned=True, profiler_target="", store=redis_store) == "local"
-        assert resolve_sharing("auto", learned=True, profiler_target="p:1", store=memory) == "local"
-        assert resolve_sharing("auto", learned=False, profiler_target="p:1", store=redis_store) == "local"
-        assert resolve_sharing("store", learned=True, profiler_target="p:1", store=memory) == "store"
-        assert resolve_sharing("local", learned=True, profiler_target="p:1", store=redis_store) == "local"
+        for url in (redis_url, sentinel, cluster, "REDISS://h:6380/0"):
+            assert resolve_sharing("auto", learned=True, store_url=url, store=redis_store) == "partitioned"
+        assert resolve_sharing("auto", learned=True, store_url="memory", store=memory) == "local"
+        assert resolve_sharing("auto", learned=False, store_url=redis_url, store=redis_store) == "local"
+        # the replicated stream and local learning by name
+        assert resolve_sharing("store", learned=True, store_url=redis_url, store=redis_store) == "store"
+        assert resolve_sharing("store", learned=True, store_url="memory", store=memory) == "store"
+        assert resolve_sharing("local", learned=True, store_url=redis_url, store=redis_store) == "local"
+        assert resolve_sharing("partitioned", learned=True, store_url=cluster, store=redis_store) == "partitioned"
         with pytest.raises(ValueError, match="return-leg stream"):
-            resolve_sharing("store", learned=True, profiler_target="p:1", store=object())
+            resolve_sharing("store", learned=True, store_url=redis_url, store=object())
+        with pytest.raises(ValueError, match="needs a Redis store URL, got 'memory'"):
+            resolve_sharing("partitioned", learned=True, store_url="memory", store=memory)
     finally:
         redis_store.close()
 

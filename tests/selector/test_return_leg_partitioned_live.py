@@ -23,17 +23,24 @@ def test_a_new_replica_decides_with_the_model_a_client_taught_another(live_suite
     sla = best.mean_ms + 25.0
     with ModiPickClient(a.target, client_id=client_id) as client:
         client.wait_ready()
+        results = []
         for i in range(25):
-            assert not client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0).run_on_device
+            results.append(client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0))
+            assert not results[-1].run_on_device
             live_suite.loop.run(a.client_legs.drain())
+        learned = client.infer(images[0], 2000)
     assert a.client_legs.writes == 25 and a.client_legs.write_failures == 0
+    # the SDK's results carry the decision's provenance: the prior first, the client's own model at last
+    assert results[0].return_leg_source == "prior" and 0.5 < results[0].meet_probability <= 1.0
+    assert learned.return_leg_source == "client" and 0.5 < learned.meet_probability <= 1.0, learned
     with grpc.insecure_channel(a.target, CHANNEL_OPTIONS) as channel:
         reply = selector_pb2_grpc.SelectorServiceStub(channel).Infer(selector_pb2.InferRequest(
             request_id="p-infer", sla_ms=2000.0, client_id=client_id, input=digit_tensor(images[0])), timeout=2.0)
     assert reply.disposition == selector_pb2.DISPOSITION_SERVED
     assert reply.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_CLIENT and 0.5 < reply.meet_probability <= 1.0
 
-    b = live_suite.start_selector(return_legs=PARTITIONED)  # a NEW replica: it never saw a report
+    b = live_suite.start_selector()  # a NEW replica with the default settings: it never saw a report
+    assert b.client_legs is not None and b.legs_feed is None  # partitioned: the default on Redis
     with grpc.insecure_channel(b.target, CHANNEL_OPTIONS) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         stub = selector_pb2_grpc.SelectorServiceStub(channel)

@@ -12,7 +12,10 @@ import pytest
 from fixtures_suite import LoopThread
 from suite_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
 from modipick.client import ModiPickClient
+from modipick.selector.returnlegs import ReturnLegSettings
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
+
+STREAM = ReturnLegSettings(sharing="store")  # the replicated stream, by name (the default on Redis partitions)
 
 
 
@@ -73,9 +76,9 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
     once two more clients of its network class reported too, for a sibling that never reported;
     A and B hold the very same models."""
     images, labels = digits
-    a = live_suite.selector
-    b = live_suite.start_selector()
-    assert a.legs_feed is not None and b.legs_feed is not None  # auto: Redis and a Profiler
+    a = live_suite.start_selector(return_legs=STREAM)
+    b = live_suite.start_selector(return_legs=STREAM)
+    assert a.legs_feed is not None and b.legs_feed is not None
     client_id, sibling = "sharedclass/phone-a", "sharedclass/phone-b"
     best = max(live_suite.profiles().values(), key=lambda p: p.accuracy)
     sla = best.mean_ms + 25.0
@@ -129,7 +132,7 @@ def test_a_redis_outage_costs_shared_learning_not_requests(live_suite, digits, o
         store_url=own_redis.url, executor_target=live_suite.executor_target, discover=False, grace_s=0.2,
         store_options=dict(timeouts=0.5, retries=0))))
     selector = live_suite.start_selector(store_url=own_redis.url, profiler_target=profiler.target,
-                                         store_options=dict(timeouts=0.5, retries=0))
+                                         store_options=dict(timeouts=0.5, retries=0), return_legs=STREAM)
     feed = selector.legs_feed
     served = 0
     try:

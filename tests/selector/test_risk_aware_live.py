@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fixtures_suite import LoopThread
+from fixtures_suite import LoopThread, learned_legs, learned_model
 from suite_support import wait_until
 from modipick.client import ModiPickClient
 from modipick.core import ModelProfile
@@ -132,7 +132,7 @@ def test_return_legs_are_learned_from_outcome_reports_and_change_the_decision(li
     the mirror prior (R = upload, ~1 ms on loopback) lets a model run at an SLA of the best model's
     mean + 25 ms; after ~25 reports the client's model puts R near 60 ms, and risk_aware (default)
     answers RUN_ON_DEVICE there, while ModiPick (the paper's R = upload) still serves. The decisions
-    are asked of a replica on a frozen clock (the legs reach it through the shared stream), each
+    are asked of a replica on a frozen clock (the legs reach it through Redis), each
     request stamped 1 ms before that clock: the upload is 1 ms however busy the machine is."""
     images, labels = digits
     service = live_suite.selector.service
@@ -159,9 +159,10 @@ def test_return_legs_are_learned_from_outcome_reports_and_change_the_decision(li
                 result = client.infer(images[i], 2000, label=int(labels[i]), return_delay_ms=60.0)
                 assert not result.run_on_device
         assert service.learner.learned - learned_before == 25
-        returns = decider.service.budgeter.returns  # shared by default on Redis: the legs come through the stream
-        wait_until(lambda: returns.client_model(client_id).samples == 25, 10.0)
-        model = returns.client_model(client_id)
+        # partitioned by default on Redis: the serving replica writes the client's state, the
+        # decider reads it with its next decision
+        wait_until(lambda: learned_legs(live_suite.loop, live_suite.selector, client_id) == 25, 10.0)
+        model = learned_model(live_suite.loop, live_suite.selector, client_id)
         median = model.estimate(1.0).quantile(0.5)
         assert 59.0 <= median <= 75.0, median
         after = decide(stub, sla, client_id=client_id)

@@ -14,11 +14,17 @@ from modipick.core.returnleg import ReturnLegModel
 from modipick.selector.client_legs import PartitionedLegBook, _Report
 from modipick.selector.returnlegs import ReturnLegSettings
 from modipick.stores.client_legs import RedisClientLegStore
+from modipick.stores.redis_options import RedisOptions
+
+
+def leg_store(url: str, **options) -> RedisClientLegStore:
+    ttl_s = options.pop("ttl_s", 3600.0)
+    return RedisClientLegStore.from_url(url, RedisOptions(**{"namespace": "t", **options}), ttl_s=ttl_s)
 
 
 def test_state_key_is_hash_tagged_and_expires(redis_url):
     async def scenario():
-        store = RedisClientLegStore.from_url(redis_url, namespace="t", ttl_s=60.0)
+        store = leg_store(redis_url, ttl_s=60.0)
         book = PartitionedLegBook(store)
         await book.learn(_Report("lte/phone-1", 50.0, 70.0, None))
         await store.close()
@@ -40,7 +46,7 @@ def test_two_replicas_learning_one_client_at_once_lose_nothing(redis_url):
     reports_each = 60
 
     async def scenario():
-        stores = [RedisClientLegStore.from_url(redis_url, namespace="t") for _ in range(2)]
+        stores = [leg_store(redis_url) for _ in range(2)]
         books = [PartitionedLegBook(s, ReturnLegSettings(), cache_ttl_s=60.0) for s in stores]
         rng = random.Random(4)
         for book in books:  # both hold the (empty) state: every write races the other replica's
@@ -64,8 +70,8 @@ def test_two_replicas_learning_one_client_at_once_lose_nothing(redis_url):
 
 def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):
     async def scenario():
-        a = PartitionedLegBook(RedisClientLegStore.from_url(redis_url, namespace="t"))
-        b = PartitionedLegBook(RedisClientLegStore.from_url(redis_url, namespace="t"))
+        a = PartitionedLegBook(leg_store(redis_url))
+        b = PartitionedLegBook(leg_store(redis_url))
         for i in range(25):
             await a.learn(_Report("wifi/c-2", 40.0 + i, 60.0 + (i % 5), None))
         before = b.estimate("wifi/c-2", 50.0).source
@@ -80,11 +86,36 @@ def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):
     assert after.source == "client" and 60.0 <= after.estimate.quantile(0.5) <= 64.0
 
 
+def test_after_a_failed_read_decisions_stop_reading_for_a_while():
+    """Redis unreachable: the first decision tries and fails; those within READ_PAUSE_S do not try
+    (no decision waits for a Redis that hangs), the first one after it tries again."""
+    from fixtures_redis import free_port
+    from modipick.selector.client_legs import READ_PAUSE_S
+
+    now = [100.0]
+
+    async def scenario():
+        store = leg_store(f"redis://127.0.0.1:{free_port()}/0", timeouts=0.5, retries=0)
+        book = PartitionedLegBook(store, clock=lambda: now[0])
+        tried = []
+        for step in (0.0, READ_PAUSE_S / 2, READ_PAUSE_S * 0.6, READ_PAUSE_S + 0.01):
+            now[0] = 100.0 + step
+            await book.prefetch("lte/c-9")
+            tried.append(store.failures.unavailable)
+        decided = book.estimate("lte/c-9", 40.0).source
+        await store.close()
+        return tried, book.load_failures, decided
+
+    tried, failures, decided = asyncio.run(scenario())
+    assert tried == [1, 1, 1, 2]  # Redis was asked at the first decision and after the pause only
+    assert failures == 4 and decided == "prior"
+
+
 def test_redis_away_costs_learning_never_a_decision(own_redis):
     """Redis killed: decisions answer from the class model or the prior (reads counted as failed),
     reports are dropped and counted; Redis back (empty), the replica stores the model it holds."""
     async def scenario():
-        book = PartitionedLegBook(RedisClientLegStore.from_url(own_redis.url, namespace="t", timeout_s=0.5))
+        book = PartitionedLegBook(leg_store(own_redis.url, timeouts=0.5, retries=0))
         book.start()
         for i in range(3):
             book.observe("lte/c-3", 40.0, 60.0 + i, None, "client")

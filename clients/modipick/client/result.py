@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modipick.v1 import selector_pb2
-from modipick.v1.contract import REASON_NAMES
+from modipick.v1.contract import REASON_NAMES, RETURN_LEG_SOURCE_NAMES
 
 OUTPUT_SCORES = "scores"
 
@@ -37,6 +37,12 @@ class InferResult:
     score: float = 0.0
     scores: tuple[float, ...] = ()
     timings: Timings = field(default_factory=Timings)
+    # the decision's provenance: whose return-leg model it budgeted with (client: this client's own,
+    # learned from its outcome reports; class: its network class's; prior: nothing learned yet;
+    # unspecified: the Selector learns no return legs), and the predicted probability that the
+    # chosen model's reply meets the SLA (upload, queue and run, return leg), in [0, 1]
+    return_leg_source: str = "unspecified"
+    meet_probability: float = 0.0
     # the Selector's OutcomeTicket: report_outcome echoes it, so any Selector replica learns from the report
     outcome_ticket: selector_pb2.OutcomeTicket | None = field(default=None, repr=False, compare=False)
     # infer(label=...) reports the outcome after the reply; a report that fails leaves the
@@ -78,4 +84,6 @@ def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms:
         model=reply.model.name, version=reply.model.version, reason=REASON_NAMES.get(reply.reason, "unspecified"),
         label=None if on_device else p.label, label_name=p.label_name, score=p.score,
         scores=tuple(p.scores), timings=timings,
+        return_leg_source=RETURN_LEG_SOURCE_NAMES.get(reply.return_leg_source, "unspecified"),
+        meet_probability=reply.meet_probability,
         outcome_ticket=reply.ticket if reply.HasField("ticket") else None)

@@ -93,7 +93,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="open-loop load; records, summary, comparison, report")
-    run.add_option("--target", default=DEFAULT_TARGET, env="MODIPICK_SELECTOR_TARGET", help="Selector HOST:PORT")
+    run.add_option("--target", default=DEFAULT_TARGET, env="MODIPICK_SELECTOR_TARGET",
+                   help="Selector HOST:PORT; several, comma-separated, spread the calls over those replicas "
+                        "round robin (IPv4 addresses)")
     run.add_argument("--network", action="append", default=[], metavar="SPEC",
                      help="named profile (campus_wifi, home, lte, ...), param:MEAN,STD, cv:MEAN,CV or a trace "
                           "file; repeat for several")

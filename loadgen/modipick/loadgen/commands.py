@@ -87,6 +87,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         networks = [None]
     if args.clients and args.client_id:
         raise LoadgenInputError("--client-id", "a population (--clients) names its own clients")
+    if args.mode == "link" and "," in args.target:
+        raise LoadgenInputError("--target", "link mode shapes the link to one Selector; give one HOST:PORT")
     policies = [p.strip() for p in args.compare.split(",") if p.strip()] or [""]
     _check_policies(policies)
     declared = _declared(args)

@@ -51,14 +51,27 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
     )
 
 
+def channel_target(address: str) -> tuple[str, list[tuple[str, object]]]:
+    """The gRPC target and extra channel options for `address`: one HOST:PORT as it is; several,
+    comma-separated ("h:1,h:2"), one channel that spreads the calls over them round robin, as a
+    per-request balancer in front of Selector replicas does (outcome reports included: they echo
+    the reply's ticket, so any replica learns from them)."""
+    parts = [part.strip() for part in address.split(",") if part.strip()]
+    if len(parts) <= 1:
+        return address, []
+    return "ipv4:" + ",".join(parts), [("grpc.lb_policy_name", "round_robin")]
+
+
 class GrpcSelectorTarget:
     def __init__(self, address: str, *, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  channel: grpc.aio.Channel | None = None) -> None:
         self.address = address
-        self._channel = channel or grpc.aio.insecure_channel(address, options=[
+        target, spread = channel_target(address)
+        self._channel = channel or grpc.aio.insecure_channel(target, options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.http2.hpack_table_size.encoder", 0),  # exact timeouts: the Selector budgets from them
+            *spread,
         ])
         self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
 

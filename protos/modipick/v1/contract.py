@@ -19,6 +19,10 @@ MAX_SLA_MS = 3_600_000.0                              # one hour: anything longe
 REASON_NAMES = {common_pb2.SELECTION_REASON_UNSPECIFIED: "unspecified", common_pb2.SELECTION_REASON_BASE: "base",
                 common_pb2.SELECTION_REASON_EXPLORED: "explored", common_pb2.SELECTION_REASON_FALLBACK: "fallback"}
 REASONS_BY_NAME = {name: value for value, name in REASON_NAMES.items()}
+RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "unspecified",
+                           selector_pb2.RETURN_LEG_SOURCE_CLIENT: "client",
+                           selector_pb2.RETURN_LEG_SOURCE_CLASS: "class",
+                           selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 DISPOSITION_NAMES = {selector_pb2.DISPOSITION_UNSPECIFIED: "unspecified", selector_pb2.DISPOSITION_SERVED: "served",
                      selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
 

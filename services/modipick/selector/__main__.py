@@ -12,6 +12,7 @@ from modipick.runtime.security_options import (add_client_auth_options, add_serv
                                                client_auth_settings, service_token, ticket_keys)
 from modipick.selector.metrics import SelectorMetrics
 from modipick.selector.budget import BudgetRules, parse_overhead
+from modipick.stores.redis_options import URL_PREFIXES
 
 
 def _oip_models(text: str) -> tuple[str, ...]:
@@ -66,10 +67,11 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
                  help="an outcome report whose return leg is longer than this many times its request's SLA "
                       "is refused (INVALID_ARGUMENT) and not learned")
     p.add_option("--return-leg-sharing", default="auto", choices=("auto", "store", "local", "partitioned"),
-                 help="learned return legs: 'store' (every replica learns every replica's reports through the "
-                      "Profiler's stream in Redis), 'local' (only the reports reaching this replica), 'auto' "
-                      "(store with a Redis store and a Profiler), 'partitioned' (each client's model in Redis, one "
-                      "key per client, read with its decisions: no replica replays other replicas' reports)")
+                 help="learned return legs: 'partitioned' (each client's model in Redis, one key per client, "
+                      "read with its decisions: no replica replays other replicas' reports), 'store' (every "
+                      "replica learns every replica's reports through the Profiler's stream in Redis), 'local' "
+                      "(only the reports reaching this replica), 'auto' (partitioned with a Redis store, else "
+                      "local)")
     p.add_option("--client-leg-ttl-s", default=6 * 3600.0, type=positive_float,
                  help="partitioned return legs: a client's state expires this long after its last report")
     p.add_option("--client-leg-cache-s", default=2.0, type=non_negative_float,
@@ -99,8 +101,9 @@ def parse_settings(argv: list[str], environ: Mapping[str, str] | None = None):
         overhead = parse_overhead(args.serving_overhead_ms)
     except ValueError as exc:
         p.error(f"--serving-overhead-ms: {exc}")
-    if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(("redis://", "rediss://")):
-        p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://...), got "
+    if args.return_leg_sharing == "partitioned" and not args.redis_url.lower().startswith(URL_PREFIXES):
+        p.error(f"--return-leg-sharing partitioned: needs a Redis store (--redis-url redis://..., "
+                f"redis+sentinel://... or redis+cluster://...), got "
                 f"{args.redis_url.split('://')[0]!r}")
     settings = SelectorSettings(
         address=args.listen, store_url=args.redis_url, executor_target=args.executor_target,

@@ -130,7 +130,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
     owns_store = store is None
     store = store if store is not None else make_store(settings.store_url, **settings.store_options)
     legs = settings.return_legs
-    sharing = resolve_sharing(legs.sharing, learned=legs.mode == "learned", profiler_target=settings.profiler_target,
+    sharing = resolve_sharing(legs.sharing, learned=legs.mode == "learned", store_url=settings.store_url,
                               store=store)
     store = EmptiedStoreGuard(metrics.count_store_errors(store), grace_s=settings.empty_store_grace_s)
     cache = ProfileCache(store, refresh_s=settings.refresh_ms / 1000.0)

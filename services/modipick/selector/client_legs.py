@@ -15,7 +15,8 @@ replica from the reports it sees (a class is shared by many clients, so every re
 class sees a sample of it; sharing them would cost every replica the fleet's reports again), see
 docs/scaling.md.
 
-The store down: a decision answers from the class model or the prior (counted as `load_failures`),
+The store down: a decision answers from the class model or the prior (counted as `load_failures`;
+after a failed read, decisions do not read for READ_PAUSE_S, so a hung Redis does not hold them),
 and reports whose write fails are dropped and counted (`write_failures`); learning resumes with
 the store.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -35,12 +37,16 @@ from modipick.core.returnleg import ReturnLegEstimate, ReturnLegModel
 from modipick.core.returnleg_state import StateError, from_state, generation_of, to_state
 from modipick.runtime.tasks import cancel_and_wait
 from modipick.selector.returnlegs import LegEstimate, ReturnLegBook, ReturnLegSettings
-from modipick.stores.client_legs import DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
+from modipick.stores.client_legs import DEFAULT_TIMEOUTS, DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
 from modipick.stores.errors import StoreError
+from modipick.stores.redis_options import URL_PREFIXES, RedisOptions
 
 log = structlog.get_logger("modipick.selector.client_legs")
 
 MAX_SWAP_ATTEMPTS = 20  # one client's reports rarely race: it sends them one after another
+# After a failed read, decisions stop reading for this long: a Redis that hangs would otherwise hold
+# every decision for the read timeout. They answer from what is held, the class or the prior.
+READ_PAUSE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -76,6 +82,7 @@ class PartitionedLegBook:
         self._held: collections.OrderedDict[str, _Held] = collections.OrderedDict()
         self._reports: asyncio.Queue[_Report] = asyncio.Queue(maxsize=queue)
         self._task: asyncio.Task | None = None
+        self._reads_paused_until = float("-inf")
         self.loads = self.load_failures = self.cache_hits = 0
         self.writes = self.write_races = self.write_failures = self.dropped = self.undecodable = 0
 
@@ -111,10 +118,14 @@ class PartitionedLegBook:
                 and self._clock() - entry.fetched <= self.cache_ttl_s):
             self.cache_hits += 1
             return
+        if self._clock() < self._reads_paused_until:
+            self.load_failures += 1
+            return
         try:
             state = await self._store.load(client_id)
         except StoreError:
             self.load_failures += 1
+            self._reads_paused_until = self._clock() + READ_PAUSE_S
             return  # the decision answers from what is held, the class or the prior
         self.loads += 1
         self._hold(client_id, self._decode(state), state)
@@ -230,14 +241,15 @@ def forwards_legs(book: object) -> bool:
 
 def open_partitioned_book(store_url: str, store_options: dict, settings: ReturnLegSettings, *,
                           ttl_s: float = DEFAULT_TTL_S, cache_ttl_s: float = 2.0) -> PartitionedLegBook:
-    """A started PartitionedLegBook on the Redis at `store_url` (the profile store's, its namespace
-    and credentials)."""
-    if not store_url.lower().startswith(("redis://", "rediss://")):
+    """A started PartitionedLegBook on the Redis at `store_url`, any the profile store takes (one
+    server, Sentinel, Cluster), with the profile store's options (namespace, credentials, TLS;
+    its timeouts and retries if set, else DEFAULT_TIMEOUTS and none)."""
+    if not store_url.lower().startswith(URL_PREFIXES):
         raise ValueError(f"return-leg sharing 'partitioned' needs a Redis store URL, got {store_url.split('://')[0]!r}")
-    store = RedisClientLegStore.from_url(store_url, namespace=store_options.get("namespace", "modipick"),
-                                         ttl_s=ttl_s, password=store_options.get("password"),
-                                         username=store_options.get("username"))
-    book = PartitionedLegBook(store, settings, cache_ttl_s=cache_ttl_s)
+    # no retries: a decision does not wait out a back-off (a failed read pauses reads, READ_PAUSE_S)
+    options = dataclasses.replace(RedisOptions(timeouts=DEFAULT_TIMEOUTS, retries=0), **store_options)
+    book = PartitionedLegBook(RedisClientLegStore.from_url(store_url, options, ttl_s=ttl_s), settings,
+                              cache_ttl_s=cache_ttl_s)
     book.start()
     return book
 

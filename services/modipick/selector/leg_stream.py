@@ -71,16 +71,21 @@ class ReturnLegFeed:
             return applied
 
 
-def resolve_sharing(sharing: str, *, learned: bool, profiler_target: str, store: object) -> str:
-    """"store" or "local". `auto`: the store's stream where replicas can share one (a Redis store)
-    and reports reach a Profiler that writes it; else local. `store` with a store that has no
-    stream is a configuration error."""
+def resolve_sharing(sharing: str, *, learned: bool, store_url: str, store: object) -> str:
+    """"partitioned", "store" or "local". `auto`: partitioned when the Selector is configured with a
+    Redis store (`store_url`: one server, Sentinel or Cluster), each client's model in Redis; else
+    local. `store` (the Profiler's replicated stream) is chosen by name only; with a store that has
+    no stream it is a configuration error, as is `partitioned` without a Redis URL."""
+    from modipick.stores.redis_options import URL_PREFIXES
+
     if not learned:
         return "local"  # nothing is learned (mirror or fixed return legs)
+    on_redis = store_url.strip().lower().startswith(URL_PREFIXES)
     if sharing == "auto":
-        from modipick.stores import RedisProfileStore
-
-        return "store" if profiler_target and isinstance(store, RedisProfileStore) else "local"
+        return "partitioned" if on_redis else "local"
     if sharing == "store" and not isinstance(store, ReturnLegLog):
         raise ValueError(f"return-leg sharing 'store' needs a store with a return-leg stream, not {store!r}")
+    if sharing == "partitioned" and not on_redis:
+        raise ValueError(f"return-leg sharing 'partitioned' needs a Redis store URL, got "
+                         f"{store_url.split('://')[0]!r}")
     return sharing

@@ -21,8 +21,9 @@ book (`shared=True`) is changed by the stream alone: `estimate` only reads its m
 none and does not touch the LRU order), so replicas that read the same stream hold the same models
 and decide alike, whichever replica a client reaches. Before a model has `min_samples` legs the
 prior answers from a local book (the `uploads` prior's uploads are this replica's). With "local"
-(the default without a Redis store or Profiler) a replica learns only from the reports that reach
-it (see docs/policy.md, "Live").
+(the default without a Redis store) a replica learns only from the reports that reach it (see
+docs/policy.md, "Live"). "partitioned" (the default with a Redis store) keeps each client's model
+in Redis instead, read with its decisions (modipick.selector.client_legs, docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ReturnLegSettings:
     alpha: float = 0.01
     window: int = 256
     min_samples: int = 20
-    sharing: str = "auto"        # store (through the Profiler's stream) | local | auto (store on Redis)
+    sharing: str = "auto"        # partitioned | store (the Profiler's stream) | local | auto (partitioned on Redis)
     class_share: float = 0.05    # of a class model's window, at most this share from any one client
     class_min_clients: int = 3   # clients a class model needs before it decides for others
     max_leg_slas: float = 10.0   # a reported leg longer than this many SLAs is refused (not learned)

@@ -18,12 +18,15 @@ from __future__ import annotations
 from typing import Protocol
 
 import redis.asyncio as aioredis
-import redis.exceptions as rex
 
 from modipick.core.returnleg_state import GENERATION_BYTES, GENERATION_OFFSET
-from modipick.stores.errors import StoreError, StoreUnavailable
+from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
+from modipick.stores.redis_clients import async_client
+from modipick.stores.redis_codec import mapped_errors
+from modipick.stores.redis_options import RedisOptions, Timeouts, parse_target, redact
 
 DEFAULT_TTL_S = 6 * 3600.0
+DEFAULT_TIMEOUTS = Timeouts(1.0, 1.0)  # a decision waits for its read: shorter than the profile store's
 
 # KEYS: the client's state. ARGV: the generation bytes expected ('' : no state yet), the new state,
 # the TTL in ms. Returns 1 when swapped, else the state stored now (false: none).
@@ -50,45 +53,64 @@ def generation_bytes(state: bytes | None) -> bytes:
 
 
 class RedisClientLegStore:
-    def __init__(self, client: aioredis.Redis, *, namespace: str = "modipick", ttl_s: float = DEFAULT_TTL_S) -> None:
+    """Build it with `from_url` (any Redis URL the profile store takes: one server, Sentinel,
+    Cluster) or around a bytes-mode redis.asyncio client. Errors are the store's
+    (modipick.stores.errors), counted in `failures`; behind Sentinel a failed command makes the
+    client ask for the primary again (as AsyncRedisProfileStore does)."""
+
+    def __init__(self, client: aioredis.Redis | aioredis.RedisCluster, *, namespace: str = "modipick",
+                 ttl_s: float = DEFAULT_TTL_S, topology: str = "server", where: str = "redis") -> None:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
         self._client = client
+        self.topology = topology
+        self._where = where
+        self.failures = StoreFailureCounts()
         # braces out: a hash-tagged namespace ("{modipick}") would put every client in one slot
         self.namespace = namespace.replace("{", "").replace("}", "")
         self.ttl_ms = int(ttl_s * 1000)
         self._swap = client.register_script(SWAP_STATE)  # EVALSHA; reloaded if the server forgot it
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "modipick", ttl_s: float = DEFAULT_TTL_S,
-                 timeout_s: float = 1.0, password: str | None = None,
-                 username: str | None = None) -> "RedisClientLegStore":
-        client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                         password=password, username=username)
-        return cls(client, namespace=namespace, ttl_s=ttl_s)
+    def from_url(cls, url: str, options: RedisOptions | None = None, *,
+                 ttl_s: float = DEFAULT_TTL_S) -> "RedisClientLegStore":
+        """The client comes from the profile store's factory (credentials, TLS, timeouts, retries
+        of `options`), in bytes mode: the state is binary."""
+        options = options if options is not None else RedisOptions(timeouts=DEFAULT_TIMEOUTS)
+        client = async_client(url, options, decode_responses=False)
+        return cls(client, namespace=options.namespace, ttl_s=ttl_s, topology=parse_target(url).kind,
+                   where=redact(url))
 
     def key(self, client_id: str) -> str:
         return f"{self.namespace}:{{client:{client_id}}}:leg"
 
     async def load(self, client_id: str) -> bytes | None:
         try:
-            return await self._client.get(self.key(client_id))
-        except (rex.ConnectionError, rex.TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"Redis unavailable reading a client's return legs: {error}") from error
-        except rex.RedisError as error:
-            raise StoreError(f"Redis failed reading a client's return legs: {error}") from error
+            with mapped_errors("GET of a client's return legs", self._where, self.failures):
+                return await self._client.get(self.key(client_id))
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
 
     async def swap(self, client_id: str, expected: bytes | None, state: bytes) -> tuple[bool, bytes | None]:
         try:
-            answer = await self._swap(keys=[self.key(client_id)],
-                                      args=[generation_bytes(expected), state, self.ttl_ms])
-        except (rex.ConnectionError, rex.TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"Redis unavailable writing a client's return legs: {error}") from error
-        except rex.RedisError as error:
-            raise StoreError(f"Redis failed writing a client's return legs: {error}") from error
+            with mapped_errors("swap of a client's return legs", self._where, self.failures):
+                answer = await self._swap(keys=[self.key(client_id)],
+                                          args=[generation_bytes(expected), state, self.ttl_ms])
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
         if answer == 1:
             return True, None
         return False, answer or None
+
+    async def _rediscover(self) -> None:
+        if self.topology != "sentinel":
+            return
+        try:
+            await self._client.connection_pool.get_master_address()
+        except Exception:  # the sentinels may be unreachable too: the next call reconnects anyway
+            pass
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -25,7 +25,8 @@ def _backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=0.05, cap=0.5)
 
 
-def _connection_kwargs(url: str, target: RedisTarget, options: RedisOptions, parse=parse_url) -> dict[str, Any]:
+def _connection_kwargs(url: str, target: RedisTarget, options: RedisOptions, parse=parse_url, *,
+                       decode_responses: bool = True) -> dict[str, Any]:
     """Connection keywords; `parse` is redis-py's URL parser of the blocking or the asyncio client
     (they name different connection classes for rediss://)."""
     scheme = scheme_of(url)
@@ -38,7 +39,7 @@ def _connection_kwargs(url: str, target: RedisTarget, options: RedisOptions, par
             raise StoreConfigError(f"bad Redis URL {redact(url)!r}: {error}") from None
     else:
         kwargs = {"username": target.username, "password": target.password}
-    kwargs.update(decode_responses=True, socket_connect_timeout=options.timeouts.connect,
+    kwargs.update(decode_responses=decode_responses, socket_connect_timeout=options.timeouts.connect,
                   socket_timeout=options.timeouts.read)
     if options.username is not None:
         kwargs["username"] = options.username
@@ -66,9 +67,11 @@ def sync_client(url: str, options: RedisOptions) -> redis.Redis | redis.RedisClu
     return redis.Redis(connection_pool=redis.ConnectionPool(retry=retry, **kwargs))
 
 
-def async_client(url: str, options: RedisOptions) -> aredis.Redis | aredis.RedisCluster:
+def async_client(url: str, options: RedisOptions, *,
+                 decode_responses: bool = True) -> aredis.Redis | aredis.RedisCluster:
+    """`decode_responses=False`: replies as bytes (binary values such as a client's return-leg state)."""
     target = parse_target(url)
-    kwargs = _connection_kwargs(url, target, options, parse_async_url)
+    kwargs = _connection_kwargs(url, target, options, parse_async_url, decode_responses=decode_responses)
     retry = AsyncRetry(_backoff(), options.retries, supported_errors=(redis.exceptions.ConnectionError,))
     if target.kind == "cluster":
         return aredis.RedisCluster(startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],

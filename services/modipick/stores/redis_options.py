@@ -23,6 +23,7 @@ SCHEMES = ("redis", "rediss")
 SENTINEL_SCHEME = "redis+sentinel"
 CLUSTER_SCHEME = "redis+cluster"
 ALL_SCHEMES = (*SCHEMES, SENTINEL_SCHEME, CLUSTER_SCHEME)
+URL_PREFIXES = tuple(f"{scheme}://" for scheme in ALL_SCHEMES)
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-{}]+$")
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import replace
-from typing import Any, Iterable
+from collections.abc import Iterable, Sequence
 
 import structlog
 
 from modipick.core import ModelProfile
-from modipick.stores import ProfileStore, StoreError, StoreUnavailable
+from modipick.stores import (ProfileLegStore, ReturnLegPage, ReturnLegSample, StoreError,
+                             StoreUnavailable)
 from modipick.stores.base import Observation
 
 log = structlog.get_logger("modipick.profiler.recovery")
@@ -36,8 +37,8 @@ log = structlog.get_logger("modipick.profiler.recovery")
 Key = tuple[str, int]
 
 
-class RecoveringStore:
-    def __init__(self, store: ProfileStore, *, journal_limit: int = 200_000) -> None:
+class RecoveringStore(ProfileLegStore):
+    def __init__(self, store: ProfileLegStore, *, journal_limit: int = 200_000) -> None:
         self._store = store
         self._known: dict[Key, ModelProfile] = {}
         self._journal: list[tuple[list[Observation], float, float | None]] = []  # (batch, alpha, now)
@@ -51,9 +52,6 @@ class RecoveringStore:
 
     def __repr__(self) -> str:
         return f"RecoveringStore({self._store!r})"
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
     @property
     def known(self) -> dict[Key, ModelProfile]:
@@ -130,6 +128,13 @@ class RecoveringStore:
 
     def close(self) -> None:
         self._store.close()
+
+    # -- the return-leg stream: passed through (the registry copy does not cover it) ------------------
+    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return self._store.append_return_legs(samples, keep=keep)
+
+    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return self._store.read_return_legs(after, count)
 
     # -- restoring ----------------------------------------------------------------------------------
     def _remember(self, batch: list[Observation], alpha: float, now: float | None) -> None:

@@ -15,24 +15,25 @@ Health: "modipick.v1.SelectorService/profiles" is NOT_SERVING while degraded; ""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
 from modipick.core import ModelProfile
 from modipick.runtime.health_watch import DegradationHealth
 from modipick.runtime.server import RunningServer
-from modipick.stores import ProfileStore, StoreUnavailable
+from modipick.stores import ProfileLegStore, ReturnLegPage, ReturnLegSample, StoreUnavailable
+from modipick.stores.base import Observation
 
 log = structlog.get_logger("modipick.selector.health")
 
 PROFILES_HEALTH_SUFFIX = "/profiles"
 
 
-class EmptiedStoreGuard:
-    """A read-only ProfileStore view for the Selector (load_all; everything else passes through)."""
+class EmptiedStoreGuard(ProfileLegStore):
+    """The Selector's view of its store: load_all guarded; everything else passes through."""
 
-    def __init__(self, store: ProfileStore, *, grace_s: float = 30.0,
+    def __init__(self, store: ProfileLegStore, *, grace_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self.grace_s = grace_s
@@ -62,8 +63,34 @@ class EmptiedStoreGuard:
             self._had_eligible = 0
         return profiles
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    # -- everything else: passed through -----------------------------------------------------------
+    def register(self, profile: ModelProfile) -> bool:
+        return self._store.register(profile)
+
+    def deregister(self, name: str, version: int) -> bool:
+        return self._store.deregister(name, version)
+
+    def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                     now: float | None = None) -> int:
+        return self._store.observe_many(observations, alpha=alpha, now=now)
+
+    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        return self._store.record_outcome(name, version, correct)
+
+    def set_state(self, name: str, version: int, state: str) -> bool:
+        return self._store.set_state(name, version, state)
+
+    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        return self._store.reseed(name, version, mean_ms, var_ms2, now)
+
+    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return self._store.append_return_legs(samples, keep=keep)
+
+    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return self._store.read_return_legs(after, count)
+
+    def close(self) -> None:
+        self._store.close()
 
     def __repr__(self) -> str:
         return f"EmptiedStoreGuard({self._store!r})"

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from modipick.stores.base import (STATES, AsyncProfileStore, AsyncReturnLegLog, Observation, ProfileStore,
-                                   ReturnLegLog, ReturnLegPage, ReturnLegSample)
+from modipick.stores.base import (STATES, AsyncProfileLegStore, AsyncProfileStore, AsyncReturnLegLog, Observation,
+                                   ProfileLegStore, ProfileStore, ReturnLegLog, ReturnLegPage, ReturnLegSample)
+from modipick.stores.counting import ErrorCountingStore
 from modipick.stores.errors import (StoreAccessDenied, StoreConfigError, StoreDataError, StoreError,
                                     StoreFailureCounts, StoreUnavailable, StoreWriteUnconfirmed)
 from modipick.stores.memory import InMemoryProfileStore
@@ -25,8 +26,9 @@ from modipick.stores.redis_options import ALL_SCHEMES, RedisOptions, Timeouts, r
 from modipick.stores.redis_store import RedisProfileStore
 
 __all__ = [
-    "STATES", "AsyncProfileStore", "AsyncRedisProfileStore", "AsyncReturnLegLog", "InMemoryProfileStore",
-    "Observation", "ProfileStore", "RedisOptions", "RedisProfileStore",
+    "STATES", "AsyncProfileLegStore", "AsyncProfileStore", "AsyncRedisProfileStore", "AsyncReturnLegLog",
+    "ErrorCountingStore", "InMemoryProfileStore", "Observation", "ProfileLegStore", "ProfileStore", "RedisOptions",
+    "RedisProfileStore",
     "ReturnLegLog", "ReturnLegPage", "ReturnLegSample",
     "StoreAccessDenied", "StoreConfigError", "StoreDataError", "StoreError", "StoreFailureCounts",
     "StoreUnavailable", "StoreWriteUnconfirmed", "Timeouts",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from modipick.core.policies.base import Decision, Policy, Reason, fastest, runs_on_device
+from modipick.core.policies.base import Decision, Policy, Reason, Rng, fastest, runs_on_device
 from modipick.core.policies.baselines import Oracle, PureRandom, RelatedAccurate, RelatedRandom
 from modipick.core.policies.greedy import DynamicGreedy, StaticGreedy
 from modipick.core.policies.modipick import ModiPick

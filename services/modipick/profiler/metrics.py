@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from modipick.runtime.metrics import (ObservationCollector, ReadCollector, redis_errors_counter,
                                       watch_security)
-from modipick.stores import ErrorCountingStore, ProfileLegStore
+from modipick.stores import AsyncProfileLegStore, ErrorCountingStore
 
 
 class ProfilerMetrics:
@@ -16,7 +16,7 @@ class ProfilerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.redis_errors = redis_errors_counter(self.registry)
 
-    def count_store_errors(self, store: ProfileLegStore) -> ErrorCountingStore:
+    def count_store_errors(self, store: AsyncProfileLegStore) -> ErrorCountingStore:
         return ErrorCountingStore(store, self.redis_errors.inc)
 
     def watch(self, sink: Any, service: Any) -> None:

@@ -22,7 +22,7 @@ import structlog
 from modipick.core import ModelProfile
 from modipick.runtime.health_watch import DegradationHealth
 from modipick.runtime.server import RunningServer
-from modipick.stores import ProfileLegStore, ReturnLegPage, ReturnLegSample, StoreUnavailable
+from modipick.stores import AsyncProfileLegStore, ReturnLegPage, ReturnLegSample, StoreUnavailable
 from modipick.stores.base import Observation
 
 log = structlog.get_logger("modipick.selector.health")
@@ -30,10 +30,10 @@ log = structlog.get_logger("modipick.selector.health")
 PROFILES_HEALTH_SUFFIX = "/profiles"
 
 
-class EmptiedStoreGuard(ProfileLegStore):
+class EmptiedStoreGuard(AsyncProfileLegStore):
     """The Selector's view of its store: load_all guarded; everything else passes through."""
 
-    def __init__(self, store: ProfileLegStore, *, grace_s: float = 30.0,
+    def __init__(self, store: AsyncProfileLegStore, *, grace_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self.grace_s = grace_s
@@ -42,8 +42,8 @@ class EmptiedStoreGuard(ProfileLegStore):
         self._empty_since: float | None = None
         self.suspicious_loads = 0
 
-    def load_all(self) -> list[ModelProfile]:
-        profiles = self._store.load_all()
+    async def load_all(self) -> list[ModelProfile]:
+        profiles = await self._store.load_all()
         eligible = sum(p.state == "eligible" for p in profiles)
         if eligible:
             self._had_eligible, self._empty_since = eligible, None
@@ -64,33 +64,33 @@ class EmptiedStoreGuard(ProfileLegStore):
         return profiles
 
     # -- everything else: passed through -----------------------------------------------------------
-    def register(self, profile: ModelProfile) -> bool:
-        return self._store.register(profile)
+    async def register(self, profile: ModelProfile) -> bool:
+        return await self._store.register(profile)
 
-    def deregister(self, name: str, version: int) -> bool:
-        return self._store.deregister(name, version)
+    async def deregister(self, name: str, version: int) -> bool:
+        return await self._store.deregister(name, version)
 
-    def observe_many(self, observations: Iterable[Observation], *, alpha: float,
-                     now: float | None = None) -> int:
-        return self._store.observe_many(observations, alpha=alpha, now=now)
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                           now: float | None = None) -> int:
+        return await self._store.observe_many(observations, alpha=alpha, now=now)
 
-    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
-        return self._store.record_outcome(name, version, correct)
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        return await self._store.record_outcome(name, version, correct)
 
-    def set_state(self, name: str, version: int, state: str) -> bool:
-        return self._store.set_state(name, version, state)
+    async def set_state(self, name: str, version: int, state: str) -> bool:
+        return await self._store.set_state(name, version, state)
 
-    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
-        return self._store.reseed(name, version, mean_ms, var_ms2, now)
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        return await self._store.reseed(name, version, mean_ms, var_ms2, now)
 
-    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
-        return self._store.append_return_legs(samples, keep=keep)
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return await self._store.append_return_legs(samples, keep=keep)
 
-    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
-        return self._store.read_return_legs(after, count)
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return await self._store.read_return_legs(after, count)
 
-    def close(self) -> None:
-        self._store.close()
+    async def close(self) -> None:
+        await self._store.close()
 
     def __repr__(self) -> str:
         return f"EmptiedStoreGuard({self._store!r})"

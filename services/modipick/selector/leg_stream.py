@@ -17,13 +17,13 @@ import asyncio
 import structlog
 
 from modipick.selector.returnlegs import ReturnLegBook
-from modipick.stores import ReturnLegLog, StoreError
+from modipick.stores import AsyncReturnLegLog, ReturnLegLog, StoreError
 
 log = structlog.get_logger("modipick.selector.leg_stream")
 
 
 class ReturnLegFeed:
-    def __init__(self, store: ReturnLegLog, book: ReturnLegBook, *, page: int = 5_000, max_pages: int = 40,
+    def __init__(self, store: AsyncReturnLegLog, book: ReturnLegBook, *, page: int = 5_000, max_pages: int = 40,
                  chunk: int = 256) -> None:
         if page < 1 or max_pages < 1 or chunk < 1:
             raise ValueError("page, max_pages and chunk must be >= 1")
@@ -45,7 +45,7 @@ class ReturnLegFeed:
             applied = 0
             for _ in range(self.max_pages):
                 try:
-                    page = await asyncio.to_thread(self._store.read_return_legs, self.last_id, self.page)
+                    page = await self._store.read_return_legs(self.last_id, self.page)
                 except StoreError as exc:
                     self.failed_reads += 1
                     if str(exc) != self.last_error:
@@ -78,9 +78,10 @@ def resolve_sharing(sharing: str, *, learned: bool, profiler_target: str, store:
     if not learned:
         return "local"  # nothing is learned (mirror or fixed return legs)
     if sharing == "auto":
-        from modipick.stores import RedisProfileStore
+        from modipick.stores import AsyncRedisProfileStore, RedisProfileStore
 
-        return "store" if profiler_target and isinstance(store, RedisProfileStore) else "local"
-    if sharing == "store" and not isinstance(store, ReturnLegLog):
+        shareable = isinstance(store, (RedisProfileStore, AsyncRedisProfileStore))
+        return "store" if profiler_target and shareable else "local"
+    if sharing == "store" and not isinstance(store, (ReturnLegLog, AsyncReturnLegLog)):
         raise ValueError(f"return-leg sharing 'store' needs a store with a return-leg stream, not {store!r}")
     return sharing

@@ -5,87 +5,87 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from modipick.core import ModelProfile
-from modipick.stores.base import Observation, ProfileLegStore, ReturnLegPage, ReturnLegSample
+from modipick.stores.base import AsyncProfileLegStore, Observation, ReturnLegPage, ReturnLegSample
 from modipick.stores.errors import StoreError
 
 
-class ErrorCountingStore(ProfileLegStore):
-    """Every call goes to `store`; a StoreError it raises is counted with `count()`, then re-raised."""
+class ErrorCountingStore(AsyncProfileLegStore):
+    """Every call is awaited on `store`; a StoreError it raises is counted with `count()`, then re-raised."""
 
-    def __init__(self, store: ProfileLegStore, count: Callable[[], object]) -> None:
+    def __init__(self, store: AsyncProfileLegStore, count: Callable[[], object]) -> None:
         self._store = store
         self._count = count
 
     def __repr__(self) -> str:
         return repr(self._store)
 
-    def load_all(self) -> list[ModelProfile]:
+    async def load_all(self) -> list[ModelProfile]:
         try:
-            return self._store.load_all()
+            return await self._store.load_all()
         except StoreError:
             self._count()
             raise
 
-    def register(self, profile: ModelProfile) -> bool:
+    async def register(self, profile: ModelProfile) -> bool:
         try:
-            return self._store.register(profile)
+            return await self._store.register(profile)
         except StoreError:
             self._count()
             raise
 
-    def deregister(self, name: str, version: int) -> bool:
+    async def deregister(self, name: str, version: int) -> bool:
         try:
-            return self._store.deregister(name, version)
+            return await self._store.deregister(name, version)
         except StoreError:
             self._count()
             raise
 
-    def observe_many(self, observations: Iterable[Observation], *, alpha: float,
-                     now: float | None = None) -> int:
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                           now: float | None = None) -> int:
         try:
-            return self._store.observe_many(observations, alpha=alpha, now=now)
+            return await self._store.observe_many(observations, alpha=alpha, now=now)
         except StoreError:
             self._count()
             raise
 
-    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool:
         try:
-            return self._store.record_outcome(name, version, correct)
+            return await self._store.record_outcome(name, version, correct)
         except StoreError:
             self._count()
             raise
 
-    def set_state(self, name: str, version: int, state: str) -> bool:
+    async def set_state(self, name: str, version: int, state: str) -> bool:
         try:
-            return self._store.set_state(name, version, state)
+            return await self._store.set_state(name, version, state)
         except StoreError:
             self._count()
             raise
 
-    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
         try:
-            return self._store.reseed(name, version, mean_ms, var_ms2, now)
+            return await self._store.reseed(name, version, mean_ms, var_ms2, now)
         except StoreError:
             self._count()
             raise
 
-    def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
         try:
-            return self._store.append_return_legs(samples, keep=keep)
+            return await self._store.append_return_legs(samples, keep=keep)
         except StoreError:
             self._count()
             raise
 
-    def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
         try:
-            return self._store.read_return_legs(after, count)
+            return await self._store.read_return_legs(after, count)
         except StoreError:
             self._count()
             raise
 
-    def close(self) -> None:
+    async def close(self) -> None:
         try:
-            self._store.close()
+            await self._store.close()
         except StoreError:
             self._count()
             raise

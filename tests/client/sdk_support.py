@@ -36,6 +36,8 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
     def __init__(self) -> None:
         self.script = Script()
         self.infer_metadata: list[dict[str, str]] = []
+        self.infer_requests: list[selector_pb2.InferRequest] = []
+        self.infer_remaining_s: list[float | None] = []  # the deadline each Infer arrived with
         self.reports: list[selector_pb2.ReportOutcomeRequest] = []
         self.report_metadata: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -43,6 +45,8 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
     def Infer(self, request, context):
         with self._lock:
             self.infer_metadata.append(dict(context.invocation_metadata()))
+            self.infer_requests.append(request)
+            self.infer_remaining_s.append(context.time_remaining())
             abort = self.script.infer.popleft() if self.script.infer else None
         if abort is not None:
             context.abort_with_status(_Status(abort))
@@ -51,7 +55,8 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
             model=common_pb2.ModelRef(name="cnn-small", version=1), reason=common_pb2.SELECTION_REASON_BASE,
             prediction=common_pb2.Prediction(label=2, label_name="two", score=0.9, scores=SCORES),
             timings=common_pb2.Timings(server_ms=1.0, execution_ms=0.5),
-            ticket=selector_pb2.OutcomeTicket(request_id=request.request_id, client_id=request.client_id))
+            ticket=selector_pb2.OutcomeTicket(request_id=request.request_id, client_id=request.client_id),
+            return_leg_source=selector_pb2.RETURN_LEG_SOURCE_CLIENT)
 
     def ReportOutcome(self, request, context):
         with self._lock:

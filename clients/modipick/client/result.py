@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modipick.v1 import selector_pb2
-from modipick.v1.contract import REASON_NAMES
+from modipick.v1.contract import REASON_NAMES, RETURN_LEG_SOURCE_NAMES
 
 OUTPUT_SCORES = "scores"
 
@@ -42,6 +42,9 @@ class InferResult:
     # infer(label=...) reports the outcome after the reply; a report that fails leaves the
     # prediction as it is and says why here ("" : reported, or not asked to report)
     outcome_error: str = ""
+    # whose return-leg model the Selector's decision used: client | class | prior ("" : it did not say)
+    return_leg_source: str = ""
+    client_id: str = ""           # the id the request was sent under; its outcome is reported under it
 
     def as_numpy(self, name: str = OUTPUT_SCORES) -> Any:
         """An output tensor as a numpy array: "scores" is the model's output, shape (1, classes),
@@ -68,7 +71,7 @@ class InferResult:
 
 
 def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms: float,
-                  e2e_ms: float) -> InferResult:
+                  e2e_ms: float, client_id: str = "") -> InferResult:
     on_device = reply.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
     t = reply.timings
     timings = Timings(t.upload_ms, t.budget_ms, t.selection_ms, t.queue_ms, t.execution_ms, t.server_ms)
@@ -78,4 +81,5 @@ def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms:
         model=reply.model.name, version=reply.model.version, reason=REASON_NAMES.get(reply.reason, "unspecified"),
         label=None if on_device else p.label, label_name=p.label_name, score=p.score,
         scores=tuple(p.scores), timings=timings,
-        outcome_ticket=reply.ticket if reply.HasField("ticket") else None)
+        outcome_ticket=reply.ticket if reply.HasField("ticket") else None,
+        return_leg_source=RETURN_LEG_SOURCE_NAMES.get(reply.return_leg_source, ""), client_id=client_id)

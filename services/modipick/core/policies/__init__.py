@@ -44,7 +44,7 @@ def make_policy(name: str, **params: Any) -> Policy:
     return factory(**{k: v for k, v in params.items() if k in accepted})
 
 
-__all__ = ["Decision", "Policy", "Reason", "fastest", "runs_on_device", "make_policy", "policy_names",
+__all__ = ["Decision", "Policy", "Reason", "Rng", "fastest", "runs_on_device", "make_policy", "policy_names",
            "register_policy",
            "LIVE_POLICIES", "ModiPick", "StaticGreedy", "DynamicGreedy", "PureRandom", "RelatedRandom",
            "RelatedAccurate", "Oracle", "RiskAware"]

@@ -36,6 +36,8 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
     def __init__(self) -> None:
         self.script = Script()
         self.infer_metadata: list[dict[str, str]] = []
+        self.infer_requests: list[selector_pb2.InferRequest] = []
+        self.infer_remaining_s: list[float | None] = []  # the deadline each Infer arrived with
         self.reports: list[selector_pb2.ReportOutcomeRequest] = []
         self.report_metadata: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -43,6 +45,8 @@ class SelectorDouble(selector_pb2_grpc.SelectorServiceServicer):
     def Infer(self, request, context):
         with self._lock:
             self.infer_metadata.append(dict(context.invocation_metadata()))
+            self.infer_requests.append(request)
+            self.infer_remaining_s.append(context.time_remaining())
             abort = self.script.infer.popleft() if self.script.infer else None
         if abort is not None:
             context.abort_with_status(_Status(abort))

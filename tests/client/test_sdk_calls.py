@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from modipick.client import (AsyncModiPickClient, ClientOptions, ModiPickClient, Overloaded, RetryPolicy,
-                             Unavailable)
+                             SlaExpired, Unavailable)
+from modipick.client.core import InferCall
 from modipick.runtime.status_details import rich_status
 from modipick.v1 import errors_pb2
 from client_support import PNG, SCORES, Abort, ByteRelay, SelectorServer
@@ -173,3 +174,39 @@ def test_the_result_says_whose_return_leg_decided_and_the_chance_of_meeting_the_
     bare = from_response(selector_pb2.InferResponse(disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE),
                          request_id="r", sla_ms=10.0, e2e_ms=1.0)
     assert (bare.return_leg_source, bare.meet_probability) == ("unspecified", 0.0)
+
+
+def test_a_scheduled_call_keeps_its_send_stamp_client_id_and_deadline(selector):
+    """InferCall.scheduled (an open-loop load generator's call): the stamp is the caller's, the
+    deadline the caller's or none, and the outcome is reported under the call's own client id."""
+    options = ClientOptions(target=selector.target, client_id="app/default")
+    sent_ns = time.time_ns() - 40_000_000  # intended 40 ms ago: its upload leg is spent
+
+    def scheduled(request_id: str, timeout_s: float | None, client_id: str | None) -> InferCall:
+        return InferCall.scheduled(options, PNG, 1000, send_time_ns=sent_ns, timeout_s=timeout_s,
+                                   request_id=request_id, client_id=client_id)
+
+    with ModiPickClient(options=options) as client:
+        call = scheduled("rid-capped", 30.0, "lte/c-7")  # long: a busy machine may stall for seconds
+        capped = call.result(client.send(call))  # send: the reply as it came; result: read as the SDK does
+        client.report_outcome(capped, 2)
+
+    async def via_aio():
+        async with AsyncModiPickClient(options=options) as client:
+            call = scheduled("rid-open", None, None)
+            unbounded = call.result(await client.send(call))
+            with pytest.raises(SlaExpired):
+                await client.send(scheduled("rid-spent", 0.0, "lte/c-8"))
+            return unbounded
+
+    unbounded = asyncio.run(via_aio())
+    first, second = selector.double.infer_requests
+    assert [r.request_id for r in (first, second)] == ["rid-capped", "rid-open"]  # the spent one never left
+    assert all(r.client_send_time.ToNanoseconds() == sent_ns for r in (first, second))
+    assert (first.client_id, second.client_id) == ("lte/c-7", "app/default")
+    remaining_capped, remaining_open = selector.double.infer_remaining_s
+    assert 0.0 < remaining_capped <= 30.0 and (remaining_open is None or remaining_open > 1e9)  # none: infinite
+    assert capped.e2e_ms >= 40.0 and capped.client_id == "lte/c-7" and unbounded.client_id == "app/default"
+    assert capped.return_leg_source == unbounded.return_leg_source == "class"
+    (report,) = selector.double.reports
+    assert (report.request_id, report.client_id, report.true_label) == ("rid-capped", "lte/c-7", 2)

@@ -52,7 +52,8 @@ def test_observations_wait_out_a_redis_outage(own_redis):
     async def scenario() -> ObservationSink:
         # the background replay retries every 3 s: long enough to restart Redis and re-register the
         # model (the registry went with the old server) before it tries again; flush() replays now
-        sink = ObservationSink(store, alpha=0.5, capacity=50, batch_size=7, retry_s=3.0)
+        writer = store.asyncio_twin()  # the Profiler's sink writes on redis.asyncio
+        sink = ObservationSink(writer, alpha=0.5, capacity=50, batch_size=7, retry_s=3.0)
         sink.start()
         assert await sink.submit([("m", 1, 1.0)] * 10) == 10
         assert (sink.stats.stored, sink.stats.buffered) == (10, 0)
@@ -66,6 +67,7 @@ def test_observations_wait_out_a_redis_outage(own_redis):
         await asyncio.to_thread(store.register, model)
         assert await sink.flush(timeout_s=10)
         await sink.stop()
+        await writer.close()
         return sink
 
     sink = asyncio.run(scenario())

@@ -9,7 +9,8 @@ import pytest
 
 from modipick.selector.leg_stream import ReturnLegFeed, resolve_sharing
 from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
-from modipick.stores import InMemoryProfileStore, RedisProfileStore, ReturnLegSample
+from modipick.stores import (AsyncInMemoryProfileStore, AsyncRedisProfileStore, InMemoryProfileStore,
+                             RedisProfileStore, ReturnLegSample)
 from modipick.stores.redis_options import RedisOptions
 
 CLIENTS = ["lte/a", "lte/b", "wifi/c", "wifi/d", "e"]
@@ -93,7 +94,7 @@ def test_the_feed_applies_the_stream_in_order_in_bounded_pages():
     samples = stream(1000)
     store.append_return_legs(samples, keep=10_000)
     mine = ReturnLegBook(ReturnLegSettings(min_samples=5), shared=True)
-    feed = ReturnLegFeed(store, mine, page=64, max_pages=5, chunk=10)
+    feed = ReturnLegFeed(AsyncInMemoryProfileStore(store), mine, page=64, max_pages=5, chunk=10)
     assert run(feed.pull()) == 320  # a long backlog is read over several refreshes
     while run(feed.pull()):
         pass
@@ -109,12 +110,18 @@ def test_the_feed_applies_the_stream_in_order_in_bounded_pages():
 def test_an_unreachable_store_is_counted_and_read_on_from_the_same_id():
     from fixtures_redis import free_port
 
-    dead = RedisProfileStore(f"redis://127.0.0.1:{free_port()}/0", RedisOptions(retries=0, timeouts=0.5))
+    dead = AsyncRedisProfileStore(f"redis://127.0.0.1:{free_port()}/0", RedisOptions(retries=0, timeouts=0.5))
     feed = ReturnLegFeed(dead, ReturnLegBook(shared=True))
     feed.last_id = "17-0"
-    assert run(feed.pull()) == 0 and run(feed.pull()) == 0
+
+    async def two_pulls() -> list[int]:
+        try:
+            return [await feed.pull(), await feed.pull()]
+        finally:
+            await dead.close()
+
+    assert run(two_pulls()) == [0, 0]
     assert (feed.failed_reads, feed.last_id, feed.applied) == (2, "17-0", 0) and "unavailable" in feed.last_error
-    dead.close()
 
 
 def test_auto_partitions_by_client_on_redis_and_learns_locally_otherwise(redis_url):

@@ -1,11 +1,12 @@
-"""Store fixtures: the same contract runs on the in-memory store and, through the blocking and the
-asyncio clients, on a real redis-server, a Sentinel-managed primary and a 3-primary Cluster."""
+"""Store fixtures: the same contract runs on the in-memory store (called directly and awaited) and,
+through the blocking and the asyncio clients, on a real redis-server, a Sentinel-managed primary and
+a 3-primary Cluster."""
 
 from __future__ import annotations
 
 import pytest
 
-from modipick.stores import AsyncRedisProfileStore, InMemoryProfileStore, RedisProfileStore
+from modipick.stores import AsyncInMemoryProfileStore, AsyncRedisProfileStore, InMemoryProfileStore, RedisProfileStore
 
 from stores_blocking import BlockingView
 
@@ -32,11 +33,13 @@ def _redis_url(request: pytest.FixtureRequest, topology: str) -> str:
     return group.url
 
 
-@pytest.fixture(params=["memory", "redis", "redis-async", "sentinel", "sentinel-async", "cluster", "cluster-async"])
+@pytest.fixture(params=["memory", "memory-async", "redis", "redis-async", "sentinel", "sentinel-async", "cluster", "cluster-async"])
 def store(request: pytest.FixtureRequest, clock: FakeClock):
     kind = request.param
     if kind == "memory":
         made = InMemoryProfileStore(clock=clock)
+    elif kind == "memory-async":
+        made = BlockingView(AsyncInMemoryProfileStore(clock=clock))
     else:
         topology, _, flavour = kind.partition("-")
         url = _redis_url(request, "server" if topology == "redis" else topology)

@@ -1,18 +1,19 @@
-"""The asyncio store driven through the blocking contract: every call runs to completion on a loop
-this view owns, so the one contract suite checks both stores (the store itself stays async)."""
+"""An awaited store driven through the blocking contract: every call runs to completion on a loop
+this view owns, so the one contract suite checks both forms (the store itself stays async)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from modipick.stores import AsyncRedisProfileStore
+from modipick.stores import AsyncProfileLegStore, AsyncRedisProfileStore
 
 
 class BlockingView:
-    def __init__(self, store: AsyncRedisProfileStore) -> None:
+    def __init__(self, store: AsyncProfileLegStore) -> None:
         self.aio = store
         self._loop = asyncio.new_event_loop()
-        self.legs_key = store.legs_key
+        if isinstance(store, AsyncRedisProfileStore):
+            self.legs_key = store.legs_key
 
     def _run(self, coroutine):
         return self._loop.run_until_complete(coroutine)

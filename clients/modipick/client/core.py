@@ -65,15 +65,9 @@ def build_infer(image: Any, sla_ms: float, *, policy: str, client_id: str, reque
         inp = to_input(image)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"image: {exc}", request_id=request_id) from None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(send_time_ns)
+    stamp = Timestamp(seconds=send_time_ns // 1_000_000_000, nanos=send_time_ns % 1_000_000_000)
     return selector_pb2.InferRequest(request_id=request_id, input=inp, sla_ms=sla_ms, client_send_time=stamp,
                                      policy=policy, client_id=client_id)
-
-
-def remaining_s(options: ClientOptions, sla_ms: float, started: float) -> float:
-    """The call's deadline: SLA + slack - time spent since `started` (perf_counter at the send stamp)."""
-    return (sla_ms + options.deadline_slack_ms) / 1000.0 - (time.perf_counter() - started)
 
 
 def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | None = None,
@@ -87,9 +81,9 @@ def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | Non
     return (*options.metadata, *(extra or ()), *ours)
 
 
-def call_kwargs(options: ClientOptions, request_id: str, timeout: float, metadata: Metadata | None,
+def call_kwargs(options: ClientOptions, request_id: str, timeout: float | None, metadata: Metadata | None,
                 compression: grpc.Compression | None, *, slack: bool = True) -> dict[str, Any]:
-    """timeout, metadata and (other than the channel's) compression for one call."""
+    """timeout (None: no deadline), metadata and (other than the channel's) compression for one call."""
     kwargs: dict[str, Any] = {"timeout": timeout,
                               "metadata": call_metadata(options, request_id, metadata, slack=slack)}
     if compression is not None:
@@ -97,7 +91,7 @@ def call_kwargs(options: ClientOptions, request_id: str, timeout: float, metadat
     return kwargs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every call, and a frozen dataclass costs µs to build
 class InferCall:
     """One Infer from its send stamp to its result; the client sleeps the emulated legs around it."""
 
@@ -105,31 +99,51 @@ class InferCall:
     request: selector_pb2.InferRequest
     request_id: str
     sla_ms: float
-    started: float  # perf_counter at the send stamp; the deadline counts from it
+    started: float            # perf_counter at the send stamp; e2e_ms counts from it
+    deadline: float | None    # perf_counter when the call's deadline passes (None: no deadline)
 
     @classmethod
     def stamp(cls, options: ClientOptions, image: Any, sla_ms: float, *, policy: str | None,
               request_id: str | None) -> "InferCall":
+        """Stamped now; the deadline is the SLA (plus the options' slack) from now."""
         sla = check_sla(sla_ms)
         rid = request_id or new_request_id()
         started, send_ns = time.perf_counter(), time.time_ns()
         request = build_infer(image, sla, policy=options.policy if policy is None else policy,
                               client_id=options.client_id, request_id=rid, send_time_ns=send_ns)
-        return cls(options, request, rid, sla, started)
+        return cls(options, request, rid, sla, started, started + (sla + options.deadline_slack_ms) / 1000.0)
+
+    @classmethod
+    def scheduled(cls, options: ClientOptions, image: Any, sla_ms: float, *, send_time_ns: int,
+                  timeout_s: float | None, request_id: str, policy: str | None = None,
+                  client_id: str | None = None) -> "InferCall":
+        """Stamped with a send time the caller chose (an open-loop load generator stamps each
+        request's intended send time, its upload leg already spent), the deadline `timeout_s` from
+        now (None: no deadline), and the request's own client id (default: the options')."""
+        sla = check_sla(sla_ms)
+        now = time.perf_counter()
+        request = build_infer(image, sla, policy=options.policy if policy is None else policy,
+                              client_id=options.client_id if client_id is None else client_id,
+                              request_id=request_id, send_time_ns=send_time_ns)
+        started = now - max(0, time.time_ns() - send_time_ns) / 1e9
+        return cls(options, request, request_id, sla, started, None if timeout_s is None else now + timeout_s)
 
     def call_kwargs(self, metadata: Metadata | None = None,
                     compression: grpc.Compression | None = None) -> dict[str, Any]:
-        """timeout, metadata (and compression) for the Infer RPC; SlaExpired when the SLA ran out
-        before sending."""
-        timeout = remaining_s(self.options, self.sla_ms, self.started)
-        if timeout <= 0:
-            raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
-                             request_id=self.request_id)
+        """timeout, metadata (and compression) for the Infer RPC; SlaExpired when the deadline
+        passed before sending."""
+        timeout = None
+        if self.deadline is not None:
+            timeout = self.deadline - time.perf_counter()
+            if timeout <= 0:
+                raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
+                                 request_id=self.request_id)
         return call_kwargs(self.options, self.request_id, timeout, metadata, compression)
 
     def result(self, reply: selector_pb2.InferResponse) -> InferResult:
         return from_response(reply, request_id=self.request_id, sla_ms=self.sla_ms,
-                             e2e_ms=(time.perf_counter() - self.started) * 1000.0)
+                             e2e_ms=(time.perf_counter() - self.started) * 1000.0,
+                             client_id=self.request.client_id)
 
 
 def build_outcome(result: InferResult, true_label: int | None,
@@ -152,7 +166,7 @@ def outcome_report(options: ClientOptions, result: InferResult, true_label: int 
     no server model to credit."""
     if result.run_on_device or not result.model:
         return None
-    return (build_outcome(result, true_label, options.client_id),
+    return (build_outcome(result, true_label, result.client_id or options.client_id),
             call_kwargs(options, result.request_id, options.report_timeout_s, metadata, compression, slack=False))
 
 

@@ -48,6 +48,7 @@ class InferResult:
     # infer(label=...) reports the outcome after the reply; a report that fails leaves the
     # prediction as it is and says why here ("" : reported, or not asked to report)
     outcome_error: str = ""
+    client_id: str = ""           # the id the request was sent under; its outcome is reported under it
 
     def as_numpy(self, name: str = OUTPUT_SCORES) -> Any:
         """An output tensor as a numpy array: "scores" is the model's output, shape (1, classes),
@@ -74,7 +75,7 @@ class InferResult:
 
 
 def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms: float,
-                  e2e_ms: float) -> InferResult:
+                  e2e_ms: float, client_id: str = "") -> InferResult:
     on_device = reply.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE
     t = reply.timings
     timings = Timings(t.upload_ms, t.budget_ms, t.selection_ms, t.queue_ms, t.execution_ms, t.server_ms)
@@ -86,4 +87,4 @@ def from_response(reply: selector_pb2.InferResponse, *, request_id: str, sla_ms:
         scores=tuple(p.scores), timings=timings,
         return_leg_source=RETURN_LEG_SOURCE_NAMES.get(reply.return_leg_source, "unspecified"),
         meet_probability=reply.meet_probability,
-        outcome_ticket=reply.ticket if reply.HasField("ticket") else None)
+        outcome_ticket=reply.ticket if reply.HasField("ticket") else None, client_id=client_id)

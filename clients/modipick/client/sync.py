@@ -13,7 +13,7 @@ from modipick.client.errors import ModiPickError
 from modipick.client.options import ClientOptions, Metadata
 from modipick.client.result import InferResult
 from modipick.client.tracing import traced_channel
-from modipick.v1 import selector_pb2_grpc
+from modipick.v1 import selector_pb2, selector_pb2_grpc
 
 
 class ModiPickClient:
@@ -39,8 +39,7 @@ class ModiPickClient:
         call = InferCall.stamp(self.options, image, sla_ms, policy=policy, request_id=request_id)
         if upload_delay_ms > 0:
             time.sleep(upload_delay_ms / 1000.0)
-        with rpc_errors(call.request_id):
-            reply = self._stub.Infer(call.request, **call.call_kwargs(metadata, compression))
+        reply = self.send(call, metadata=metadata, compression=compression)
         if return_delay_ms > 0:
             time.sleep(return_delay_ms / 1000.0)
         result = call.result(reply)
@@ -52,6 +51,15 @@ class ModiPickClient:
             except ModiPickError as exc:
                 return report_failed(result, exc)
         return result
+
+    def send(self, call: InferCall, *, metadata: Metadata | None = None,
+             compression: grpc.Compression | None = None) -> selector_pb2.InferResponse:
+        """One Infer as `call` was stamped (InferCall.stamp, or InferCall.scheduled for a send time
+        and deadline of the caller's own), with its metadata and deadline; the reply as it came
+        (`call.result(reply)` reads it as an InferResult). No emulated legs, no outcome report.
+        Raises a ModiPickError when the call fails."""
+        with rpc_errors(call.request_id):
+            return self._stub.Infer(call.request, **call.call_kwargs(metadata, compression))
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
         """Connect now, so the first infer's SLA is not spent on the TCP/HTTP2 handshake."""

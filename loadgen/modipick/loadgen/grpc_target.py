@@ -1,37 +1,16 @@
-"""A `Target` calling modipick.v1 SelectorService.Infer with the generated stubs."""
+"""A `Target` calling modipick.v1 SelectorService.Infer through the client SDK's asyncio client: the
+requests, their metadata and deadlines, the outcome reports and the error mapping are the SDK's;
+this module only records the replies as the runner keeps them."""
 
 from __future__ import annotations
 
-import asyncio
-
-import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from modipick.client import AsyncModiPickClient, ClientOptions, InferResult, ModiPickError, Unavailable
+from modipick.client.core import InferCall
 from modipick.loadgen.target import OK, OutgoingRequest, Reply
-from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
-from modipick.v1.contract import DISPOSITION_NAMES, REASON_NAMES, REQUEST_ID_KEY
+from modipick.v1 import selector_pb2
+from modipick.v1.contract import DISPOSITION_NAMES, REASON_NAMES, RETURN_LEG_SOURCE_NAMES
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-def _timestamp(unix_s: float) -> Timestamp:
-    ns = int(round(unix_s * 1e9))
-    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
-
-
-_LEG_SOURCE = selector_pb2.InferResponse.DESCRIPTOR.fields_by_name.get("return_leg_source")
-
-
-def return_leg_source(response: selector_pb2.InferResponse) -> str:
-    """client | class | prior when the Selector's InferResponse carries return_leg_source (an enum
-    or a string), else "" (a Selector that does not say)."""
-    if _LEG_SOURCE is None:
-        return ""
-    value = getattr(response, _LEG_SOURCE.name)
-    if _LEG_SOURCE.enum_type is not None:
-        known = _LEG_SOURCE.enum_type.values_by_number.get(value) if value else None
-        return known.name.lower().rpartition("_")[2] if known is not None else ""
-    return str(value)
 
 
 def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
@@ -47,7 +26,7 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
         upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
         queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,
         outcome_ticket=response.ticket if response.HasField("ticket") else None,
-        return_leg_source=return_leg_source(response),
+        return_leg_source=RETURN_LEG_SOURCE_NAMES.get(response.return_leg_source, ""),
     )
 
 
@@ -63,50 +42,42 @@ def channel_target(address: str) -> tuple[str, list[tuple[str, object]]]:
 
 
 class GrpcSelectorTarget:
+    """Create inside the running event loop (the SDK's grpc.aio channel binds to it). No retry
+    policy by default: a load generator records every UNAVAILABLE as it met it."""
+
     def __init__(self, address: str, *, max_message_bytes: int = MAX_MESSAGE_BYTES,
-                 channel: grpc.aio.Channel | None = None) -> None:
+                 options: ClientOptions | None = None) -> None:
         self.address = address
         target, spread = channel_target(address)
-        self._channel = channel or grpc.aio.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.http2.hpack_table_size.encoder", 0),  # exact timeouts: the Selector budgets from them
-            *spread,
-        ])
-        self._stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
+        self.client = AsyncModiPickClient(options=options or ClientOptions(
+            target=target, max_message_bytes=max_message_bytes, retry=None, channel_args=tuple(spread)))
 
     async def wait_ready(self, timeout_s: float = 10.0) -> None:
         try:
-            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
-        except (TimeoutError, asyncio.TimeoutError):
+            await self.client.wait_ready(timeout_s)
+        except Unavailable:
             raise ConnectionError(f"no Selector answering at {self.address} within {timeout_s:g} s") from None
 
     async def send(self, request: OutgoingRequest) -> Reply:
-        message = selector_pb2.InferRequest(
-            request_id=request.request_id, input=request.input, sla_ms=request.sla_ms,
-            client_send_time=_timestamp(request.client_send_time), policy=request.policy,
-            client_id=request.client_id)
         try:
-            response = await self._stub.Infer(message, timeout=request.timeout_s,
-                                              metadata=((REQUEST_ID_KEY, request.request_id),))
-        except grpc.aio.AioRpcError as exc:
-            return Reply(status=exc.code().name, error=exc.details() or "")
+            call = InferCall.scheduled(self.client.options, request.input, request.sla_ms,
+                                       send_time_ns=round(request.client_send_time * 1e9),
+                                       timeout_s=request.timeout_s, request_id=request.request_id,
+                                       policy=request.policy, client_id=request.client_id)
+            response = await self.client.send(call)
+        except ModiPickError as exc:
+            return Reply(status=exc.code.name, error=exc.details)
         return reply_from_response(response)
 
     async def report_outcome(self, request: OutgoingRequest, reply: Reply, e2e_ms: float,
                              label: int | None) -> None:
-        message = selector_pb2.ReportOutcomeRequest(
-            request_id=request.request_id, model=common_pb2.ModelRef(name=reply.model, version=reply.version),
-            e2e_ms=e2e_ms, sla_ms=request.sla_ms, client_id=request.client_id,
-            predicted_label=reply.predicted if reply.predicted is not None else -1)
-        if label is not None:
-            message.true_label = label
-        if reply.outcome_ticket is not None:  # unchanged: any Selector replica learns from the report
-            message.ticket.CopyFrom(reply.outcome_ticket)
+        served = InferResult(request_id=request.request_id, sla_ms=request.sla_ms, e2e_ms=e2e_ms,
+                             run_on_device=False, model=reply.model, version=reply.version, label=reply.predicted,
+                             outcome_ticket=reply.outcome_ticket, client_id=request.client_id)
         try:
-            await self._stub.ReportOutcome(message, timeout=5.0, metadata=((REQUEST_ID_KEY, request.request_id),))
-        except grpc.aio.AioRpcError:
+            await self.client.report_outcome(served, label)
+        except ModiPickError:
             pass  # best effort: an outcome report never fails the run
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self.client.close()

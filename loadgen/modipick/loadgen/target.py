@@ -1,7 +1,7 @@
 """What the load generator drives: anything that sends one request and returns what came back.
 
-`GrpcSelectorTarget` (modipick.loadgen.grpc_target) talks to a Selector; the live suite's async
-client can be wrapped in the same Protocol later.
+`GrpcSelectorTarget` (modipick.loadgen.grpc_target) talks to a Selector through the client SDK's
+asyncio client.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from modipick.v1 import common_pb2
+from modipick.v1 import common_pb2, selector_pb2
 
 OK = "OK"
 
@@ -40,7 +40,7 @@ class Reply:
     queue_ms: float | None = None
     execution_ms: float | None = None
     server_ms: float | None = None
-    outcome_ticket: object = None       # the Selector's OutcomeTicket, echoed in the outcome report
+    outcome_ticket: selector_pb2.OutcomeTicket | None = None  # echoed in the outcome report
     return_leg_source: str = ""         # client | class | prior, when the Selector says ("" otherwise)
 
     @property

@@ -25,6 +25,11 @@ RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "unspecif
                            selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 DISPOSITION_NAMES = {selector_pb2.DISPOSITION_UNSPECIFIED: "unspecified", selector_pb2.DISPOSITION_SERVED: "served",
                      selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
+# whose return-leg model a decision used; unspecified (a Selector that does not say) reads as ""
+RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "",
+                           selector_pb2.RETURN_LEG_SOURCE_CLIENT: "client",
+                           selector_pb2.RETURN_LEG_SOURCE_CLASS: "class",
+                           selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 
 
 def request_id_problem(request_id: str) -> str:

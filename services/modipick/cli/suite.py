@@ -216,10 +216,10 @@ class Suite:
         from modipick.profiler.lifecycle import LifecycleSettings
         from modipick.selector.app import SelectorSettings, start_selector
         from modipick.selector.budget import parse_overhead
-        from modipick.stores import make_store
+        from modipick.stores import make_async_store
 
         s = self.settings
-        self._store = make_store("memory")
+        self._store = make_async_store("memory")  # one store, shared by both
         profiler = await start_profiler(ProfilerSettings(
             address=self.profiler_target, executor_target=self.executor_target,
             lifecycle=LifecycleSettings(warmup_runs=s.warmup_runs, probe_runs=s.probe_runs,
@@ -262,7 +262,7 @@ class Suite:
             await asyncio.to_thread(_terminate, proc)
         self._procs.clear()
         if self._store is not None:
-            self._store.close()
+            await self._store.close()
             self._store = None
         if self._redis is not None:
             await asyncio.to_thread(_terminate, self._redis)

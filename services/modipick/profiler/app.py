@@ -28,7 +28,7 @@ from modipick.runtime.health_watch import DegradationHealth
 from modipick.profiler.metrics import ProfilerMetrics
 from modipick.runtime.server import RunningServer, ServerOptions, service_name, start_server
 from modipick.runtime.tls import TlsConfig
-from modipick.stores import ProfileStore, make_store
+from modipick.stores import AsyncProfileLegStore, ProfileLegStore, awaited, make_async_store
 from modipick.v1 import executor_pb2_grpc, profiler_pb2, profiler_pb2_grpc
 
 log = structlog.get_logger("modipick.profiler")
@@ -75,7 +75,7 @@ class ProfilerSettings:
 class ProfilerApp:
     def __init__(self, settings: ProfilerSettings, server: RunningServer, service: ProfilerService,
                  sink: ObservationSink, lifecycle: ModelLifecycle, channel: grpc.aio.Channel,
-                 store: ProfileStore, owns_store: bool, metrics: ProfilerMetrics | None = None) -> None:
+                 store: AsyncProfileLegStore, owns_store: bool, metrics: ProfilerMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else ProfilerMetrics()
         self.server = server
@@ -106,32 +106,33 @@ class ProfilerApp:
             await self.legs.stop()
         await self._channel.close()
         if self._owns_store:
-            self.store.close()
+            await self.store.close()
 
 
-async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | None = None,
+async def start_profiler(settings: ProfilerSettings, *, store: ProfileLegStore | AsyncProfileLegStore | None = None,
                          clock: Callable[[], float] = time.time,
                          rng: random.Random | None = None, metrics: ProfilerMetrics | None = None) -> ProfilerApp:
     metrics = metrics if metrics is not None else ProfilerMetrics()
-    owns_store = store is None
-    store = store if store is not None else make_store(settings.store_url, **settings.store_options)
-    store = RecoveringStore(metrics.count_store_errors(store))
+    if store is None:  # awaited on this loop: Redis through redis.asyncio, no thread per call
+        own, owns_store = make_async_store(settings.store_url, **settings.store_options), True
+    else:
+        own, owns_store = awaited(store)
+    recovering = RecoveringStore(metrics.count_store_errors(own))
     follower = DriftFollower(settings.changes, alpha=settings.alpha) if settings.changes.enabled else None
-    sink = ObservationSink(store, alpha=settings.alpha, capacity=settings.buffer_capacity,
+    sink = ObservationSink(recovering, alpha=settings.alpha, capacity=settings.buffer_capacity,
                            batch_size=settings.batch_size, clock=clock, follower=follower)
     sink.start()
     channel = aio_channel(settings.executor_target, tls=settings.downstream_tls,
                           max_message_bytes=settings.max_message_bytes)
     executor = executor_pb2_grpc.ExecutorServiceStub(channel)
     prober = Prober(executor, sink, timeout_s=settings.probe_timeout_s, clock=clock)
-    lifecycle = ModelLifecycle(store, prober, executor, settings.lifecycle, clock=clock,
+    lifecycle = ModelLifecycle(recovering, prober, executor, settings.lifecycle, clock=clock,
                                rng=rng or random.Random(settings.seed))
-    legs = ReturnLegSink(store, keep=settings.return_leg_keep) if hasattr(store, "append_return_legs") else None
-    if legs is not None:
-        legs.start()
+    legs = ReturnLegSink(recovering, keep=settings.return_leg_keep)
+    legs.start()
     labels = LabelGate(settings.accuracy) if settings.accuracy.enabled else None
-    service = ProfilerService(store, sink, lifecycle, prober,
-                              FailureTracker(store, threshold=settings.failure_threshold), legs=legs, labels=labels)
+    service = ProfilerService(recovering, sink, lifecycle, prober,
+                              FailureTracker(recovering, threshold=settings.failure_threshold), legs=legs, labels=labels)
     credentials = settings.service_credentials
     if settings.admin_token and not credentials.tokens.get("admin"):
         credentials = ServiceCredentials(tokens={**credentials.tokens, "admin": settings.admin_token},
@@ -142,8 +143,7 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
                                     **({f"label_{k}": v for k, v in labels.counts.items() if k != "counted"}
                                        if labels is not None else {})})
     metrics.watch(sink, service)
-    if legs is not None:
-        metrics.watch_return_legs(legs, service)
+    metrics.watch_return_legs(legs, service)
     server = await start_server(
         [(profiler_pb2_grpc.add_ProfilerServiceServicer_to_server, service)], [SERVICE_NAME],
         ServerOptions(address=settings.address, tls=settings.server_tls,
@@ -157,10 +157,11 @@ async def start_profiler(settings: ProfilerSettings, *, store: ProfileStore | No
     if settings.discover:
         lifecycle.start()
     log.info("profiler started", target=server.target, executor=settings.executor_target, alpha=settings.alpha,
-             store=repr(store), change_run=settings.changes.run, internal_writes_guarded=identities.internal_enforced,
+             store=repr(recovering), change_run=settings.changes.run,
+             internal_writes_guarded=identities.internal_enforced,
              accuracy_max_shift_pct=settings.accuracy.max_shift_pct)
-    app = ProfilerApp(settings, server, service, sink, lifecycle, channel, store, owns_store, metrics)
+    app = ProfilerApp(settings, server, service, sink, lifecycle, channel, recovering, owns_store, metrics)
     app.store_health, app.legs = store_health, legs
-    app._background.append(asyncio.create_task(store.keep_fresh(settings.registry_refresh_s),
+    app._background.append(asyncio.create_task(recovering.keep_fresh(settings.registry_refresh_s),
                                                 name="registry-copy"))
     return app

@@ -14,7 +14,7 @@ A store failure part-way may apply the written part twice when the sink retries 
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -22,7 +22,7 @@ import structlog
 
 from modipick.core import ModelProfile, ewma_update
 from modipick.core.changes import ChangeDetector
-from modipick.stores import ProfileStore
+from modipick.stores import AsyncProfileStore
 
 log = structlog.get_logger("modipick.profiler.drift")
 
@@ -51,19 +51,19 @@ class DriftFollower:
         self.settings = settings
         self.detector = ChangeDetector(alpha=alpha, k=settings.k, rel=settings.rel, floor_ms=settings.floor_ms,
                                        run=settings.run)
-        self._lock = threading.Lock()  # the sink writes from worker threads; runs must see arrival order
+        self._lock = asyncio.Lock()  # one batch at a time: runs must see arrival order
 
     @property
     def resets(self) -> int:
         return self.detector.resets
 
-    def write(self, store: ProfileStore, observations: Iterable[Item], *, alpha: float, now: float) -> int:
+    async def write(self, store: AsyncProfileStore, observations: Iterable[Item], *, alpha: float, now: float) -> int:
         """`store.observe_many` with re-seeds where the detector fires; returns how many were accepted."""
         if alpha != self.detector.alpha:
             raise ValueError(f"detector alpha {self.detector.alpha} differs from the sink's {alpha}")
         items = list(observations)
-        with self._lock:
-            profiles: dict[tuple[str, int], ModelProfile] = {(p.name, p.version): p for p in store.load_all()}
+        async with self._lock:
+            profiles: dict[tuple[str, int], ModelProfile] = {(p.name, p.version): p for p in await store.load_all()}
             accepted = written = 0
             for index, (name, version, ms) in enumerate(items):
                 key = (name, int(version))
@@ -77,12 +77,12 @@ class DriftFollower:
                 updated = profiles[key] = self.detector.update(profile, float(ms), now=now)
                 if self.detector.resets == resets:
                     continue
-                accepted += store.observe_many(items[written:index + 1], alpha=alpha, now=now)
+                accepted += await store.observe_many(items[written:index + 1], alpha=alpha, now=now)
                 written = index + 1
-                store.reseed(name, version, updated.mean_ms, updated.var_ms2, now)
+                await store.reseed(name, version, updated.mean_ms, updated.var_ms2, now)
                 log.info("latency change: profile re-seeded", model=profile.key,
                          mean_ms=round(updated.mean_ms, 3), was_mean_ms=round(profile.mean_ms, 3),
                          std_ms=round(updated.std_ms, 3))
             if written < len(items):
-                accepted += store.observe_many(items[written:], alpha=alpha, now=now)
+                accepted += await store.observe_many(items[written:], alpha=alpha, now=now)
         return accepted

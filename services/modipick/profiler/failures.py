@@ -11,12 +11,11 @@ demand.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 
 import structlog
 
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileStore, StoreError
 
 log = structlog.get_logger("modipick.profiler.failures")
 
@@ -27,7 +26,7 @@ Key = tuple[str, int]
 
 
 class FailureTracker:
-    def __init__(self, store: ProfileStore, *, threshold: int = 3) -> None:
+    def __init__(self, store: AsyncProfileStore, *, threshold: int = 3) -> None:
         if threshold < 1:
             raise ValueError(f"failure threshold must be >= 1, got {threshold}")
         self._store = store
@@ -54,7 +53,7 @@ class FailureTracker:
         done = []
         for name, version in crossed:
             try:
-                known = await asyncio.to_thread(self._store.set_state, name, version, "failing")
+                known = await self._store.set_state(name, version, "failing")
             except StoreError as exc:
                 log.warning("could not mark a failing model", model=f"{name}:{version}", error=str(exc))
                 self._streak[(name, version)] = self.threshold - 1  # the next failure tries again

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import structlog
 
 from modipick.runtime.tasks import cancel_and_wait
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileStore, StoreError
 
 if TYPE_CHECKING:
     from modipick.profiler.drift import DriftFollower
@@ -37,7 +37,7 @@ class IngestStats:
 
 
 class ObservationSink:
-    def __init__(self, store: ProfileStore, *, alpha: float = 0.1, capacity: int = 100_000,
+    def __init__(self, store: AsyncProfileStore, *, alpha: float = 0.1, capacity: int = 100_000,
                  batch_size: int = 2_000, retry_s: float = 0.5, clock: Callable[[], float] = time.time,
                  follower: "DriftFollower | None" = None) -> None:
         if not 0.0 < alpha <= 1.0:
@@ -106,7 +106,7 @@ class ObservationSink:
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
             try:
-                accepted = await asyncio.to_thread(self._observe, chunk, alpha=self.alpha, now=self._clock())
+                accepted = await self._observe(chunk, alpha=self.alpha, now=self._clock())
             except StoreError as exc:
                 if str(exc) != self.last_error:
                     log.warning("profile store write failed; keeping observations", error=str(exc),
@@ -117,10 +117,10 @@ class ObservationSink:
             self.stats.unknown += len(chunk) - accepted
         return []
 
-    def _observe(self, chunk: list[Item], *, alpha: float, now: float) -> int:
+    async def _observe(self, chunk: list[Item], *, alpha: float, now: float) -> int:
         if self.follower is None:
-            return self._store.observe_many(chunk, alpha=alpha, now=now)
-        return self.follower.write(self._store, chunk, alpha=alpha, now=now)
+            return await self._store.observe_many(chunk, alpha=alpha, now=now)
+        return await self.follower.write(self._store, chunk, alpha=alpha, now=now)
 
     def _enqueue(self, items: list[Item]) -> None:
         self._buffer.extend(items)

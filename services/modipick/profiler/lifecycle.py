@@ -25,7 +25,7 @@ import structlog
 from modipick.core import ModelProfile
 from modipick.core.input_sizes import square_size
 from modipick.profiler.probe import ProbeFailed, Prober
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileStore, StoreError
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.profiler.lifecycle")
@@ -45,7 +45,7 @@ class LifecycleSettings:
 
 
 class ModelLifecycle:
-    def __init__(self, store: ProfileStore, prober: Prober, executor: executor_pb2_grpc.ExecutorServiceStub,
+    def __init__(self, store: AsyncProfileStore, prober: Prober, executor: executor_pb2_grpc.ExecutorServiceStub,
                  settings: LifecycleSettings = LifecycleSettings(), *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         self._store = store
@@ -66,7 +66,7 @@ class ModelLifecycle:
         self._ignored.discard((name, version))
         profile = ModelProfile(name=name, version=version, declared_accuracy=declared_accuracy,
                                state="eligible" if eligible else "warming", input_size=input_size)
-        created = await asyncio.to_thread(self._store.register, profile)
+        created = await self._store.register(profile)
         log.info("model registered", model=profile.key, created=created, warm=warm and not eligible)
         if warm and not eligible:
             self._schedule_warm(name, version)
@@ -77,10 +77,10 @@ class ModelLifecycle:
         task = self._busy.pop((name, version), None)
         if task is not None:
             task.cancel()
-        return await asyncio.to_thread(self._store.deregister, name, version)
+        return await self._store.deregister(name, version)
 
     async def profile(self, name: str, version: int) -> ModelProfile | None:
-        for p in await asyncio.to_thread(self._store.load_all):
+        for p in await self._store.load_all():
             if p.name == name and p.version == version:
                 return p
         return None
@@ -96,7 +96,7 @@ class ModelLifecycle:
         try:
             await self._prober.warm_up(name, version, s.warmup_runs)
             await self._prober.run(name, version, s.probe_runs, record=True)
-            await asyncio.to_thread(self._store.set_state, name, version, "eligible")
+            await self._store.set_state(name, version, "eligible")
             log.info("model eligible", model=f"{name}:{version}", warmup_runs=s.warmup_runs, probe_runs=s.probe_runs)
             return True
         except ProbeFailed as exc:
@@ -120,7 +120,7 @@ class ModelLifecycle:
 
     async def _set_state_quietly(self, name: str, version: int, state: str) -> None:
         try:
-            await asyncio.to_thread(self._store.set_state, name, version, state)
+            await self._store.set_state(name, version, state)
         except StoreError as exc:
             log.warning("state not recorded: store unavailable", model=f"{name}:{version}", state=state,
                         error=str(exc))
@@ -139,7 +139,7 @@ class ModelLifecycle:
         except grpc.aio.AioRpcError as exc:
             log.warning("executor did not list its models", code=exc.code().name, details=exc.details())
             return
-        profiles = {(p.name, p.version): p for p in await asyncio.to_thread(self._store.load_all)}
+        profiles = {(p.name, p.version): p for p in await self._store.load_all()}
         loading = any(s.state == common_pb2.MODEL_STATE_LOADING for s in listed.models)
         for status in listed.models:
             key = (status.model.name, int(status.model.version))

@@ -6,9 +6,9 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
-from modipick.runtime.metrics import (CountingErrors, ObservationCollector, ReadCollector, redis_errors_counter,
+from modipick.runtime.metrics import (ObservationCollector, ReadCollector, redis_errors_counter,
                                       watch_security)
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileLegStore, ErrorCountingStore
 
 
 class ProfilerMetrics:
@@ -16,8 +16,8 @@ class ProfilerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.redis_errors = redis_errors_counter(self.registry)
 
-    def count_store_errors(self, store: ProfileStore) -> ProfileStore:
-        return CountingErrors(store, self.redis_errors, (StoreError,))
+    def count_store_errors(self, store: AsyncProfileLegStore) -> ErrorCountingStore:
+        return ErrorCountingStore(store, self.redis_errors.inc)
 
     def watch(self, sink: Any, service: Any) -> None:
         """Observations by result, from the ingest statistics and the service's rejection counts."""

@@ -15,36 +15,38 @@ only other Profilers' writes since the snapshot are (they restore their own).
 
 Only models this Profiler knows are restored, and only when the store lost them (an outage or
 rejected writes): a model another Profiler deregistered in normal operation stays deregistered.
-Every store call goes through one lock, so snapshot and journal never miss a write in between.
+Every store call is awaited under one lock, so snapshot and journal never miss a write in between.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import replace
-from typing import Any, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 
 from modipick.core import ModelProfile
-from modipick.stores import ProfileStore, StoreError, StoreUnavailable
+from modipick.stores import (AsyncProfileLegStore, ReturnLegPage, ReturnLegSample, StoreError,
+                             StoreUnavailable)
 from modipick.stores.base import Observation
 
 log = structlog.get_logger("modipick.profiler.recovery")
 
 Key = tuple[str, int]
+T = TypeVar("T")
 
 
-class RecoveringStore:
-    def __init__(self, store: ProfileStore, *, journal_limit: int = 200_000) -> None:
+class RecoveringStore(AsyncProfileLegStore):
+    def __init__(self, store: AsyncProfileLegStore, *, journal_limit: int = 200_000) -> None:
         self._store = store
         self._known: dict[Key, ModelProfile] = {}
         self._journal: list[tuple[list[Observation], float, float | None]] = []  # (batch, alpha, now)
         self._journaled = 0
         self._journal_limit = journal_limit
         self._suspect = False  # a call failed as unavailable: check the registry before the next one
-        self._lock = threading.RLock()  # calls arrive from asyncio.to_thread workers
+        self._lock = asyncio.Lock()
         self.restorations = 0
         self.restored_models = 0
         self.rewritten = 0  # observations written again after a restore (journal and rejected ones)
@@ -52,84 +54,87 @@ class RecoveringStore:
     def __repr__(self) -> str:
         return f"RecoveringStore({self._store!r})"
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
     @property
     def known(self) -> dict[Key, ModelProfile]:
-        with self._lock:
-            return dict(self._known)
+        return dict(self._known)
 
     # -- the ProfileStore contract ------------------------------------------------------------------
-    def load_all(self) -> list[ModelProfile]:
-        with self._lock:
-            self._before()
-            profiles = self._call(self._store.load_all)
+    async def load_all(self) -> list[ModelProfile]:
+        async with self._lock:
+            await self._before()
+            profiles = await self._call(self._store.load_all)
             present = {(p.name, p.version) for p in profiles}
             if self._known and not (present & set(self._known)):  # none we knew: the store lost its data
-                self._restore(present)
-                profiles = self._call(self._store.load_all)
+                await self._restore(present)
+                profiles = await self._call(self._store.load_all)
             self._known = {(p.name, p.version): p for p in profiles}
             self._journal.clear()
             self._journaled = 0
             return profiles
 
-    def register(self, profile: ModelProfile) -> bool:
-        with self._lock:
-            self._before()
-            created = self._call(self._store.register, profile)
+    async def register(self, profile: ModelProfile) -> bool:
+        async with self._lock:
+            await self._before()
+            created = await self._call(self._store.register, profile)
             old = self._known.get((profile.name, profile.version))
             self._known[(profile.name, profile.version)] = profile if old is None else replace(
                 old, declared_accuracy=profile.declared_accuracy, state=profile.state,
                 input_size=profile.input_size)
             return created
 
-    def deregister(self, name: str, version: int) -> bool:
-        with self._lock:
-            self._before()
-            existed = self._call(self._store.deregister, name, version)
+    async def deregister(self, name: str, version: int) -> bool:
+        async with self._lock:
+            await self._before()
+            existed = await self._call(self._store.deregister, name, version)
             self._known.pop((name, version), None)
             return existed
 
-    def set_state(self, name: str, version: int, state: str) -> bool:
-        with self._lock:
-            self._before()
-            known = self._call(self._store.set_state, name, version, state)
+    async def set_state(self, name: str, version: int, state: str) -> bool:
+        async with self._lock:
+            await self._before()
+            known = await self._call(self._store.set_state, name, version, state)
             old = self._known.get((name, version))
             if old is not None:
                 self._known[(name, version)] = replace(old, state=state)
             return known
 
-    def record_outcome(self, name: str, version: int, correct: bool) -> bool:
-        with self._lock:
-            self._before()
-            known = self._call(self._store.record_outcome, name, version, correct)
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        async with self._lock:
+            await self._before()
+            known = await self._call(self._store.record_outcome, name, version, correct)
             if not known and (name, version) in self._known:
-                self._restore()
-                known = self._call(self._store.record_outcome, name, version, correct)
+                await self._restore()
+                known = await self._call(self._store.record_outcome, name, version, correct)
             return known
 
-    def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
-        with self._lock:
-            self._before()
-            return self._call(self._store.reseed, name, version, mean_ms, var_ms2, now)
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        async with self._lock:
+            await self._before()
+            return await self._call(self._store.reseed, name, version, mean_ms, var_ms2, now)
 
-    def observe_many(self, observations: Iterable[Observation], *, alpha: float, now: float | None = None) -> int:
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float, now: float | None = None) -> int:
         batch = list(observations)
-        with self._lock:
-            self._before()
-            accepted = self._call(self._store.observe_many, batch, alpha=alpha, now=now)
+        async with self._lock:
+            await self._before()
+            accepted = await self._call(self._store.observe_many, batch, alpha=alpha, now=now)
             if accepted < len(batch) and any((n, int(v)) in self._known for n, v, _ in batch):
-                restored = self._restore()
+                restored = await self._restore()
                 again = [item for item in batch if (item[0], int(item[1])) in restored]
                 if again:
-                    accepted += self._call(self._store.observe_many, again, alpha=alpha, now=now)
+                    accepted += await self._call(self._store.observe_many, again, alpha=alpha, now=now)
                     self.rewritten += len(again)
             self._remember(batch, alpha, now)
             return accepted
 
-    def close(self) -> None:
-        self._store.close()
+    async def close(self) -> None:
+        await self._store.close()
+
+    # -- the return-leg stream: passed through (the registry copy does not cover it) ------------------
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return await self._store.append_return_legs(samples, keep=keep)
+
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return await self._store.read_return_legs(after, count)
 
     # -- restoring ----------------------------------------------------------------------------------
     def _remember(self, batch: list[Observation], alpha: float, now: float | None) -> None:
@@ -138,31 +143,31 @@ class RecoveringStore:
         self._journal.append((batch, alpha, now))
         self._journaled += len(batch)
 
-    def _call(self, fn, *args, **kwargs):
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         try:
-            return fn(*args, **kwargs)
+            return await fn(*args, **kwargs)
         except StoreUnavailable:
             self._suspect = True
             raise
 
-    def _before(self) -> None:
+    async def _before(self) -> None:
         if self._suspect:
-            self._restore()
+            await self._restore()
 
-    def _restore(self, present: set[Key] | None = None) -> set[Key]:
+    async def _restore(self, present: set[Key] | None = None) -> set[Key]:
         """Register every known model the store lost, then write the journal for them; returns
         their keys. Raises StoreError (still suspect) when the store is not back yet."""
         if present is None:
-            present = {(p.name, p.version) for p in self._call(self._store.load_all)}
+            present = {(p.name, p.version) for p in await self._call(self._store.load_all)}
         missing = [p for key, p in self._known.items() if key not in present]
         for profile in missing:
-            self._call(self._store.register, profile)
+            await self._call(self._store.register, profile)
         lost = {(p.name, p.version) for p in missing}
         replayed = 0
         for batch, alpha, now in self._journal:
             again = [item for item in batch if (item[0], int(item[1])) in lost]
             if again:
-                replayed += self._call(self._store.observe_many, again, alpha=alpha, now=now)
+                replayed += await self._call(self._store.observe_many, again, alpha=alpha, now=now)
         self._suspect = False
         if missing:
             self.restorations += 1
@@ -177,7 +182,7 @@ class RecoveringStore:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await asyncio.to_thread(self.load_all)
+                await self.load_all()
             except StoreError:
                 pass  # an outage: the buffer and the next successful call deal with it
             except Exception:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from modipick.runtime.tasks import cancel_and_wait
-from modipick.stores import ReturnLegLog, ReturnLegSample, StoreError
+from modipick.stores import AsyncReturnLegLog, ReturnLegSample, StoreError
 
 log = structlog.get_logger("modipick.profiler.return_legs")
 
@@ -31,7 +31,7 @@ class ReturnLegStats:
 
 
 class ReturnLegSink:
-    def __init__(self, store: ReturnLegLog, *, keep: int = DEFAULT_KEEP, capacity: int = 10_000,
+    def __init__(self, store: AsyncReturnLegLog, *, keep: int = DEFAULT_KEEP, capacity: int = 10_000,
                  batch_size: int = 500, linger_s: float = 0.02, retry_s: float = 0.5) -> None:
         if keep < 1 or capacity < 1 or batch_size < 1 or not linger_s > 0 or not retry_s > 0:
             raise ValueError("return-leg sink: keep, capacity and batch_size must be >= 1, linger and retry > 0")
@@ -105,7 +105,7 @@ class ReturnLegSink:
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
             try:
-                appended = await asyncio.to_thread(self._store.append_return_legs, batch, keep=self.keep)
+                appended = await self._store.append_return_legs(batch, keep=self.keep)
             except StoreError as exc:
                 self._requeue(batch)
                 self.stats.failed_writes += 1

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import grpc
 import structlog
@@ -18,7 +17,7 @@ from modipick.profiler.lifecycle import ModelLifecycle
 from modipick.profiler.probe import ProbeFailed, Prober
 from modipick.profiler.return_legs import ReturnLegSink
 from modipick.runtime.rpc_interceptor import call_request_id
-from modipick.stores import ProfileStore, ReturnLegSample, StoreError, StoreUnavailable
+from modipick.stores import AsyncProfileStore, ReturnLegSample, StoreError, StoreUnavailable
 from modipick.stores.base import check_leg_samples
 from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc
 
@@ -28,6 +27,7 @@ MAX_PROBE_RUNS = 1000
 MAX_OBSERVATION_MS = 3_600_000.0  # an hour: beyond it a latency is a unit mistake, and would wreck the EWMA
 MAX_NAME_CHARS = 256
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+T = TypeVar("T")
 _STATES = {"loading": common_pb2.MODEL_STATE_LOADING, "warming": common_pb2.MODEL_STATE_WARMING,
            "eligible": common_pb2.MODEL_STATE_ELIGIBLE, "failing": common_pb2.MODEL_STATE_FAILING}
 
@@ -67,7 +67,7 @@ def observation_item(o: profiler_pb2.Observation) -> Item | None:
 
 
 class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
-    def __init__(self, store: ProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
+    def __init__(self, store: AsyncProfileStore, sink: ObservationSink, lifecycle: ModelLifecycle,
                  prober: Prober, failures: FailureTracker | None = None, *,
                  legs: ReturnLegSink | None = None, labels: LabelGate | None = None) -> None:
         self._labels = labels  # None: every label counts
@@ -81,9 +81,9 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
         self.failed_observations = 0
         self.rejected_observations = 0  # failed executions and malformed observations
 
-    async def _store_call(self, context: grpc.aio.ServicerContext, fn, *args):
+    async def _store_call(self, context: grpc.aio.ServicerContext, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await fn(*args)
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"profile store unavailable: {exc}")
         except StoreError as exc:
@@ -218,8 +218,8 @@ class ProfilerService(profiler_pb2_grpc.ProfilerServiceServicer):
                                                profile=profile_message(profile) if profile else None)
 
 
-def _find(store: ProfileStore, name: str, version: int) -> ModelProfile | None:
-    for p in store.load_all():
+async def _find(store: AsyncProfileStore, name: str, version: int) -> ModelProfile | None:
+    for p in await store.load_all():
         if p.name == name and p.version == version:
             return p
     return None

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -118,34 +117,6 @@ def serve_metrics(port: int, registry: CollectorRegistry) -> MetricsServer | Non
 
 
 # -- shared pieces --------------------------------------------------------------------------------
-class CountingErrors:
-    """Calls through to `target`, counting the exceptions of the `errors` types they raise (then
-    re-raising them): a profile store whose Redis errors are counted."""
-
-    def __init__(self, target: Any, counter: Counter, errors: tuple[type[BaseException], ...]) -> None:
-        self._target = target
-        self._counter = counter
-        self._errors = errors
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if not callable(value) or name.startswith("_"):
-            return value
-
-        @functools.wraps(value)
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return value(*args, **kwargs)
-            except self._errors:
-                self._counter.inc()
-                raise
-
-        return counted
-
-    def __repr__(self) -> str:
-        return repr(self._target)
-
-
 def redis_errors_counter(registry: CollectorRegistry) -> Counter:
     return Counter("modipick_redis_errors", "Profile-store (Redis) calls that failed", registry=registry)
 

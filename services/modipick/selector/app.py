@@ -31,7 +31,7 @@ from modipick.selector.returnlegs import ReturnLegBook, ReturnLegSettings
 from modipick.selector.report_limits import ReportLimits, ReportRateLimiter
 from modipick.selector.service import SelectorService
 from modipick.selector.tickets import TicketKeys, TicketSigner
-from modipick.stores import ProfileStore, make_store
+from modipick.stores import AsyncProfileLegStore, ProfileLegStore, awaited, make_async_store
 from modipick.v1 import profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
 
 log = structlog.get_logger("modipick.selector")
@@ -84,7 +84,7 @@ class SelectorSettings:
 class SelectorApp:
     def __init__(self, settings: SelectorSettings, server: RunningServer, service: SelectorService,
                  cache: ProfileCache, outcomes: OutcomeForwarder, channels: list[grpc.aio.Channel],
-                 store: ProfileStore, owns_store: bool) -> None:
+                 store: AsyncProfileLegStore, owns_store: bool) -> None:
         self.settings = settings
         self.server = server
         self.service = service
@@ -116,24 +116,26 @@ class SelectorApp:
         for channel in self._channels:
             await channel.close()
         if self._owns_store:
-            self._store.close()
+            await self._store.close()
 
 
-async def start_selector(settings: SelectorSettings, *, store: ProfileStore | None = None,
+async def start_selector(settings: SelectorSettings, *, store: ProfileLegStore | AsyncProfileLegStore | None = None,
                          wall_ns: Callable[[], int] = time.time_ns,
                          metrics: SelectorMetrics | None = None) -> SelectorApp:
-    """Start serving; with `store`, share that store (the caller closes it). `wall_ns` is the clock
+    """Start serving; with `store` (blocking or awaited), share its profiles (the caller closes it). `wall_ns` is the clock
     request receive times are read from (injected by tests to give replicas identical budgets)."""
     policies = PolicyBook(settings.policy, **{"min_probability": settings.min_meet_probability,
                                               **settings.policy_params})
     metrics = metrics if metrics is not None else SelectorMetrics()
-    owns_store = store is None
-    store = store if store is not None else make_store(settings.store_url, **settings.store_options)
+    if store is None:  # awaited on this loop: Redis through redis.asyncio, no thread per refresh
+        own, owns_store = make_async_store(settings.store_url, **settings.store_options), True
+    else:
+        own, owns_store = awaited(store)
     legs = settings.return_legs
     sharing = resolve_sharing(legs.sharing, learned=legs.mode == "learned", store_url=settings.store_url,
-                              store=store)
-    store = EmptiedStoreGuard(metrics.count_store_errors(store), grace_s=settings.empty_store_grace_s)
-    cache = ProfileCache(store, refresh_s=settings.refresh_ms / 1000.0)
+                              store=own)
+    guarded = EmptiedStoreGuard(metrics.count_store_errors(own), grace_s=settings.empty_store_grace_s)
+    cache = ProfileCache(guarded, refresh_s=settings.refresh_ms / 1000.0)
     metrics.watch_cache(cache)
     book = ReturnLegBook(legs, shared=sharing == "store") if legs.mode == "learned" else None
     if sharing == "partitioned":  # each client's model in Redis, read with its decisions
@@ -141,7 +143,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
                                      ttl_s=settings.client_leg_ttl_s, cache_ttl_s=settings.client_leg_cache_s)
     legs_feed = None
     if sharing == "store":  # learned from the Profiler's stream, read after every profile refresh
-        legs_feed = ReturnLegFeed(store, book)
+        legs_feed = ReturnLegFeed(guarded, book)
         cache.follow(legs_feed.pull)
     await cache.start()
     pool = ExecutorPool(split_targets(settings.executor_target), lambda: cache.snapshot.candidates,
@@ -193,7 +195,7 @@ async def start_selector(settings: SelectorSettings, *, store: ProfileStore | No
              return_leg_sharing=sharing, oip_models=",".join(settings.oip_models) or None,
              client_auth=settings.client_auth.mode, signed_tickets=settings.ticket_keys.enabled,
              report_rate_per_s=settings.report_limits.rate_per_s)
-    app = SelectorApp(settings, server, service, cache, outcomes, channels, store, owns_store)
+    app = SelectorApp(settings, server, service, cache, outcomes, channels, guarded, owns_store)
     app.pool, app.profiles_health, app.legs_feed = pool, health, legs_feed
     app.client_legs = book if isinstance(book, PartitionedLegBook) else None
     if app.client_legs is not None:

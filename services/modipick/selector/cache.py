@@ -21,7 +21,7 @@ import structlog
 
 from modipick.core import Candidate, ModelProfile
 from modipick.runtime.tasks import cancel_and_wait
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileStore, StoreError
 
 log = structlog.get_logger("modipick.selector.cache")
 
@@ -47,7 +47,7 @@ class Snapshot:
 
 
 class ProfileCache:
-    def __init__(self, store: ProfileStore, *, refresh_s: float = 0.5,
+    def __init__(self, store: AsyncProfileStore, *, refresh_s: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not refresh_s > 0:
             raise ValueError(f"refresh period must be > 0 s, got {refresh_s!r}")
@@ -81,7 +81,7 @@ class ProfileCache:
     async def refresh(self) -> bool:
         """Load once; True on success. Failures keep the last-known snapshot."""
         try:
-            profiles = await asyncio.to_thread(self._store.load_all)
+            profiles = await self._store.load_all()
         except StoreError as exc:
             self.failed_refreshes += 1
             self.last_error = str(exc)

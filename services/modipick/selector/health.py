@@ -15,24 +15,25 @@ Health: "modipick.v1.SelectorService/profiles" is NOT_SERVING while degraded; ""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
 from modipick.core import ModelProfile
 from modipick.runtime.health_watch import DegradationHealth
 from modipick.runtime.server import RunningServer
-from modipick.stores import ProfileStore, StoreUnavailable
+from modipick.stores import AsyncProfileLegStore, ReturnLegPage, ReturnLegSample, StoreUnavailable
+from modipick.stores.base import Observation
 
 log = structlog.get_logger("modipick.selector.health")
 
 PROFILES_HEALTH_SUFFIX = "/profiles"
 
 
-class EmptiedStoreGuard:
-    """A read-only ProfileStore view for the Selector (load_all; everything else passes through)."""
+class EmptiedStoreGuard(AsyncProfileLegStore):
+    """The Selector's view of its store: load_all guarded; everything else passes through."""
 
-    def __init__(self, store: ProfileStore, *, grace_s: float = 30.0,
+    def __init__(self, store: AsyncProfileLegStore, *, grace_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self.grace_s = grace_s
@@ -41,8 +42,8 @@ class EmptiedStoreGuard:
         self._empty_since: float | None = None
         self.suspicious_loads = 0
 
-    def load_all(self) -> list[ModelProfile]:
-        profiles = self._store.load_all()
+    async def load_all(self) -> list[ModelProfile]:
+        profiles = await self._store.load_all()
         eligible = sum(p.state == "eligible" for p in profiles)
         if eligible:
             self._had_eligible, self._empty_since = eligible, None
@@ -62,8 +63,34 @@ class EmptiedStoreGuard:
             self._had_eligible = 0
         return profiles
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    # -- everything else: passed through -----------------------------------------------------------
+    async def register(self, profile: ModelProfile) -> bool:
+        return await self._store.register(profile)
+
+    async def deregister(self, name: str, version: int) -> bool:
+        return await self._store.deregister(name, version)
+
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                           now: float | None = None) -> int:
+        return await self._store.observe_many(observations, alpha=alpha, now=now)
+
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        return await self._store.record_outcome(name, version, correct)
+
+    async def set_state(self, name: str, version: int, state: str) -> bool:
+        return await self._store.set_state(name, version, state)
+
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float, now: float | None = None) -> bool:
+        return await self._store.reseed(name, version, mean_ms, var_ms2, now)
+
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return await self._store.append_return_legs(samples, keep=keep)
+
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return await self._store.read_return_legs(after, count)
+
+    async def close(self) -> None:
+        await self._store.close()
 
     def __repr__(self) -> str:
         return f"EmptiedStoreGuard({self._store!r})"

@@ -17,13 +17,13 @@ import asyncio
 import structlog
 
 from modipick.selector.returnlegs import ReturnLegBook
-from modipick.stores import ReturnLegLog, StoreError
+from modipick.stores import AsyncReturnLegLog, ReturnLegLog, StoreError
 
 log = structlog.get_logger("modipick.selector.leg_stream")
 
 
 class ReturnLegFeed:
-    def __init__(self, store: ReturnLegLog, book: ReturnLegBook, *, page: int = 5_000, max_pages: int = 40,
+    def __init__(self, store: AsyncReturnLegLog, book: ReturnLegBook, *, page: int = 5_000, max_pages: int = 40,
                  chunk: int = 256) -> None:
         if page < 1 or max_pages < 1 or chunk < 1:
             raise ValueError("page, max_pages and chunk must be >= 1")
@@ -45,7 +45,7 @@ class ReturnLegFeed:
             applied = 0
             for _ in range(self.max_pages):
                 try:
-                    page = await asyncio.to_thread(self._store.read_return_legs, self.last_id, self.page)
+                    page = await self._store.read_return_legs(self.last_id, self.page)
                 except StoreError as exc:
                     self.failed_reads += 1
                     if str(exc) != self.last_error:
@@ -83,7 +83,7 @@ def resolve_sharing(sharing: str, *, learned: bool, store_url: str, store: objec
     on_redis = store_url.strip().lower().startswith(URL_PREFIXES)
     if sharing == "auto":
         return "partitioned" if on_redis else "local"
-    if sharing == "store" and not isinstance(store, ReturnLegLog):
+    if sharing == "store" and not isinstance(store, (ReturnLegLog, AsyncReturnLegLog)):
         raise ValueError(f"return-leg sharing 'store' needs a store with a return-leg stream, not {store!r}")
     if sharing == "partitioned" and not on_redis:
         raise ValueError(f"return-leg sharing 'partitioned' needs a Redis store URL, got "

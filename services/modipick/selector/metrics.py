@@ -9,9 +9,9 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from modipick.core.policies import LIVE_POLICIES
-from modipick.runtime.metrics import (SECONDS_BUCKETS, CountingErrors, CountingHistogram, ReadCollector,
+from modipick.runtime.metrics import (SECONDS_BUCKETS, CountingHistogram, ReadCollector,
                                       counter_family, labelled, redis_errors_counter, watch_security)
-from modipick.stores import ProfileStore, StoreError
+from modipick.stores import AsyncProfileLegStore, ErrorCountingStore
 
 UNKNOWN_POLICY = "unknown"
 
@@ -93,8 +93,8 @@ class SelectorMetrics:
         """Staleness = the cache's age at scrape time (+Inf before the first successful load)."""
         self.staleness.set_function(lambda: cache.age_s)
 
-    def count_store_errors(self, store: ProfileStore) -> ProfileStore:
-        return CountingErrors(store, self.redis_errors, (StoreError,))
+    def count_store_errors(self, store: AsyncProfileLegStore) -> ErrorCountingStore:
+        return ErrorCountingStore(store, self.redis_errors.inc)
 
     def watch_security(self, read: Callable[[], dict[str, float]]) -> None:
         watch_security(self.registry, read)

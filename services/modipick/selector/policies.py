@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 from modipick.core import Policy, make_policy
-from modipick.core.policies import LIVE_POLICIES, Oracle
+from modipick.core.policies import LIVE_POLICIES, Oracle, Rng
 from modipick.selector.budget import RequestInvalid
+
+T = TypeVar("T")
 
 
 class PolicyBook:
@@ -38,7 +40,7 @@ class PolicyBook:
         return f"unknown policy {shown!r}; live policies: {', '.join(LIVE_POLICIES)}"
 
 
-def seeded_rng(seed: int) -> Callable[[str], random.Random]:
+def seeded_rng(seed: int) -> Callable[[str], "RequestRandom"]:
     """One RNG per request, drawn from (seed, request id): replicas with the same seed and the same
     profiles choose the same model for the same request, whatever order requests arrive in."""
     key = hashlib.blake2b(str(seed).encode(), digest_size=16).digest()
@@ -46,16 +48,17 @@ def seeded_rng(seed: int) -> Callable[[str], random.Random]:
     def seed_of(request_id: str) -> int:
         return int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=8, key=key).digest(), "big")
 
-    def rng_for(request_id: str) -> random.Random:
-        return RequestRandom(seed_of, request_id)  # type: ignore[return-value]
+    def rng_for(request_id: str) -> RequestRandom:
+        return RequestRandom(seed_of, request_id)
 
     return rng_for
 
 
-class RequestRandom:
+class RequestRandom(Rng):
     """A request's `random.Random(seed_of(request_id))`, seeded at its first draw: most decisions
     draw nothing (one base model, or the fallback), and seeding costs more than the rest of a
-    decision on a CPU that idled since the last request."""
+    decision on a CPU that idled since the last request. Every draw is random.Random's own, on
+    that one stream."""
 
     __slots__ = ("_seed_of", "_request_id", "_rng")
 
@@ -72,5 +75,11 @@ class RequestRandom:
     def random(self) -> float:
         return self._seeded().random()
 
-    def __getattr__(self, name: str) -> Any:  # the rest of random.Random's methods
-        return getattr(self._seeded(), name)
+    def uniform(self, a: float, b: float) -> float:
+        return self._seeded().uniform(a, b)
+
+    def choice(self, seq: Sequence[T]) -> T:
+        return self._seeded().choice(seq)
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        return self._seeded().randrange(start, stop, step)

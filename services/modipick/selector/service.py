@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -17,7 +16,7 @@ import structlog
 
 from modipick.core import Candidate, Decision, Reason
 from modipick.core.input_sizes import candidates_for_input, image_input_size, square_size
-from modipick.core.policies import runs_on_device
+from modipick.core.policies import Rng, runs_on_device
 from modipick.runtime.metadata import REQUEST_ID_KEY, request_id_problem
 from modipick.runtime.rpc_interceptor import call_request_id
 from modipick.runtime.status_details import abort_with_details, execution_reason
@@ -83,7 +82,7 @@ class Plan:
 
 class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
     def __init__(self, cache: ProfileCache, executors: Executors, policies: PolicyBook, outcomes: OutcomeForwarder,
-                 *, rng_for: Callable[[str], random.Random], rules: BudgetRules = BudgetRules(),
+                 *, rng_for: Callable[[str], Rng], rules: BudgetRules = BudgetRules(),
                  overhead: ServingOverhead | None = None, wall_ns: Callable[[], int] = time.time_ns,
                  perf: Callable[[], float] = time.perf_counter, metrics: SelectorMetrics | None = None,
                  budgeter: Budgeter | None = None, learner: OutcomeLearner | None = None,

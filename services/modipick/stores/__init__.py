@@ -6,6 +6,7 @@
     store = make_store("redis+sentinel://s1:26379,s2:26379/mymaster/0", replica_acks=1)
     store = make_store("redis+cluster://node1:7000,node2:7000")   # keys hash-tagged: {modipick}:...
     store = make_async_store("redis://127.0.0.1:6379/0")          # the same contract, awaited
+    store, opened = awaited(make_store("memory"))                  # a blocking store's awaited form
 
 Keyword options for Redis are RedisOptions fields (or `options=RedisOptions(...)`); for memory, `clock`.
 """
@@ -13,24 +14,27 @@ Keyword options for Redis are RedisOptions fields (or `options=RedisOptions(...)
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
-from modipick.stores.base import (STATES, AsyncProfileStore, AsyncReturnLegLog, Observation, ProfileStore,
-                                   ReturnLegLog, ReturnLegPage, ReturnLegSample)
+from modipick.stores.base import (STATES, AsyncProfileLegStore, AsyncProfileStore, AsyncReturnLegLog, Observation,
+                                   ProfileLegStore, ProfileStore, ReturnLegLog, ReturnLegPage, ReturnLegSample)
+from modipick.stores.counting import ErrorCountingStore
 from modipick.stores.errors import (StoreAccessDenied, StoreConfigError, StoreDataError, StoreError,
                                     StoreFailureCounts, StoreUnavailable, StoreWriteUnconfirmed)
-from modipick.stores.memory import InMemoryProfileStore
+from modipick.stores.memory import AsyncInMemoryProfileStore, InMemoryProfileStore
 from modipick.stores.redis_async import AsyncRedisProfileStore
 from modipick.stores.redis_options import ALL_SCHEMES, RedisOptions, Timeouts, redact
 from modipick.stores.redis_store import RedisProfileStore
 
 __all__ = [
-    "STATES", "AsyncProfileStore", "AsyncRedisProfileStore", "AsyncReturnLegLog", "InMemoryProfileStore",
-    "Observation", "ProfileStore", "RedisOptions", "RedisProfileStore",
+    "STATES", "AsyncInMemoryProfileStore", "AsyncProfileLegStore", "AsyncProfileStore", "AsyncRedisProfileStore", "AsyncReturnLegLog",
+    "ErrorCountingStore", "InMemoryProfileStore", "Observation", "ProfileLegStore", "ProfileStore", "RedisOptions",
+    "RedisProfileStore",
     "ReturnLegLog", "ReturnLegPage", "ReturnLegSample",
     "StoreAccessDenied", "StoreConfigError", "StoreDataError", "StoreError", "StoreFailureCounts",
     "StoreUnavailable", "StoreWriteUnconfirmed", "Timeouts",
-    "make_async_store", "make_store",
+    "awaited", "make_async_store", "make_store",
 ]
 
 _REDIS_PREFIXES = tuple(f"{scheme}://" for scheme in ALL_SCHEMES)
@@ -41,23 +45,44 @@ def make_store(url_or_name: str, **opts: Any) -> ProfileStore:
     URL -> RedisProfileStore."""
     target = (url_or_name or "").strip()
     if target == "memory":
-        clock = opts.pop("clock", None)
-        if opts:
-            raise StoreConfigError(f"the memory store takes no options, got {sorted(opts)}")
-        return InMemoryProfileStore(clock=clock) if clock else InMemoryProfileStore()
+        return _memory(opts)
     if target.lower().startswith(_REDIS_PREFIXES):
         clock = opts.pop("clock", None)
         return RedisProfileStore(target, _redis_options(opts), **({"clock": clock} if clock else {}))
     raise _unknown(target)
 
 
-def make_async_store(url: str, **opts: Any) -> AsyncRedisProfileStore:
-    """A Redis URL (any make_store accepts) -> AsyncRedisProfileStore, for code on an event loop."""
-    target = (url or "").strip()
+def make_async_store(url_or_name: str, **opts: Any) -> AsyncProfileLegStore:
+    """make_store's stores for code on an event loop: "memory" -> AsyncInMemoryProfileStore, a Redis
+    URL -> AsyncRedisProfileStore (redis.asyncio: no call blocks the loop or hops to a thread)."""
+    target = (url_or_name or "").strip()
+    if target == "memory":
+        return AsyncInMemoryProfileStore(_memory(opts))
     if not target.lower().startswith(_REDIS_PREFIXES):
         raise _unknown(target)
     clock = opts.pop("clock", None)
     return AsyncRedisProfileStore(target, _redis_options(opts), **({"clock": clock} if clock else {}))
+
+
+def awaited(store: ProfileLegStore | AsyncProfileLegStore) -> tuple[AsyncProfileLegStore, bool]:
+    """The awaited form of a store a caller built, and whether it opened connections of its own
+    (then whoever asked closes it; the caller's store stays the caller's): an awaited store as it
+    is, the in-memory store called directly (the same profiles), a blocking Redis store's target
+    on redis.asyncio."""
+    if isinstance(store, InMemoryProfileStore):
+        return AsyncInMemoryProfileStore(store), False
+    if isinstance(store, RedisProfileStore):
+        return store.asyncio_twin(), True
+    if not inspect.iscoroutinefunction(getattr(store, "load_all", None)):
+        raise StoreConfigError(f"{store!r} is neither an awaited profile store nor one of modipick.stores'")
+    return store, False  # type: ignore[return-value]
+
+
+def _memory(opts: dict[str, Any]) -> InMemoryProfileStore:
+    clock = opts.pop("clock", None)
+    if opts:
+        raise StoreConfigError(f"the memory store takes no options, got {sorted(opts)}")
+    return InMemoryProfileStore(clock=clock) if clock else InMemoryProfileStore()
 
 
 def _redis_options(opts: dict[str, Any]) -> RedisOptions:

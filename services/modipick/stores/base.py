@@ -125,6 +125,17 @@ class AsyncReturnLegLog(Protocol):
     async def read_return_legs(self, after: str, count: int) -> ReturnLegPage: ...
 
 
+@runtime_checkable
+class ProfileLegStore(ProfileStore, ReturnLegLog, Protocol):
+    """A profile store with its return-leg stream: what every backend here implements, and what the
+    wrappers around one (error counting, recovery, the Selector's guard) forward."""
+
+
+@runtime_checkable
+class AsyncProfileLegStore(AsyncProfileStore, AsyncReturnLegLog, Protocol):
+    """ProfileLegStore, awaited."""
+
+
 def check_leg_samples(samples: Iterable[ReturnLegSample]) -> list[ReturnLegSample]:
     """Validate a whole batch before any of it is appended."""
     checked = list(samples)

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from modipick.core import ModelProfile
 from modipick.core.profiles import ewma_update, record_outcome
-from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, check_alpha, check_keep,
-                                   check_leg_samples, check_observations, check_reseed, check_state,
+from modipick.stores.base import (AsyncProfileLegStore, Observation, ReturnLegPage, ReturnLegSample, check_alpha,
+                                   check_keep, check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
 
 
@@ -109,3 +109,46 @@ class InMemoryProfileStore:
                 return False
             self._profiles[key] = change(known)
             return True
+
+
+class AsyncInMemoryProfileStore(AsyncProfileLegStore):
+    """The in-memory store for code on an event loop: one InMemoryProfileStore (`store`, which
+    blocking code in the same process may share), called directly: its calls never wait on I/O."""
+
+    def __init__(self, store: InMemoryProfileStore | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store if store is not None else InMemoryProfileStore(clock=clock)
+
+    def __repr__(self) -> str:
+        return repr(self.store)
+
+    async def load_all(self) -> list[ModelProfile]:
+        return self.store.load_all()
+
+    async def register(self, profile: ModelProfile) -> bool:
+        return self.store.register(profile)
+
+    async def deregister(self, name: str, version: int) -> bool:
+        return self.store.deregister(name, version)
+
+    async def observe_many(self, observations: Iterable[Observation], *, alpha: float,
+                           now: float | None = None) -> int:
+        return self.store.observe_many(observations, alpha=alpha, now=now)
+
+    async def record_outcome(self, name: str, version: int, correct: bool) -> bool:
+        return self.store.record_outcome(name, version, correct)
+
+    async def set_state(self, name: str, version: int, state: str) -> bool:
+        return self.store.set_state(name, version, state)
+
+    async def reseed(self, name: str, version: int, mean_ms: float, var_ms2: float,
+                     now: float | None = None) -> bool:
+        return self.store.reseed(name, version, mean_ms, var_ms2, now)
+
+    async def append_return_legs(self, samples: Sequence[ReturnLegSample], *, keep: int) -> int:
+        return self.store.append_return_legs(samples, keep=keep)
+
+    async def read_return_legs(self, after: str, count: int) -> ReturnLegPage:
+        return self.store.read_return_legs(after, count)
+
+    async def close(self) -> None:
+        self.store.close()

@@ -12,6 +12,7 @@ from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, c
                                    check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
 from modipick.stores.errors import StoreFailureCounts
+from modipick.stores.redis_async import AsyncRedisProfileStore
 from modipick.stores.redis_clients import sync_client
 from modipick.stores.redis_codec import (SCRIPTS, KeyLayout, append_calls, check_acks, decode_profile,
                                          leg_page, mapped_errors, observe_calls, register_args)
@@ -22,6 +23,7 @@ class RedisProfileStore:
     def __init__(self, url: str, options: RedisOptions | None = None, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.options = options or RedisOptions()
+        self._url = url
         self._where = redact(url)
         self._clock = clock
         self.failures = StoreFailureCounts()
@@ -37,6 +39,11 @@ class RedisProfileStore:
 
     def __repr__(self) -> str:
         return f"RedisProfileStore({self._where!r}, namespace={self.layout.namespace!r})"
+
+    def asyncio_twin(self) -> AsyncRedisProfileStore:
+        """An AsyncRedisProfileStore on the same target with the same options and clock, for code on
+        an event loop (its own connections: whoever asks closes it)."""
+        return AsyncRedisProfileStore(self._url, self.options, clock=self._clock)
 
     def key(self, name: str, version: int) -> str:
         return self.layout.profile(name, version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from modipick.core.policies.base import Decision, Policy, Reason, fastest, runs_on_device
+from modipick.core.policies.base import Decision, Policy, Reason, Rng, fastest, runs_on_device
 from modipick.core.policies.baselines import Oracle, PureRandom, RelatedAccurate, RelatedRandom
 from modipick.core.policies.greedy import DynamicGreedy, StaticGreedy
 from modipick.core.policies.modipick import ModiPick
@@ -44,7 +44,7 @@ def make_policy(name: str, **params: Any) -> Policy:
     return factory(**{k: v for k, v in params.items() if k in accepted})
 
 
-__all__ = ["Decision", "Policy", "Reason", "fastest", "runs_on_device", "make_policy", "policy_names",
+__all__ = ["Decision", "Policy", "Reason", "Rng", "fastest", "runs_on_device", "make_policy", "policy_names",
            "register_policy",
            "LIVE_POLICIES", "ModiPick", "StaticGreedy", "DynamicGreedy", "PureRandom", "RelatedRandom",
            "RelatedAccurate", "Oracle", "RiskAware"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import random
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -40,10 +39,23 @@ def runs_on_device(decision: Decision, budget: Budget) -> bool:
     return decision.on_device or (decision.reason is Reason.FALLBACK and decision.model.mean_ms > budget.execution_ms)
 
 
+class Rng(Protocol):
+    """The draws a policy may make: random.Random, or the Selector's per-request RNG that seeds
+    itself at its first draw (modipick.selector.policies.RequestRandom)."""
+
+    def random(self) -> float:
+        """The next float in [0, 1)."""
+        ...
+
+    def uniform(self, a: float, b: float) -> float:
+        """A float between a and b."""
+        ...
+
+
 class Policy(Protocol):
     name: str
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         """Pick one of `models` (never empty) for a request with `budget`."""
         ...
 

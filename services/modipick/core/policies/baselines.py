@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 from modipick.core.budget import Budget
-from modipick.core.policies.base import Decision, Reason, better, fastest, require_models
+from modipick.core.policies.base import Decision, Reason, Rng, better, fastest, require_models
 from modipick.core.policies.modipick import ModiPick
 from modipick.core.profiles import Candidate
 
@@ -16,7 +15,7 @@ class PureRandom:
 
     name = "pure_random"
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         require_models(models)
         return Decision(models[int(rng.random() * len(models))], Reason.EXPLORED,
                         probability=1.0 / len(models))
@@ -30,10 +29,10 @@ class _ExplorationSetPolicy:
     def __init__(self, threshold_ms: float = 20.0) -> None:
         self._modipick = ModiPick(threshold_ms=threshold_ms)
 
-    def pick(self, members: list[Candidate], rng: random.Random) -> tuple[Candidate, float]:
+    def pick(self, members: list[Candidate], rng: Rng) -> tuple[Candidate, float]:
         raise NotImplementedError
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         require_models(models)
         t_u, t_l = self._modipick.limits(budget)
         base = self._modipick.base_model(models, t_u, t_l)
@@ -50,7 +49,7 @@ class RelatedRandom(_ExplorationSetPolicy):
 
     name = "related_random"
 
-    def pick(self, members: list[Candidate], rng: random.Random) -> tuple[Candidate, float]:
+    def pick(self, members: list[Candidate], rng: Rng) -> tuple[Candidate, float]:
         return members[int(rng.random() * len(members))], 1.0 / len(members)
 
 
@@ -59,7 +58,7 @@ class RelatedAccurate(_ExplorationSetPolicy):
 
     name = "related_accurate"
 
-    def pick(self, members: list[Candidate], rng: random.Random) -> tuple[Candidate, float]:
+    def pick(self, members: list[Candidate], rng: Rng) -> tuple[Candidate, float]:
         best = None
         for m in members:
             if better(m, best):
@@ -75,7 +74,7 @@ class Oracle:
 
     name = "oracle"
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         require_models(models)
         h = budget.hindsight
         if h is None:

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 from modipick.core.budget import Budget
-from modipick.core.policies.base import Decision, Reason, better, fastest, require_models
+from modipick.core.policies.base import Decision, Reason, Rng, better, fastest, require_models
 from modipick.core.profiles import Candidate
 
 
@@ -25,12 +24,12 @@ def _most_accurate_within(models: Sequence[Candidate], limit_ms: float) -> Decis
 class StaticGreedy:
     name = "static_greedy"
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         return _most_accurate_within(models, budget.sla_ms)
 
 
 class DynamicGreedy:
     name = "dynamic_greedy"
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         return _most_accurate_within(models, budget.execution_ms)

@@ -30,11 +30,10 @@ below compute the same things step by step for the decomposition baselines and f
 
 from __future__ import annotations
 
-import random
 from typing import NamedTuple, Sequence
 
 from modipick.core.budget import Budget
-from modipick.core.policies.base import Decision, Reason, fastest, require_models
+from modipick.core.policies.base import Decision, Reason, Rng, fastest, require_models
 from modipick.core.profiles import Candidate
 
 _BASE = Reason.BASE
@@ -116,7 +115,7 @@ class ModiPick:
         t_u = budget.execution_ms
         return t_u, t_u - self.threshold_ms
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         prep = self._prepared
         if prep is None or prep.models is not models:
             if type(models) is not tuple:
@@ -146,7 +145,7 @@ class ModiPick:
                 total += u
         return self._draw(base, members, utilities, total, rng)
 
-    def _choose_once(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def _choose_once(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         """The same three stages in two passes, for sequences that are not cached."""
         if not models:
             require_models(models)
@@ -175,7 +174,7 @@ class ModiPick:
 
     @staticmethod
     def _draw(base: Candidate, members: list[Candidate], utilities: list[float], total: float,
-              rng: random.Random) -> Decision:
+              rng: Rng) -> Decision:
         """Stage 3: one draw with Pr = U / sum U (uniform where every U is 0)."""
         n = len(members)
         if n == 1:

@@ -34,12 +34,11 @@ A * P found (A * P <= A), so a typical decision evaluates only a few models.
 from __future__ import annotations
 
 import math
-import random
 from bisect import bisect_right
 from typing import NamedTuple, Sequence
 
 from modipick.core.budget import Budget
-from modipick.core.policies.base import Decision, Reason, fastest, require_models
+from modipick.core.policies.base import Decision, Reason, Rng, fastest, require_models
 from modipick.core.profiles import Candidate
 from modipick.core.returnleg import ReturnLegEstimate
 
@@ -116,7 +115,7 @@ class RiskAware:
         spread = _SQRT3 * math.sqrt(m.std_ms * m.std_ms + overhead_std_ms * overhead_std_ms)
         return meet_probability(ret.offsets, left_ms - m.mean_ms, spread, ret.centre, ret.log_scale)
 
-    def choose(self, models: Sequence[Candidate], budget: Budget, rng: random.Random) -> Decision:
+    def choose(self, models: Sequence[Candidate], budget: Budget, rng: Rng) -> Decision:
         prep = self._prepared
         if prep is None or prep.models is not models:
             prep = _prepare(models)

@@ -10,6 +10,9 @@ from modipick.loadgen.target import OK, OutgoingRequest, Reply
 from modipick.v1 import selector_pb2
 from modipick.v1.contract import DISPOSITION_NAMES, REASON_NAMES, RETURN_LEG_SOURCE_NAMES
 
+# records leave the source empty when the Selector did not say
+LOADGEN_RETURN_LEG_SOURCES = {**RETURN_LEG_SOURCE_NAMES, selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: ""}
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -26,7 +29,7 @@ def reply_from_response(response: selector_pb2.InferResponse) -> Reply:
         upload_ms=t.upload_ms, budget_ms=t.budget_ms, selection_ms=t.selection_ms,
         queue_ms=t.queue_ms, execution_ms=t.execution_ms, server_ms=t.server_ms,
         outcome_ticket=response.ticket if response.HasField("ticket") else None,
-        return_leg_source=RETURN_LEG_SOURCE_NAMES.get(response.return_leg_source, ""),
+        return_leg_source=LOADGEN_RETURN_LEG_SOURCES.get(response.return_leg_source, ""),
     )
 
 

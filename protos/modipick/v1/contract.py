@@ -19,17 +19,13 @@ MAX_SLA_MS = 3_600_000.0                              # one hour: anything longe
 REASON_NAMES = {common_pb2.SELECTION_REASON_UNSPECIFIED: "unspecified", common_pb2.SELECTION_REASON_BASE: "base",
                 common_pb2.SELECTION_REASON_EXPLORED: "explored", common_pb2.SELECTION_REASON_FALLBACK: "fallback"}
 REASONS_BY_NAME = {name: value for value, name in REASON_NAMES.items()}
+# whose return-leg model a decision used ("unspecified": a Selector that learns no return legs)
 RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "unspecified",
                            selector_pb2.RETURN_LEG_SOURCE_CLIENT: "client",
                            selector_pb2.RETURN_LEG_SOURCE_CLASS: "class",
                            selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 DISPOSITION_NAMES = {selector_pb2.DISPOSITION_UNSPECIFIED: "unspecified", selector_pb2.DISPOSITION_SERVED: "served",
                      selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
-# whose return-leg model a decision used; unspecified (a Selector that does not say) reads as ""
-RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "",
-                           selector_pb2.RETURN_LEG_SOURCE_CLIENT: "client",
-                           selector_pb2.RETURN_LEG_SOURCE_CLASS: "class",
-                           selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 
 
 def request_id_problem(request_id: str) -> str:

@@ -71,3 +71,57 @@ def select(stub, sla_ms: float, client_id: str, prefix: str = "s"):
 
     return stub.Select(selector_pb2.SelectRequest(request_id=f"{prefix}-{time.perf_counter_ns()}", sla_ms=sla_ms,
                                                   client_id=client_id), timeout=sla_ms / 1000.0)
+
+
+# -- decisions whose upload does not depend on how busy the machine is ----------------------------
+# A Select whose deadline carries its SLA reads the upload from what the deadline has left when it
+# arrives: a scheduling stall of a few ms on a busy 2-core machine is read as upload (and, mirrored,
+# as return leg too). A replica on a frozen wall clock, asked with a send stamp just before that
+# clock's reading and a deadline far beyond the SLA (not read as the SLA), budgets the same upload
+# for every request however long it took to arrive.
+FROZEN_UPLOAD_MS = 1.0
+
+
+class FrozenDecider:
+    """A Selector replica of the live suite on a frozen wall clock, and its Select."""
+
+    def __init__(self, suite, **overrides) -> None:
+        self.now_ns = time.time_ns()
+        self.app = suite.start_selector(wall_ns=lambda: self.now_ns, **overrides)
+        self._channel = grpc.insecure_channel(self.app.target, CHANNEL_OPTIONS)
+        grpc.channel_ready_future(self._channel).result(timeout=10)
+        from modipick.v1 import selector_pb2_grpc
+
+        self.stub = selector_pb2_grpc.SelectorServiceStub(self._channel)
+
+    def select(self, sla_ms: float, client_id: str, prefix: str = "d", **fields):
+        from modipick.v1 import selector_pb2
+
+        sent = stamp(self.now_ns - int(FROZEN_UPLOAD_MS * 1_000_000))
+        return self.stub.Select(selector_pb2.SelectRequest(
+            request_id=f"{prefix}-{time.perf_counter_ns()}", sla_ms=sla_ms, client_send_time=sent,
+            client_id=client_id, **fields), timeout=5.0)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "FrozenDecider":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def least_delayed(call, tries: int = 3):
+    """Of `tries` identical Selects or Infers (`call()`), the reply that was left the most budget. A
+    scheduling stall only ever adds to a call's upload, so it only shrinks that call's budget: the
+    least-delayed call shows what the budget rule gives. A call held past its deadline shows nothing."""
+    replies = []
+    for _ in range(tries):
+        try:
+            replies.append(call())
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+    assert replies, f"all {tries} calls were held past their deadline"
+    return max(replies, key=lambda r: r.budget_ms)

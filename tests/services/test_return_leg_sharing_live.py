@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from fixtures_suite import LoopThread
-from services_support import CHANNEL_OPTIONS, client_samples, on_loop, select, wait_until
+from services_support import FrozenDecider, client_samples, on_loop, wait_until
 from modipick.client import ModiPickClient
-from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2, selector_pb2_grpc
+from modipick.v1 import common_pb2, profiler_pb2, profiler_pb2_grpc, selector_pb2
 
 
 
@@ -71,19 +71,18 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
     """The clients sleep 60 ms after each reply and report to replica A only. Replica B never sees
     a report, yet after A's 25 from one client it budgets 60 ms for that client's return leg, and,
     once two more clients of its network class reported too, for a sibling that never reported;
-    A and B hold the very same models."""
+    A and B hold the very same models. B decides on a frozen clock (services_support.FrozenDecider):
+    its budgets differ by the learned legs alone, however busy the machine is."""
     images, labels = digits
     a = live_suite.selector
-    b = live_suite.start_selector()
-    assert a.legs_feed is not None and b.legs_feed is not None  # auto: Redis and a Profiler
     client_id, sibling = "sharedclass/phone-a", "sharedclass/phone-b"
     best = max(live_suite.profiles().values(), key=lambda p: p.accuracy)
     sla = best.mean_ms + 25.0
-    with grpc.insecure_channel(b.target, CHANNEL_OPTIONS) as channel:
-        stub_b = selector_pb2_grpc.SelectorServiceStub(channel)
-        grpc.channel_ready_future(channel).result(timeout=10)
-        before = select(stub_b, sla, client_id, prefix="s")
-        before_sibling = select(stub_b, sla, sibling, prefix="s")
+    with FrozenDecider(live_suite) as decider:
+        b = decider.app
+        assert a.legs_feed is not None and b.legs_feed is not None  # auto: Redis and a Profiler
+        before = decider.select(sla, client_id, prefix="s")
+        before_sibling = decider.select(sla, sibling, prefix="s")
         assert before.disposition == before_sibling.disposition == selector_pb2.DISPOSITION_SERVED
         for reporter, count in ((client_id, 25), ("sharedclass/phone-c", 10), ("sharedclass/phone-d", 10)):
             with ModiPickClient(a.target, client_id=reporter) as client:
@@ -93,9 +92,11 @@ def test_reports_through_one_replica_set_another_replicas_budget(live_suite, dig
         wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(b, client_id)) == 25, 10.0)
         wait_until(lambda: on_loop(live_suite.loop, lambda: client_samples(b, "sharedclass/phone-d")) == 10, 10.0)
         assert b.service.learner.learned == 0  # no report reached B
-        after = select(stub_b, sla, client_id, prefix="s")
-        after_sibling = select(stub_b, sla, sibling, prefix="s")
+        after = decider.select(sla, client_id, prefix="s")
+        after_sibling = decider.select(sla, sibling, prefix="s")
     assert after.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after
+    # the same upload on B's frozen clock: the budgets differ by the learned leg (its low
+    # quantile, ~60 ms) less the 1 ms mirror prior
     assert before.budget_ms - after.budget_ms > 50.0
     assert after_sibling.disposition == selector_pb2.DISPOSITION_RUN_ON_DEVICE, after_sibling  # the class model
     assert before_sibling.budget_ms - after_sibling.budget_ms > 50.0

@@ -3,6 +3,7 @@ the conftest, so `from services_support import ...` means this file in any run."
 
 from __future__ import annotations
 
+import math
 import time
 
 import grpc
@@ -102,6 +103,15 @@ class FrozenDecider:
             request_id=f"{prefix}-{time.perf_counter_ns()}", sla_ms=sla_ms, client_send_time=sent,
             client_id=client_id, **fields), timeout=5.0)
 
+    def select_over_fastest(self, over_ms: float, client_id: str, prefix: str = "d", **fields):
+        """A Select at an SLA `over_ms` above the fastest model this replica knows now, and what its
+        budget set aside of that SLA (upload, return leg, overhead). The profiles are learned from the
+        suite's own requests, and on a busy machine a stall learned moves one by tens of ms now and
+        then: the fastest of them all moves least."""
+        sla = self.app.cache.snapshot.fastest_ms + over_ms
+        reply = self.select(sla, client_id, prefix, **fields)
+        return reply, sla - reply.budget_ms
+
     def close(self) -> None:
         self._channel.close()
 
@@ -125,3 +135,14 @@ def least_delayed(call, tries: int = 3):
                 raise
     assert replies, f"all {tries} calls were held past their deadline"
     return max(replies, key=lambda r: r.budget_ms)
+
+
+def leg_ceiling_ms(results) -> float:
+    """The highest median a client's return-leg model may give after these results' reports, its
+    client having slept 60 ms on each reply: 75 ms, or where a busy machine stretched the legs, the
+    top of what the model may reach from them (an estimate stays within the legs it learned, and a
+    client's own model up to half their log range beyond). Each leg is what its report teaches:
+    e2e less the upload and the server's time after its decision."""
+    legs = [r.e2e_ms - r.timings.upload_ms - (r.timings.server_ms - r.timings.selection_ms) for r in results]
+    shortest, longest = max(min(legs), 1.0), max(legs)
+    return max(75.0, longest * math.sqrt(longest / shortest))

@@ -19,8 +19,6 @@ def test_a_new_replica_decides_with_the_model_a_client_taught_another(live_suite
     a = live_suite.start_selector(return_legs=PARTITIONED)
     assert a.client_legs is not None and a.legs_feed is None  # nothing replayed
     client_id = "partclass/phone-1"
-    best = max(live_suite.profiles().values(), key=lambda p: p.accuracy)
-    sla = best.mean_ms + 25.0
     with ModiPickClient(a.target, client_id=client_id) as client:
         client.wait_ready()
         for i in range(25):
@@ -33,14 +31,15 @@ def test_a_new_replica_decides_with_the_model_a_client_taught_another(live_suite
     assert reply.disposition == selector_pb2.DISPOSITION_SERVED
     assert reply.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_CLIENT and 0.5 < reply.meet_probability <= 1.0
 
-    # a NEW replica: it never saw a report. On a frozen clock (services_support.FrozenDecider): the
-    # stranger and the client get the same upload however busy the machine is, so only the return
-    # leg model (the prior, or the one the client taught A) tells their chances apart
+    # a NEW replica: it never saw a report. On a frozen clock (services_support.FrozenDecider), at an
+    # SLA 25 ms above its fastest model: the stranger and the client get the same upload however busy
+    # the machine is, so only the return leg model (the prior, or the one the client taught A) tells
+    # their chances apart
     with FrozenDecider(live_suite, return_legs=PARTITIONED) as decider:
         b = decider.app
         decider.select(2000.0, "warmup/phone-0", prefix="w")  # B's connections (Redis too) opened
-        stranger = decider.select(sla, "otherclass/phone-9", prefix="p")
-        after = decider.select(sla, client_id, prefix="p")
+        stranger, _ = decider.select_over_fastest(25.0, "otherclass/phone-9", prefix="p")
+        after, _ = decider.select_over_fastest(25.0, client_id, prefix="p")
     assert b.service.learner.learned == 0 and b.client_legs.writes == 0
     assert after.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_CLIENT, after
     assert stranger.return_leg_source == selector_pb2.RETURN_LEG_SOURCE_PRIOR, stranger

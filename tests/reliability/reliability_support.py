@@ -178,8 +178,43 @@ class Outcome:
     deadline_ms: float = 0.0
 
 
+class WakeupLag:
+    """How late this process's threads get to run while a test runs: a thread sleeping 5 ms at a time
+    keeps its largest overshoot. gRPC ends a call at its deadline on the client's side, so a call seen
+    ending later than that was late by as much as this process was kept from running, not by the
+    server; a call sent without a deadline, left hanging, would be late by far more."""
+
+    def __init__(self, period_s: float = 0.005) -> None:
+        self.period_s = period_s
+        self.max_ms = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            before = time.monotonic()
+            time.sleep(self.period_s)
+            self.max_ms = max(self.max_ms, (time.monotonic() - before - self.period_s) * 1000.0)
+
+    def start(self) -> "WakeupLag":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(5)
+        return self.max_ms
+
+    def __enter__(self) -> "WakeupLag":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 class Load:
-    """`threads` clients sending Infer back to back (each its own channel), until stop()."""
+    """`threads` clients sending Infer back to back (each its own channel), until stop(); `lag`
+    watches how late this process's threads ran meanwhile."""
 
     def __init__(self, target: str, pki=None, *, sla_ms: float = 500.0, threads: int = 3,
                  policy: str = "", pause_s: float = 0.0, make_input=digit_input) -> None:
@@ -191,8 +226,10 @@ class Load:
         self._stop = threading.Event()
         self._make_input = make_input
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+        self.lag = WakeupLag()
 
     def start(self) -> "Load":
+        self.lag.start()
         for t in self._threads:
             t.start()
         return self
@@ -226,6 +263,7 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+        self.lag.stop()
         return self.outcomes
 
     def since(self, t: float) -> list[Outcome]:

@@ -122,10 +122,9 @@ class FrozenDecider:
         self.close()
 
 
-def least_delayed(call, tries: int = 3):
-    """Of `tries` identical Selects or Infers (`call()`), the reply that was left the most budget. A
-    scheduling stall only ever adds to a call's upload, so it only shrinks that call's budget: the
-    least-delayed call shows what the budget rule gives. A call held past its deadline shows nothing."""
+def answered_in_time(call, tries: int = 3) -> list:
+    """The replies of `tries` identical calls (`call()`), less those a stall held past their deadline
+    (at least one must remain)."""
     replies = []
     for _ in range(tries):
         try:
@@ -134,7 +133,14 @@ def least_delayed(call, tries: int = 3):
             if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
     assert replies, f"all {tries} calls were held past their deadline"
-    return max(replies, key=lambda r: r.budget_ms)
+    return replies
+
+
+def least_delayed(call, tries: int = 3):
+    """Of `tries` identical Selects or Infers (`call()`), the reply that was left the most budget. A
+    scheduling stall only ever adds to a call's upload, so it only shrinks that call's budget: the
+    least-delayed call shows what the budget rule gives. A call held past its deadline shows nothing."""
+    return max(answered_in_time(call, tries), key=lambda r: r.budget_ms)
 
 
 def leg_ceiling_ms(results) -> float:

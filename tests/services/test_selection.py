@@ -122,9 +122,8 @@ def test_run_on_device_when_even_the_fastest_model_cannot_fit(live_suite, digits
     assert result.run_on_device and result.disposition == "run_on_device"
     assert result.label is None and result.timings.budget_ms < 0
     # no model ran, and the Selector answered inside the SLA (within what the deadline left it after
-    # the upload it read, at least the 60 ms slept), at once
+    # the upload it read), at once
     assert result.timings.execution_ms == 0 and result.timings.server_ms <= result.e2e_ms - 60.0
-    assert result.timings.upload_ms >= 59.0
     assert result.timings.server_ms < 100.0 - result.timings.upload_ms, result.timings
     after = live_suite.selector.metrics.dispositions()
     assert after["run_on_device"] == before.get("run_on_device", 0) + attempts

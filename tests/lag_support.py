@@ -32,7 +32,7 @@ class SchedulingLag:
                 self._stalls.append((woke - overslept, woke))
 
     @property
-    def worst_ms(self) -> float:
+    def max_ms(self) -> float:
         """The longest this process waited past a wake-up so far, in ms."""
         return self._worst_s * 1000.0
 
@@ -40,10 +40,17 @@ class SchedulingLag:
         """Whether this process stalled (>= stall_s past a wake-up) between two time.monotonic() readings."""
         return any(begin < end_s and start_s < end for begin, end in self._stalls)
 
-    def __enter__(self) -> "SchedulingLag":
+    def start(self) -> "SchedulingLag":
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> float:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(5)
+        return self.max_ms
+
+    def __enter__(self) -> "SchedulingLag":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -42,14 +42,15 @@ def test_a_run_past_the_deadline_ends_at_the_deadline(slow_executor, stub_for, h
 
 def test_a_run_that_ends_within_twice_its_budget_is_learned_with_its_whole_time(slow_executor, stub_for, held_out):
     app, backend, sink = slow_executor(delay_s=1.0)
+    # 1 s against 0.7: late, yet ~400 ms inside twice the budget, more than a busy machine adds to a sleep
     with pytest.raises(grpc.RpcError) as err:
-        stub_for(app).Execute(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=0.6)
+        stub_for(app).Execute(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=0.7)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: len(sink.observations) == 2, timeout_s=10)
     missed, late = sink.observations
     assert missed.failed and missed.error_code == "DEADLINE_EXCEEDED"
     assert not late.failed and late.name == "cnn-small" and late.request_id == missed.request_id
-    assert 950.0 <= late.queue_ms + late.execution_ms < 1200.0, late
+    assert 950.0 <= late.queue_ms + late.execution_ms < 1400.0, late
 
 
 def test_waiting_past_the_deadline_for_a_slot(slow_executor, stub_for, held_out):

@@ -84,10 +84,15 @@ def test_link_delivers_a_payload_in_the_time_the_trace_predicts(write):
 
 def test_link_adds_the_propagation_delay(write):
     up = read_mahimahi(_trace(write, "d.up", DOWN))
-    start_ms, up_ms, down_ms = run(_transfer(up, up, 1_500, 1_500, delay_ms=25.0))
     # one packet: the next opportunity (<= 1 ms away) + 25 ms. The delay is a floor the link must
-    # never undercut; above it a busy 2-core machine may add scheduling delay (event-loop wakeups)
-    assert 25.0 + up.transfer_ms(1_500, start_ms) - 0.5 <= up_ms <= 25.0 + up.transfer_ms(1_500, start_ms) + 15.0
+    # never undercut; above it a busy 2-core machine may add scheduling delay (event-loop wakeups),
+    # so a transfer over the ceiling is retried (a link that adds the delay twice misses always)
+    for _ in range(3):
+        start_ms, up_ms, down_ms = run(_transfer(up, up, 1_500, 1_500, delay_ms=25.0))
+        floor_ms = 25.0 + up.transfer_ms(1_500, start_ms)
+        if up_ms <= floor_ms + 15.0 and down_ms <= 41.0:
+            break
+    assert floor_ms - 0.5 <= up_ms <= floor_ms + 15.0
     assert 25.0 <= down_ms <= 41.0
 
 

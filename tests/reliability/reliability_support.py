@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fixtures_suite import LoopThread, wait_until  # noqa: F401  (re-exported for the reliability tests)
+from lag_support import SchedulingLag
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_ENV = "MODIPICK_RELIABILITY_OUT"
@@ -179,7 +180,8 @@ class Outcome:
 
 
 class Load:
-    """`threads` clients sending Infer back to back (each its own channel), until stop()."""
+    """`threads` clients sending Infer back to back (each its own channel), until stop(); `lag`
+    watches how late this process's threads ran meanwhile."""
 
     def __init__(self, target: str, pki=None, *, sla_ms: float = 500.0, threads: int = 3,
                  policy: str = "", pause_s: float = 0.0, make_input=digit_input) -> None:
@@ -191,8 +193,10 @@ class Load:
         self._stop = threading.Event()
         self._make_input = make_input
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+        self.lag = SchedulingLag()
 
     def start(self) -> "Load":
+        self.lag.start()
         for t in self._threads:
             t.start()
         return self
@@ -226,6 +230,7 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+        self.lag.stop()
         return self.outcomes
 
     def since(self, t: float) -> list[Outcome]:

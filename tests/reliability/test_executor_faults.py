@@ -15,7 +15,9 @@ from lag_support import SchedulingLag
 from reliability_support import Load, channel, digit_input, request_figures, stamp, wait_until
 
 SLA_MS = 300.0
-LATE_SLACK_MS = 50.0  # scheduling on two busy cores, past the gRPC deadline itself
+# past the gRPC deadline itself: the client's wakeup after it, beyond what SchedulingLag measured of
+# this process's scheduling in the same test
+LATE_SLACK_MS = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,10 @@ def e2(rig, tmp_path_factory):
 
 
 def assert_all_answered_in_time(outcomes, lag: SchedulingLag, *, may_expire: float = 0.0) -> None:
-    """None late; none failed, except (up to the share `may_expire`) DEADLINE_EXCEEDED ones."""
-    late = [o for o in outcomes if o.elapsed_ms > o.deadline_ms + LATE_SLACK_MS + lag.worst_ms]
-    assert not late, late[:3]
+    """None late (`lag`: how late this process ran meanwhile); none failed, except (up to the share
+    `may_expire`) DEADLINE_EXCEEDED ones."""
+    late = [o for o in outcomes if o.elapsed_ms > o.deadline_ms + LATE_SLACK_MS + lag.max_ms]
+    assert not late, (lag.max_ms, late[:3])
     failed = [o for o in outcomes if o.result not in ("served", "run_on_device")]
     expired = [o for o in failed if o.result == "DEADLINE_EXCEEDED"]
     # a request in flight while the machine stalled this very process is not held against the code
@@ -51,7 +54,7 @@ def assert_all_answered_in_time(outcomes, lag: SchedulingLag, *, may_expire: flo
     assert len(failed) == len(expired) and len(unexplained) <= may_expire * len(outcomes), failed[:5]
 
 
-def test_a_hung_executor_costs_a_retry_not_the_request(rig, e2, figures, lag):
+def test_a_hung_executor_costs_a_retry_not_the_request(rig, e2, figures):
     selector = rig.start_selector([rig.e1.target, e2.target])
     load = Load(selector.target, rig.pki, sla_ms=SLA_MS, threads=3).start()
     try:
@@ -74,19 +77,20 @@ def test_a_hung_executor_costs_a_retry_not_the_request(rig, e2, figures, lag):
                    served_by_a_retry=selector.pool.rescued)
     # a retry gets what the first attempt left of the SLA: on two cores busy with other work the
     # healthy replica may now and then need more than that (0 in quiet runs; a few in ~700 on a busy one)
-    assert_all_answered_in_time(outcomes, lag, may_expire=0.01)
+    assert_all_answered_in_time(outcomes, load.lag, may_expire=0.01)
     assert during and selector.pool.rescued > 0  # the hang was felt, and retried around
     assert selector.pool.replicas[1].stats.get("OK", 0) > served_before  # E2 serves again once resumed
     rig.stop_selector(selector)
 
 
-def test_with_no_other_replica_requests_end_by_their_deadline(rig, e2, figures, lag):
+def test_with_no_other_replica_requests_end_by_their_deadline(rig, e2, figures):
     selector = rig.start_selector([e2.target])
     ends = []
     with channel(selector.target, rig.pki) as ch:
         stub = selector_pb2_grpc.SelectorServiceStub(ch)
         grpc.channel_ready_future(ch).result(timeout=5)
         e2.pause()
+        lag = SchedulingLag().start()
         try:
             for i in range(6):
                 request = selector_pb2.InferRequest(request_id=f"hung-{i}", input=digit_input(i), sla_ms=200.0,
@@ -96,6 +100,7 @@ def test_with_no_other_replica_requests_end_by_their_deadline(rig, e2, figures, 
                     stub.Infer(request, timeout=0.2)
                 ends.append(((time.monotonic() - began) * 1000.0, err.value.code(), err.value.details()))
         finally:
+            lag.stop()
             e2.resume()
     rig.stop_selector(selector)
     figures.record("executor_hung_single_replica", sla_ms=200.0, requests=len(ends),
@@ -104,12 +109,13 @@ def test_with_no_other_replica_requests_end_by_their_deadline(rig, e2, figures, 
                    answered_by_the_selector=sum("budget" in (d or "") for _, _, d in ends),
                    example=next((d for _, _, d in ends if "budget" in (d or "")), ends[-1][2]))
     for elapsed_ms, code, details in ends:
-        assert code == grpc.StatusCode.DEADLINE_EXCEEDED and elapsed_ms <= 200.0 + LATE_SLACK_MS + lag.worst_ms
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED and elapsed_ms <= 200.0 + LATE_SLACK_MS + lag.max_ms, \
+            (elapsed_ms, lag.max_ms)
     # the Selector's own answer (not the client's timer) says what ran out
     assert any("budget" in (details or "") for _, _, details in ends), ends
 
 
-def test_a_model_that_keeps_failing_leaves_the_eligible_set_until_a_probe_passes(rig, e2, figures, lag):
+def test_a_model_that_keeps_failing_leaves_the_eligible_set_until_a_probe_passes(rig, e2, figures):
     selector = rig.start_selector([rig.e1.target, e2.target])
     wait_until(lambda: "flaky" in {c.name for c in selector.cache.snapshot.candidates}, 10)
     load = Load(selector.target, rig.pki, sla_ms=SLA_MS, threads=3).start()
@@ -139,13 +145,13 @@ def test_a_model_that_keeps_failing_leaves_the_eligible_set_until_a_probe_passes
                    served_by_a_retry=selector.pool.rescued,
                    flaky_chosen_while_failing=sum(o.model == "flaky" for o in while_out),
                    flaky_served_after=sum(o.model == "flaky" for o in outcomes if o.started >= back_at))
-    assert_all_answered_in_time(outcomes, lag)
+    assert_all_answered_in_time(outcomes, load.lag)
     assert selector.pool.rescued > 0  # the failures were retried on another model
     assert while_out and not any(o.model == "flaky" for o in while_out)
     rig.stop_selector(selector)
 
 
-def test_a_killed_executor_costs_a_retry_not_the_request(rig, e2, figures, lag):
+def test_a_killed_executor_costs_a_retry_not_the_request(rig, e2, figures):
     selector = rig.start_selector([rig.e1.target, e2.target])
     load = Load(selector.target, rig.pki, sla_ms=SLA_MS, threads=3).start()
     try:
@@ -159,6 +165,6 @@ def test_a_killed_executor_costs_a_retry_not_the_request(rig, e2, figures, lag):
     figures.record("executor_killed", sla_ms=SLA_MS, replicas=2, **request_figures(outcomes),
                    after_kill=request_figures(after), retries=selector.pool.retries,
                    served_by_a_retry=selector.pool.rescued, e2_ejected=selector.pool.replicas[1].ejected(time.monotonic()))
-    assert_all_answered_in_time(outcomes, lag)
+    assert_all_answered_in_time(outcomes, load.lag)
     assert after and selector.pool.replicas[1].ejected(time.monotonic())
     rig.stop_selector(selector)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modipick.core.policies import Policy, make_policy
-from modipick.core.uploads import (BandwidthEstimate, DeviceFallback, UploadChoice, UploadMenu, choose_upload)
+from modipick.core.uploads import (BandwidthEstimate, DeviceFallback, UploadChoice, UploadMenu, ValueMemo,
+                                   choose_upload)
 
 DEFAULT_JPEG_QUALITY = 90
 ORIGINAL = 0  # input size of the variant that sends the photo as it is
@@ -84,12 +85,15 @@ class UploadPlanner:
     bandwidth: BandwidthEstimate = field(default_factory=BandwidthEstimate)
     quality: int = DEFAULT_JPEG_QUALITY
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _memo: ValueMemo = field(default_factory=ValueMemo, repr=False)
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def choose(self, sla_ms: float) -> UploadChoice:
         with self._lock:
             bandwidth = self.bandwidth
-        return choose_upload(self.menu, bandwidth, sla_ms, self.policy, return_ms=self.reply_ms,
-                             device=self.device)
+        with self._memo_lock:
+            return choose_upload(self.menu, bandwidth, sla_ms, self.policy, return_ms=self.reply_ms,
+                                 device=self.device, memo=self._memo)
 
     def plan(self, image: Any, sla_ms: float) -> PlannedUpload:
         """Choose the input size for this request and encode `image` at it."""

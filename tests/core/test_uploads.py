@@ -172,8 +172,8 @@ def test_a_short_burst_does_not_buy_a_size_the_link_carries_only_now_and_then():
     assert choice(_slow_then_fast(48)) == 224
 
 
-def test_a_memo_gives_the_same_choice_and_starts_afresh_for_another_setting():
-    memo = ValueMemo()
+def test_a_memo_gives_the_same_choice_and_keeps_a_table_per_setting():
+    memo = ValueMemo(settings=2)
     policy = risk_aware()
     m = menu()
     bw = _slow_then_fast(3)
@@ -183,5 +183,7 @@ def test_a_memo_gives_the_same_choice_and_starts_afresh_for_another_setting():
         assert kept == fresh
     table = memo.values(m, policy, 100.0, 20.0, None, NO_DEVICE)
     assert table and all(size in PAYLOADS for size, _ in table)
+    assert memo.values(m, policy, 300.0, 20.0, None, NO_DEVICE)  # each SLA its own table
     assert memo.values(m, policy, 150.0, 20.0, None, NO_DEVICE) == {}  # another SLA: nothing carried over
-    assert memo.values(menu(), policy, 150.0, 20.0, None, NO_DEVICE) == {}  # another menu object too
+    assert memo.values(menu(), policy, 100.0, 20.0, None, NO_DEVICE) == {}  # another menu object too
+    assert memo.values(m, policy, 100.0, 20.0, None, NO_DEVICE) == {}  # only the last 2 settings are kept

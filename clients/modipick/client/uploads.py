@@ -47,10 +47,11 @@ def resize_square(image: Any, size: int) -> Any:
     w, h = pil.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    square = pil.crop((left, top, left + side, top + side)) if side != w or side != h else pil
     # Downscaling: an area average (BOX), antialiased and about 40 % less CPU than bilinear
-    # from a camera-sized frame; upscaling: bilinear.
-    return square.resize((size, size), Image.BOX if size < side else Image.BILINEAR)
+    # from a camera-sized frame; upscaling: bilinear. The square is resized in place (`box`), not
+    # cropped into a copy first.
+    return pil.resize((size, size), Image.BOX if size < side else Image.BILINEAR,
+                      box=(left, top, left + side, top + side))
 
 
 def encode_jpeg(image: Any, size: int, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:

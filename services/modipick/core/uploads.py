@@ -198,26 +198,32 @@ def decision_value(decision: Decision, budget: Budget, sla_ms: float, device_val
 
 
 class ValueMemo:
-    """What each variant is worth at each upload time (in steps of 0.5 ms), for one setting: the
-    menu, the policy, the SLA, the reply leg and the device. A client keeps one between requests so
-    that a choice over many remembered uploads costs dictionary look-ups once the steps it meets
-    are known; a different setting (another SLA, a learned reply leg that moved, a new menu) starts
-    it afresh. A randomised policy's value at a step is the one it drew first. Not thread-safe."""
+    """What each variant is worth at each upload time (in steps of 0.5 ms), per setting: the menu,
+    the policy, the SLA, the reply leg and the device. A client keeps one between requests so that
+    a choice over many remembered uploads costs dictionary look-ups once the steps it meets are
+    known. It keeps the tables of the last `settings` settings (an app with a few SLAs keeps them
+    all); a new menu or a learned reply leg that moved is a new setting. A randomised policy's
+    value at a step is the one it drew first. Not thread-safe."""
 
-    def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self._setting: tuple = ()
-        self._values: dict[tuple[int, int], float] = {}
+    def __init__(self, settings: int = 8, limit: int = 100_000) -> None:
+        self.settings = settings
+        self.limit = limit  # entries per table before it starts afresh
+        # key by identity; the entry holds the objects, so their ids stay theirs while it lives
+        self._tables: dict[tuple, tuple[tuple, dict[tuple[int, int], float]]] = {}
 
     def values(self, menu: "UploadMenu", policy: Policy, sla_ms: float, return_ms: float,
                return_leg: ReturnLegEstimate | None, device: DeviceFallback) -> dict[tuple[int, int], float]:
         """The table for this setting: (input size, step) -> value."""
-        s = self._setting
-        if not (s and s[0] is menu and s[1] is policy and s[2] == sla_ms and s[3] == return_ms
-                and s[4] is return_leg and s[5] == device) or len(self._values) > self.limit:
-            self._setting = (menu, policy, sla_ms, return_ms, return_leg, device)
-            self._values = {}
-        return self._values
+        key = (id(menu), id(policy), sla_ms, return_ms, id(return_leg), device)
+        entry = self._tables.get(key)
+        if entry is None:
+            if len(self._tables) >= self.settings:
+                del self._tables[next(iter(self._tables))]  # the oldest setting
+            entry = self._tables[key] = ((menu, policy, return_leg), {})
+        table = entry[1]
+        if len(table) > self.limit:
+            table.clear()
+        return table
 
 
 def variant_value(variant: UploadVariant, upload_ms: Sequence[float], sla_ms: float, policy: Policy, *,

@@ -131,6 +131,17 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                               "learned about them [a fresh tag per run]")
     clients.add_argument("--client-min-requests", type=_positive(int), default=5,
                          help="clients with fewer requests are left out of the per-client distributions [5]")
+    up = run.add_argument_group("upload sizes (the SDK's choice of input size, modipick.core.uploads)")
+    up.add_argument("--uploads", default="", metavar="SPEC,SPEC",
+                    help="send the image scenes as JPEGs: 'adaptive' (the SDK's choice per request from the "
+                         "uploads the Selector measured) and/or 'fixed:PX'; one run each, on the same trace "
+                         "(needs --mode realtime, a link trace, --profiler and --manifest for the models' sizes)")
+    up.add_argument("--upload-sizes", type=_floats, default=[96, 128, 160, 192, 224], metavar="PX,PX,...",
+                    help="the menu of input sizes [96,128,160,192,224]")
+    up.add_argument("--upload-default", type=_positive(int), default=224,
+                    help="px an adaptive client sends before it has measured an upload [224]")
+    up.add_argument("--upload-reply-ms", type=_non_negative, default=20.0,
+                    help="the reply leg the adaptive choice budgets for [20]")
     run.add_argument("--drain-s", type=_positive(float), default=30.0, help="wait for replies after the last send")
     run.add_argument("--profiler", default=None, help="Profiler HOST:PORT for declared accuracies")
     run.add_argument("--manifest", default=None, help="zoo manifest.json for declared accuracies")

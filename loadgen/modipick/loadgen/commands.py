@@ -97,13 +97,19 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                image_size=args.image_size)
     except ValueError as exc:
         raise LoadgenInputError("--dataset", str(exc)) from None
+    uploads, upload_plan = _uploads(args)
     experiment = Experiment(
         address=args.target, networks=networks, slas_ms=args.sla, policies=policies,
         load=Load(args.arrivals, args.rate, args.count, args.duration, args.seed), dataset=dataset,
         mode=args.mode, concurrency=args.concurrency, deadline=not args.no_deadline,
         report_outcomes=args.report_outcomes, drain_s=args.drain_s, client_id=args.client_id,
-        clients=args.clients or 0, zipf_s=args.zipf_s, population_tag=args.population_tag)
+        clients=args.clients or 0, zipf_s=args.zipf_s, population_tag=args.population_tag,
+        uploads=uploads, upload_plan=upload_plan)
     records = run_async(run_experiment(experiment, make_progress(args.progress)))
+    for label, plan in experiment.upload_plans.items():
+        chosen = getattr(plan.chooser, "chosen", None)
+        if chosen:
+            print(f"{label}: sizes sent {dict(sorted(chosen.items()))}")
     summaries = summarize(records, declared, args.client_min_requests)
     if args.records:
         write_records(args.records, records)
@@ -134,6 +140,32 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if path is not None:
         print(f"\nreport: {path}")
     return _check(args, summaries, records)
+
+
+def _uploads(args: argparse.Namespace):
+    """The --uploads runs and the coroutine that builds each one's plan (menu from live profiles)."""
+    if not args.uploads:
+        return [], None
+    from modipick.loadgen.experiment import fetch_profiles
+    from modipick.loadgen.uploads import (SizedImages, UploadPlan, build_menu, make_chooser, parse_uploads,
+                                          read_input_sizes)
+
+    sizes = sorted({int(s) for s in args.upload_sizes})
+    if any(s < 8 for s in sizes) or any(s != int(s) for s in args.upload_sizes):
+        raise LoadgenInputError("--upload-sizes", "expected whole numbers of px >= 8")
+    specs = parse_uploads(args.uploads, sizes)
+    if args.mode != "realtime":
+        raise LoadgenInputError("--uploads", "upload sizes need --mode realtime")
+    if not (args.profiler and args.manifest):
+        raise LoadgenInputError("--uploads", "needs --profiler (the models' latencies) and --manifest (their sizes)")
+    input_sizes = read_input_sizes(args.manifest)
+    images = SizedImages(sizes, seed=args.seed)
+
+    async def plan(spec: str) -> UploadPlan:
+        menu = build_menu(await fetch_profiles(args.profiler), input_sizes, images, args.upload_default)
+        return UploadPlan(make_chooser(spec, menu, args.upload_reply_ms, ""), images)
+
+    return specs, plan
 
 
 def _check(args: argparse.Namespace, summaries, records) -> int:

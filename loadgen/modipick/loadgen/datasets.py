@@ -97,29 +97,35 @@ def encode_png(rgb) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def render_scenes(size: int = 224, *, count: int = 8, seed: int = 0) -> list:
+    """`count` synthetic RGB scenes (smooth colour fields plus grain) as [size, size, 3] uint8 arrays."""
+    import numpy as np
+
+    if not 8 <= size <= 4096:
+        raise ValueError(f"image size must be 8..4096 pixels, got {size}")
+    if count < 1:
+        raise ValueError(f"image count must be >= 1, got {count}")
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    scenes = []
+    for _ in range(count):
+        fx, fy, phase = rng.uniform(0.5, 3.0, 3), rng.uniform(0.5, 3.0, 3), rng.uniform(0, 6.3, 3)
+        field = 127.5 + 100.0 * np.sin(2 * np.pi * (fx * x[..., None] + fy * y[..., None]) + phase)
+        grain = rng.normal(0.0, 12.0, (size, size, 3))
+        scenes.append(np.clip(field + grain, 0, 255).astype(np.uint8))
+    return scenes
+
+
 class ImageSource:
-    """`count` distinct synthetic RGB scenes (smooth colour fields plus grain), `size` x `size`
-    pixels, PNG-encoded; no labels (the imagenet-arch pool's random weights make any label
+    """`count` distinct synthetic RGB scenes (`render_scenes`), `size` x `size` pixels,
+    PNG-encoded; no labels (the imagenet-arch pool's random weights make any label
     meaningless, so runs are scored by declared accuracy)."""
 
     name = "image"
 
     def __init__(self, size: int = 224, *, count: int = 8, seed: int = 0) -> None:
-        import numpy as np
-
-        if not 8 <= size <= 4096:
-            raise ValueError(f"image size must be 8..4096 pixels, got {size}")
-        if count < 1:
-            raise ValueError(f"image count must be >= 1, got {count}")
-        rng = np.random.default_rng(seed)
-        y, x = np.mgrid[0:size, 0:size] / size
-        self._samples = []
-        for _ in range(count):
-            fx, fy, phase = rng.uniform(0.5, 3.0, 3), rng.uniform(0.5, 3.0, 3), rng.uniform(0, 6.3, 3)
-            field = 127.5 + 100.0 * np.sin(2 * np.pi * (fx * x[..., None] + fy * y[..., None]) + phase)
-            grain = rng.normal(0.0, 12.0, (size, size, 3))
-            image = np.clip(field + grain, 0, 255).astype(np.uint8)
-            self._samples.append(_sample(common_pb2.Input(encoded_image=encode_png(image)), None))
+        self._samples = [_sample(common_pb2.Input(encoded_image=encode_png(image)), None)
+                         for image in render_scenes(size, count=count, seed=seed)]
 
     def __len__(self) -> int:
         return len(self._samples)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 import numpy as np
 import structlog
 
+from modipick.core.profiles import Candidate
 from modipick.loadgen import arrivals
 from modipick.loadgen.datasets import DatasetSource
 from modipick.loadgen.errors import LoadgenInputError
@@ -23,6 +24,7 @@ from modipick.loadgen.records import RequestRecord
 from modipick.loadgen.runner import RunSpec, run_open_loop
 from modipick.loadgen.target import Target
 from modipick.loadgen.traces.legs import LegModel, upload_stats
+from modipick.loadgen.uploads import UploadPlan
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,9 @@ class Experiment:
     zipf_s: float = 1.0                   # their activity: the k-th most active sends ~ 1 / k**s
     population_tag: str | None = None     # None: fresh ids per run; "" or a tag: the same every run
     rng: np.random.Generator | None = None  # draws the population and its schedules [from the seed]
+    upload_plans: dict[str, UploadPlan] = field(default_factory=dict)  # run label -> its plan, after the run
+    uploads: list[str] = field(default_factory=list)  # "adaptive" | "fixed:PX" per run; [] = the dataset's input
+    upload_plan: Callable[[str], Awaitable[UploadPlan]] | None = None  # a fresh plan for one run
 
 
 def _label(policy: str, sla: float, network: LegModel | None) -> str:
@@ -96,6 +101,8 @@ def population_runs(exp: Experiment) -> list[RunSpec]:
                                              "link carries one client)")
     if exp.load.arrivals == "trace":
         raise LoadgenInputError("--clients", "a client population sends at --arrivals poisson or constant")
+    if exp.uploads:
+        raise LoadgenInputError("--uploads", "upload sizes are emulated for one client (no --clients)")
     rng = exp.rng if exp.rng is not None else np.random.default_rng([exp.load.seed, 0xC11E])
     try:
         population = Population.build(exp.clients, list(exp.networks), zipf_s=exp.zipf_s, rng=rng)
@@ -134,12 +141,16 @@ async def run_experiment(exp: Experiment, progress: Progress | None = None) -> l
             cv = upload_stats(network).cv if network is not None else None
             for sla in exp.slas_ms:
                 offsets = exp.load.offsets(network)
-                for policy in exp.policies:
-                    spec = RunSpec(label=_label(policy, sla, network), policy=policy, sla_ms=sla, offsets_s=offsets,
+                for policy, upload in [(p, u) for p in exp.policies for u in exp.uploads or [""]]:
+                    plan = await exp.upload_plan(upload) if upload and exp.upload_plan is not None else None
+                    label = _label(policy, sla, network) + (f" upload={upload}" if upload else "")
+                    spec = RunSpec(label=label, policy=policy, sla_ms=sla, offsets_s=offsets,
                                    network=network, mode=exp.mode, concurrency=exp.concurrency,
                                    deadline=exp.deadline, report_outcomes=exp.report_outcomes,
                                    drain_s=exp.drain_s, network_cv=cv,
-                                   client_id=exp.client_id or fresh_client_id())
+                                   client_id=exp.client_id or fresh_client_id(), upload=plan)
+                    if plan is not None:
+                        exp.upload_plans[label] = plan
                     if shared is not None:
                         records += await run_open_loop(shared, spec, exp.dataset, progress=progress)
                     else:
@@ -183,6 +194,22 @@ async def fetch_declared(profiler_address: str, timeout_s: float = 5.0) -> dict[
         except grpc.aio.AioRpcError as exc:
             raise ConnectionError(f"profiler {profiler_address}: {exc.code().name}: {exc.details()}") from None
     return {p.model.name: p.declared_accuracy for p in reply.profiles}
+
+
+async def fetch_profiles(profiler_address: str, timeout_s: float = 5.0) -> list[Candidate]:
+    """Every profiled model as the Selector sees it (latency, declared accuracy), from ListProfiles."""
+    import grpc
+
+    from modipick.v1 import profiler_pb2, profiler_pb2_grpc
+
+    async with grpc.aio.insecure_channel(profiler_address) as channel:
+        try:
+            reply = await profiler_pb2_grpc.ProfilerServiceStub(channel).ListProfiles(
+                profiler_pb2.ListProfilesRequest(), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise ConnectionError(f"profiler {profiler_address}: {exc.code().name}: {exc.details()}") from None
+    return [Candidate(p.model.name, p.model.version, p.declared_accuracy, p.mean_ms, p.std_ms)
+            for p in reply.profiles if p.mean_ms > 0]  # a model never timed has no latency to budget
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, float]:

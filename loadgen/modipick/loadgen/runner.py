@@ -30,6 +30,7 @@ from modipick.loadgen.progress import NoProgress, Progress
 from modipick.loadgen.records import RequestRecord
 from modipick.loadgen.target import OutgoingRequest, Reply, Target
 from modipick.loadgen.traces.legs import LegModel
+from modipick.loadgen.uploads import UploadPlan
 
 MODES = ("direct", "realtime", "link")
 START_LEAD_S = 0.05  # schedule the first request this far ahead, so setup never makes it late
@@ -50,6 +51,7 @@ class RunSpec:
     network_cv: float | None = None
     client_id: str = "loadgen"
     clients: ClientSchedule | None = None  # a population: each request's client, network and legs
+    upload: UploadPlan | None = None       # each request's input size (and so its payload and upload leg)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +64,8 @@ class RunSpec:
             raise ValueError("the client schedule is shorter than the run")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.upload is not None and self.mode != "realtime":
+            raise ValueError("the upload sizes need mode realtime (the legs of each payload are emulated)")
 
 
 class _Tally:
@@ -113,7 +117,11 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
         tally.lags.append(lag_ms)
         net, row, shift, client_id = legs_of(i)
         async with gate:
-            sample = dataset.sample(i)
+            if spec.upload is None:
+                sample = dataset.sample(i)
+            else:
+                sample = spec.upload.images.sample(i, spec.upload.chooser.choose(client_id, spec.sla_ms))
+                net = spec.upload.network(net, sample.nbytes) if net is not None else None
             up_ms = net.upload_ms(row, offset + shift) if net is not None else 0.0
             if spec.mode == "realtime":
                 await sleep_until(loop, intended + up_ms / 1000.0)
@@ -130,6 +138,8 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
             else:
                 reply = await target.send(request)
             rpc_end = loop.time()
+            if spec.upload is not None and reply.upload_ms:
+                spec.upload.chooser.observe(client_id, sample.nbytes, reply.upload_ms)
             ret_ms = net.return_ms(row, rpc_end - t0 + shift) if net is not None else 0.0
             if spec.mode == "realtime":
                 await sleep_until(loop, rpc_end + ret_ms / 1000.0)

@@ -40,6 +40,10 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--window", type=int, default=4, help="measured uploads the bandwidth estimate keeps (4)")
     p.add_argument("--decay", type=float, default=0.5,
                    help="weight of an older remembered upload relative to the next newer one, (0, 1] (0.5)")
+    p.add_argument("--history", type=int, default=48,
+                   help="measured uploads the long view of the link keeps (48)")
+    p.add_argument("--long-weight", type=float, default=0.6,
+                   help="share of the long view in the upload-time distribution, [0, 1] (0.6)")
     p.add_argument("--default-size", type=int, default=224,
                    help="px sent before a client has measured its bandwidth; 0 = the 330 KB original (224)")
     p.add_argument("--figures-dir", type=Path, help="write uploads_*.png here instead of --out")
@@ -84,6 +88,10 @@ def cmd_uploads(args: argparse.Namespace) -> int:
         raise SimInputError(f"--window {args.window}: must be >= 1")
     if not 0 < args.decay <= 1:
         raise SimInputError(f"--decay {args.decay}: must be in (0, 1]")
+    if args.history < 1:
+        raise SimInputError(f"--history {args.history}: must be >= 1")
+    if not 0 <= args.long_weight <= 1:
+        raise SimInputError(f"--long-weight {args.long_weight}: must be in [0, 1]")
     if not 1 <= args.quality <= 95:
         raise SimInputError(f"--quality {args.quality}: must be in 1..95")
     sizes = _sizes(args.sizes)
@@ -106,7 +114,8 @@ def cmd_uploads(args: argparse.Namespace) -> int:
     started = time.monotonic()
     for ts in sets:
         cfg = UploadConfig(parse_sla(args.sla), args.requests, seeds[0], args.interval_ms, args.base_ms, args.policy,
-                           _device(args.device), args.window, args.default_size, args.decay)
+                           _device(args.device), args.window, args.default_size, args.decay, args.history,
+                           args.long_weight)
         rows.extend(simulate(ts, ladder, models, cfg))
         if not args.quiet:
             print(f"modipick sim uploads: {ts.name} ({len(ts.files)} traces) done at "

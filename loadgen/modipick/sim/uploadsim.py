@@ -8,8 +8,8 @@ execution time drawn N(mean, std) clipped at 0. Every policy sees the same draws
   fixed_<px>   always that JPEG size; the Selector's policy picks among the models it feeds
   paper_330KB  the paper's 330 KB original (every model can run on it)
   best_fixed   the fixed JPEG size that did best at this SLA, in hindsight
-  adaptive     the SDK's per-request choice (modipick.core.uploads) from the last 4 measured uploads,
-               each older one weighing half as much
+  adaptive     the SDK's per-request choice (modipick.core.uploads) from its measured uploads: the
+               last 4 (each older one weighing half as much) mixed with the last 48 alike
   oracle       hindsight over (size, model): the most accurate model any size could have met the SLA with
 
 Effective accuracy counts a request the server did not answer in time at the on-device model's
@@ -30,8 +30,8 @@ import numpy as np
 
 from modipick.core import Budget, Candidate, make_policy
 from modipick.core.policies import runs_on_device
-from modipick.core.uploads import BandwidthEstimate, DeviceFallback, UploadMenu, UploadVariant, choose_upload, \
-    models_for_size
+from modipick.core.uploads import DEFAULT_DECAY, DEFAULT_HISTORY, DEFAULT_LONG_WEIGHT, BandwidthEstimate, \
+    DeviceFallback, UploadMenu, UploadVariant, ValueMemo, choose_upload, models_for_size
 from modipick.sim.errors import SimInputError
 from modipick.sim.models import data_file, number, read_rows
 from modipick.sim.payloads import ORIGINAL, Payload
@@ -123,7 +123,14 @@ class UploadConfig:
     device: DeviceFallback = DeviceFallback(49.8, 150.0)
     window: int = 4                # measured uploads the bandwidth estimate remembers
     default_size: int = ORIGINAL
-    decay: float = 0.5             # weight of an older upload relative to the next newer one
+    decay: float = DEFAULT_DECAY   # weight of an older upload relative to the next newer one
+    history: int = DEFAULT_HISTORY          # uploads the long view of the link keeps
+    long_weight: float = DEFAULT_LONG_WEIGHT  # its share of the weight
+
+    def estimate(self) -> BandwidthEstimate:
+        """A client's bandwidth estimate before its first upload."""
+        return BandwidthEstimate(window=self.window, base_ms=self.base_ms, decay=self.decay, history=self.history,
+                                 long_weight=self.long_weight)
 
 
 @dataclass
@@ -206,13 +213,15 @@ def _adaptive_sizes(draws: Draws, menu: UploadMenu, ladder: Sequence[Payload], c
     policy = make_policy(cfg.policy)
     column = {p.input_size: s for s, p in enumerate(ladder)}
     sizes = np.empty(len(draws.upload_ms), dtype=int)
-    estimate = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms, decay=cfg.decay)
+    estimate = cfg.estimate()
+    memo = ValueMemo()
     last_client = -1
     for r in range(len(draws.upload_ms)):
         if draws.client[r] != last_client:
-            estimate = BandwidthEstimate(window=cfg.window, base_ms=cfg.base_ms, decay=cfg.decay)
+            estimate = cfg.estimate()
             last_client = draws.client[r]
-        v = choose_upload(menu, estimate, sla, policy, return_ms=cfg.base_ms, device=cfg.device).variant
+        v = choose_upload(menu, estimate, sla, policy, return_ms=cfg.base_ms, device=cfg.device,
+                          memo=memo).variant
         sizes[r] = v.input_size
         estimate = estimate.observe(v.payload_bytes, float(draws.upload_ms[r, column[v.input_size]]))
     return sizes

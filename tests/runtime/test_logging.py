@@ -98,3 +98,28 @@ def test_json_mode_renders_grpc_redis_asyncio_and_warnings_records_as_json() -> 
     task_line = next(r for r in records if r.get("logger") == "asyncio")
     assert "never retrieved" in task_line["event"] and "RuntimeError: boom" in task_line["exception"]
     assert by_event["password=hunter2"]["request_id"] == "r-7" and by_event["password=hunter2"]["token"] == "***"
+
+
+def test_warnings_are_captured_again_after_a_catch_warnings_block_put_the_old_hook_back() -> None:
+    import io
+    import logging
+    import warnings
+
+    from modipick.runtime.logging import configure_logging
+
+    original = warnings.showwarning
+    try:
+        logging.captureWarnings(True)  # an earlier configuration ...
+        warnings.showwarning = original  # ... undone by a catch_warnings() exit, as logging never hears
+        configure_logging(json=True, level="info", stream=io.StringIO())
+        assert warnings.showwarning.__module__ == "logging"
+    finally:
+        from modipick.runtime.logging import _BridgeHandler
+
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+        logging.captureWarnings(False)
+        warnings.showwarning = original
+        structlog.reset_defaults()

@@ -43,6 +43,10 @@ def test_register_again_updates_declared_fields_and_keeps_learned_stats(store):
     (p,) = store.load_all()
     assert (p.declared_accuracy, p.state, p.input_size) == (60.0, "eligible", 96)
     assert (p.mean_ms, p.samples, p.correct, p.served, p.updated_at) == (12.0, 2, 1, 1, 5.0)
+    # a registration that does not say the input size (0: an admin's RegisterModel) keeps the known one
+    store.register(ModelProfile(name="m", declared_accuracy=61.0, state="eligible"))
+    (p,) = store.load_all()
+    assert (p.declared_accuracy, p.input_size) == (61.0, 96)
 
 
 def test_versions_and_names_with_colons_are_distinct_profiles(store):

@@ -97,6 +97,9 @@ def _bridge_stdlib(stream, level: int, renderer) -> None:
     root.setLevel(level)
     for name in BRIDGED_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)  # inherit the root's level
+    # captureWarnings(True) does nothing while logging believes it already captures; a
+    # warnings.catch_warnings() block left since (pytest's, a library's) may have put the old hook back
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
 
 

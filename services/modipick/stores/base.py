@@ -27,8 +27,8 @@ class ProfileStore(Protocol):
         """Every registered profile, sorted by (name, version), read in one round trip."""
 
     def register(self, profile: ModelProfile) -> bool:
-        """Create the profile, or update declared accuracy and state keeping learned stats.
-        Returns True when it was created."""
+        """Create the profile, or update declared accuracy and state keeping learned stats (and the
+        input size, unless the profile states one). Returns True when it was created."""
 
     def deregister(self, name: str, version: int) -> bool:
         """Remove the profile; True if it existed."""

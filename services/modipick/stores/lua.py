@@ -21,7 +21,10 @@ return out
 REGISTER = """
 redis.call('SADD', KEYS[2], KEYS[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2], 'input_size', ARGV[11])
+  redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2])
+  if ARGV[11] ~= '0' then  -- 0: not said, the input size known stays
+    redis.call('HSET', KEYS[1], 'input_size', ARGV[11])
+  end
   return 0
 end
 redis.call('HSET', KEYS[1], 'declared_accuracy', ARGV[1], 'state', ARGV[2], 'name', ARGV[3],

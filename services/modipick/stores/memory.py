@@ -40,7 +40,7 @@ class InMemoryProfileStore:
                 self._profiles[key] = profile
                 return True
             self._profiles[key] = replace(known, declared_accuracy=profile.declared_accuracy, state=profile.state,
-                input_size=profile.input_size)
+                input_size=profile.input_size or known.input_size)  # 0: not said, the known size stays
             return False
 
     def deregister(self, name: str, version: int) -> bool:

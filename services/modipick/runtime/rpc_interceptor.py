@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from modipick.runtime.metadata import request_id_from
 from modipick.runtime.metrics import CountingHistogram, counter_family
+from modipick.runtime.tracing import tracing_enabled
 
 # Seconds, from a sub-millisecond health-like call to a multi-second SLA.
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,8 +88,10 @@ def _code_name(context: Any, default: str) -> str:
 
 
 def _trace_id() -> str | None:
+    if not tracing_enabled():  # no span is opened (the redis client imports OpenTelemetry anyway)
+        return None
     trace = sys.modules.get("opentelemetry.trace")
-    if trace is None:  # tracing never turned on: no span can be open
+    if trace is None:
         return None
     span = trace.get_current_span()
     context = span.get_span_context()

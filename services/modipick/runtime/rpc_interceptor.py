@@ -7,6 +7,12 @@ status code and time:
 
 Health checks and reflection (`/grpc.*`) are left alone. Counts are plain dicts read at scrape
 time, as the Selector's own (a prometheus_client child's lock costs more than the whole count).
+
+When it is a server's last interceptor, `start_server` builds its wrapper into each handler as the
+services register (`wrap_handler`) instead of installing it: grpc.aio then runs no interceptor
+chain per call (~28,000 instructions a call under callgrind, about half a Selector's own
+Python). With an interceptor after it (client authentication) it stays an interceptor, so what
+that one refuses is still counted.
 """
 
 from __future__ import annotations
@@ -113,8 +119,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+        return self.wrap_handler(handler_call_details.method, await continuation(handler_call_details))
+
+    def wrap_handler(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        """`handler` (of the full method name `method`) with this interceptor's work around its
+        behavior; built once per method and behavior."""
         if handler is None or method.startswith(_SKIPPED_PREFIXES):
             return handler
         # calls answered with one message: unary, or a client stream (the Profiler's observations)

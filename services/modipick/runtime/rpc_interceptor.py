@@ -10,8 +10,8 @@ time, as the Selector's own (a prometheus_client child's lock costs more than th
 
 When it is a server's last interceptor, `start_server` builds its wrapper into each handler as the
 services register (`wrap_handler`) instead of installing it: grpc.aio then runs no interceptor
-chain per call (~28,000 instructions a call under callgrind, about half a Selector's own
-Python). With an interceptor after it (client authentication) it stays an interceptor, so what
+chain per call (as an interceptor it cost ~28,000 instructions a call under callgrind, its own work
+included; docs/benchmarks.md). With an interceptor after it (client authentication) it stays an interceptor, so what
 that one refuses is still counted.
 """
 

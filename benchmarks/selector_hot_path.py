@@ -2,9 +2,9 @@
 
     python -m benchmarks.selector_hot_path [--requests 20000] [--profile]
 
-1. `SelectorService.Infer` called in-process (the app as `start_selector` wires it: memory store with
-   three fixed eligible profiles, the executor pool with a stub that answers at once, a fake servicer
-   context): process CPU per request = validation, budget, return-leg estimate, policy decision,
+1. `SelectorService.Infer` called in-process through the RPC interceptor's wrapper (the app as
+   `start_selector` wires it: memory store with three fixed eligible profiles, the executor pool with
+   a stub that answers at once, a fake servicer context): process CPU per request = validation, budget, return-leg estimate, policy decision,
    per-request RNG, metrics, outcome memory and messages; back-to-back, and then one call every
    5 ms (wall time), as at the overhead benchmark's 200 req/s, where the same code runs several
    times slower on a CPU that idled in between.
@@ -33,13 +33,19 @@ class _Context:
     def invocation_metadata(self):
         return ()
 
+    def code(self):
+        return None
+
     async def abort(self, code, details):
         raise RuntimeError(f"{code}: {details}")
 
 
-async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[float, float]:
+async def infer_cpu_us(requests: int, profile: bool, paced: int = 0, policy: str = "") -> tuple[float, float]:
     from modipick.core import ModelProfile
+    from prometheus_client import CollectorRegistry
+
     from modipick.runtime.logging import configure_logging
+    from modipick.runtime.rpc_interceptor import RpcInterceptor, RpcMetrics
     from modipick.selector.app import SelectorSettings, start_selector
     from modipick.stores import make_store
 
@@ -63,15 +69,17 @@ async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[fl
 
     for replica in app.pool.replicas:
         replica.stub, replica.ejected_until = InstantStub(), 0.0
-    request = selector_pb2.InferRequest(sla_ms=1000, policy="modipick")
+    request = selector_pb2.InferRequest(sla_ms=1000, policy=policy)
     request.input.tensor.dtype = "float32"
     request.input.tensor.shape.extend([8, 8])
     request.input.tensor.content = bytes(8 * 8 * 4)
-    context, service = _Context(), app.service
+    context = _Context()
+    infer = RpcInterceptor(RpcMetrics(CollectorRegistry()))._wrap(app.service.Infer, "modipick.v1.SelectorService",
+                                                                  "Infer")
     try:
         for i in range(2000):
             request.request_id = f"warm-{i}"
-            await service.Infer(request, context)
+            await infer(request, context)
         profiler = None
         if profile:
             import cProfile
@@ -81,7 +89,7 @@ async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[fl
         started = time.process_time()
         for i in range(requests):
             request.request_id = f"req-{i}"
-            await service.Infer(request, context)
+            await infer(request, context)
         used = time.process_time() - started
         if profiler is not None:
             import pstats
@@ -93,7 +101,7 @@ async def infer_cpu_us(requests: int, profile: bool, paced: int = 0) -> tuple[fl
             await asyncio.sleep(0.005)
             request.request_id = f"paced-{i}"
             began = time.perf_counter()
-            await service.Infer(request, context)
+            await infer(request, context)
             paced_us.append((time.perf_counter() - began) * 1e6)
         return used / requests * 1e6, statistics.median(paced_us) if paced_us else float("nan")
     finally:
@@ -159,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2_000, help="round trips per hop measurement")
     parser.add_argument("--profile", action="store_true", help="cProfile the in-process Infer loop")
     parser.add_argument("--paced", type=int, default=1000, help="Infer calls made one every 5 ms")
+    parser.add_argument("--policy", default="",
+                        help="the requests' policy ('': the Selector's default, as selector_throughput sends)")
     parser.add_argument("--infer-only", action="store_true", help="skip the bare gRPC round trips")
     args = parser.parse_args(argv)
-    us, paced_us = asyncio.run(infer_cpu_us(args.requests, args.profile, args.paced))
+    us, paced_us = asyncio.run(infer_cpu_us(args.requests, args.profile, args.paced, args.policy))
     print(f"Selector Infer, in process (no gRPC): {us:.1f} us of CPU per request back-to-back; "
           f"p50 {paced_us:.1f} us of wall time called every 5 ms")
     if args.infer_only:

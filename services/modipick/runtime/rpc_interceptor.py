@@ -7,6 +7,12 @@ status code and time:
 
 Health checks and reflection (`/grpc.*`) are left alone. Counts are plain dicts read at scrape
 time, as the Selector's own (a prometheus_client child's lock costs more than the whole count).
+
+When it is a server's last interceptor, `start_server` builds its wrapper into each handler as the
+services register (`wrap_handler`) instead of installing it: grpc.aio then runs no interceptor
+chain per call (as an interceptor it cost ~28,000 instructions a call under callgrind, its own work
+included; docs/benchmarks.md). With an interceptor after it (client authentication) it stays an interceptor, so what
+that one refuses is still counted.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from modipick.runtime.metadata import request_id_from
 from modipick.runtime.metrics import CountingHistogram, counter_family
+from modipick.runtime.tracing import tracing_enabled
 
 # Seconds, from a sub-millisecond health-like call to a multi-second SLA.
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -87,8 +94,10 @@ def _code_name(context: Any, default: str) -> str:
 
 
 def _trace_id() -> str | None:
+    if not tracing_enabled():  # no span is opened (the redis client imports OpenTelemetry anyway)
+        return None
     trace = sys.modules.get("opentelemetry.trace")
-    if trace is None:  # tracing never turned on: no span can be open
+    if trace is None:
         return None
     span = trace.get_current_span()
     context = span.get_span_context()
@@ -110,8 +119,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
+        return self.wrap_handler(handler_call_details.method, await continuation(handler_call_details))
+
+    def wrap_handler(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        """`handler` (of the full method name `method`) with this interceptor's work around its
+        behavior; built once per method and behavior."""
         if handler is None or method.startswith(_SKIPPED_PREFIXES):
             return handler
         # calls answered with one message: unary, or a client stream (the Profiler's observations)

@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from modipick.runtime.channels import DEFAULT_MAX_MESSAGE_BYTES
 from modipick.runtime.decoding import DecodeGuardRegistrar
 from modipick.runtime.event_loop import loop_name
+from modipick.runtime.rpc_interceptor import RpcInterceptor
 from modipick.runtime.tls import TlsConfig
 
 log = structlog.get_logger("modipick.server")
@@ -100,14 +101,18 @@ async def start_server(registrations: Sequence[Registration], service_names: Seq
                        serving: bool = True) -> RunningServer:
     if options.unix_socket:
         refuse_socket_in_use(options.unix_socket)
+    interceptors = list(interceptors)
+    wrap = None
+    if interceptors and isinstance(interceptors[-1], RpcInterceptor):  # built into the handlers instead
+        wrap = interceptors.pop().wrap_handler
     server = grpc.aio.server(
-        interceptors=list(interceptors) or None,
+        interceptors=interceptors or None,
         options=[("grpc.max_send_message_length", options.max_message_bytes),
                  ("grpc.max_receive_message_length", options.max_message_bytes),
                  ("grpc.so_reuseport", 0), *connection_age_arguments(options)],
         maximum_concurrent_rpcs=options.max_concurrent_rpcs)
     for add, servicer in registrations:
-        add(servicer, DecodeGuardRegistrar(server))  # undecodable -> INVALID_ARGUMENT
+        add(servicer, DecodeGuardRegistrar(server, wrap))  # undecodable -> INVALID_ARGUMENT
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = tuple(service_names)

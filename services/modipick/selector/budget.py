@@ -175,7 +175,7 @@ def uses_return_leg(policy: "Policy") -> bool:
     return policy.name in RETURN_LEG_POLICIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once made; frozen would triple its cost per request
 class RequestBudget:
     """One request's budget and what the Selector remembers of how it was made."""
 

@@ -26,7 +26,7 @@ REPLICA_FAILURES = frozenset({Failure.TIMED_OUT, Failure.UNAVAILABLE, Failure.OV
 EJECTING = frozenset({Failure.UNAVAILABLE, Failure.TIMED_OUT})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once made; frozen would triple its cost per request
 class Execution:
     model: common_pb2.ModelRef        # what ran (a retry may have run a faster model than decided)
     prediction: common_pb2.Prediction

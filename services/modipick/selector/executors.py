@@ -107,6 +107,29 @@ class Replica:
         return beyond * service / max(1, self.slots)
 
 
+class _ModelTable:
+    """What the pool reads of one candidates tuple on every request, computed once per tuple: the
+    fastest mean, each model's mean, and the ModelRef an Execute call names it by."""
+
+    __slots__ = ("candidates", "fastest_ms", "mean_ms", "_refs")
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        self.candidates = candidates
+        self.fastest_ms = min((c.mean_ms for c in candidates), default=None)
+        self.mean_ms: dict[str, float] = {}
+        for c in candidates:
+            self.mean_ms.setdefault(c.key, c.mean_ms)  # the first of a key, as a scan would find
+        self._refs: dict[tuple[str, int], common_pb2.ModelRef] = {}
+
+    def ref(self, model: Candidate) -> common_pb2.ModelRef:
+        """The ModelRef of `model` (copied into each request, never changed)."""
+        key = (model.name, model.version)
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = common_pb2.ModelRef(name=model.name, version=model.version)
+        return ref
+
+
 class _AttemptFailed(Exception):
     def __init__(self, failure: Failure, code: grpc.StatusCode, details: str) -> None:
         super().__init__(details)
@@ -140,6 +163,7 @@ class ExecutorPool:
                                                       interceptors=interceptors))
                          for t in targets]
         self._turn = itertools.count()
+        self._table = _ModelTable(())
         self._poller: asyncio.Task | None = None
         self.retries = 0
         self.rescued = 0  # requests served by a retry
@@ -148,9 +172,18 @@ class ExecutorPool:
     def _replica(target: str, channel: grpc.aio.Channel) -> Replica:
         return Replica(target, channel, executor_pb2_grpc.ExecutorServiceStub(channel))
 
+    def _models(self) -> "_ModelTable":
+        """The current candidates' table, rebuilt only when the profile cache hands out new ones."""
+        candidates = self._candidates()
+        table = self._table
+        if table.candidates is not candidates:
+            table = self._table = _ModelTable(candidates)
+        return table
+
     # -- choosing -----------------------------------------------------------------------------------
     def _default_service_ms(self) -> float:
-        return min((c.mean_ms for c in self._candidates()), default=1.0)
+        fastest = self._models().fastest_ms
+        return 1.0 if fastest is None else fastest
 
     def wait_ms(self, replica: Replica, now: float | None = None) -> float:
         """The queueing a request sent to `replica` now should expect (0 when it is idle)."""
@@ -187,7 +220,8 @@ class ExecutorPool:
         """Run `model` on `input` within `within_s` seconds: on `replica` (the one the decision was
         made for; else `pick()`), then retries within what is left. Raises ExecutionFailed."""
         s = self.settings
-        deadline = self._clock() + within_s - min(s.answer_margin_ms / 1000.0, within_s * 0.05)
+        margin_s = s.answer_margin_ms / 1000.0
+        deadline = self._clock() + within_s - (margin_s if margin_s < within_s * 0.05 else within_s * 0.05)
         tried: list[Replica] = []
         failed_models: set[str] = set()
         notes: list[str] = []
@@ -231,11 +265,9 @@ class ExecutorPool:
                              reply.prediction, reply.queue_ms, reply.execution_ms, replica.target, number)
         raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
-    @staticmethod
-    async def _execute(replica: Replica, model: Candidate, input: common_pb2.Input, timeout_s: float,
+    async def _execute(self, replica: Replica, model: Candidate, input: common_pb2.Input, timeout_s: float,
                        request_id: str, metadata) -> executor_pb2.ExecuteResponse:
-        request = executor_pb2.ExecuteRequest(request_id=request_id, input=input,
-                                              model=common_pb2.ModelRef(name=model.name, version=model.version))
+        request = executor_pb2.ExecuteRequest(request_id=request_id, input=input, model=self._models().ref(model))
         call = replica.stub.Execute(request, timeout=timeout_s, metadata=metadata)
         # The call carries its deadline to the Executor; this loop's own timer also ends it on time:
         # gRPC's deadline reaches the loop through its poller thread, a few ms late on a busy machine,
@@ -254,16 +286,12 @@ class ExecutorPool:
         finally:
             timer.cancel()
 
-    def _expected_ms(self, model: Candidate, candidates: Sequence[Candidate]) -> float | None:
-        key = model.key
-        return next((c.mean_ms for c in candidates if c.key == key), None)
-
     def _had_room(self, model: Candidate, timeout_s: float, replica: Replica) -> bool:
         """Whether an attempt that ran out of time says something about its replica: it had at least
         twice what its model was expected to take there (mean and queueing) plus a retry's overhead.
         A deadline cut close is the budget's miss; ejecting the replica for it would move traffic
         away for nothing (with one replica the demo's tightest SLAs ejected it 39 times in 160 requests)."""
-        expected = self._expected_ms(model, self._candidates())
+        expected = self._models().mean_ms.get(model.key)
         if expected is None:
             return True
         return timeout_s * 1000.0 >= 2.0 * (expected + self.wait_ms(replica)) + self.settings.retry_overhead_ms
@@ -272,13 +300,12 @@ class ExecutorPool:
         """The first attempt's deadline: the budget minus the reserve for a retry, when the chosen
         model still fits what remains; else the whole budget (no retry after a timeout)."""
         s = self.settings
-        candidates = self._candidates()
-        if not candidates:
+        table = self._models()
+        fastest = table.fastest_ms
+        if fastest is None:
             return left
-        fastest = min(c.mean_ms for c in candidates)
         reserve_ms = max(fastest + s.retry_overhead_ms, s.reserve_share * left * 1000.0)
-        chosen_ms = self._expected_ms(model, candidates)
-        chosen_ms = fastest if chosen_ms is None else chosen_ms
+        chosen_ms = table.mean_ms.get(model.key, fastest)
         first_ms = left * 1000.0 - reserve_ms
         if first_ms >= chosen_ms + self.wait_ms(replica) + s.retry_overhead_ms:
             return first_ms / 1000.0

@@ -66,7 +66,7 @@ class Executors(Protocol):
                   replica: Replica | None = None, metadata=None) -> Execution: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once made; frozen would triple its cost per request
 class Plan:
     """What the decision made of one request."""
 
@@ -74,10 +74,7 @@ class Plan:
     decision: Decision
     replica: Replica
     policy_label: str
-
-    @property
-    def budget_ms(self) -> float:
-        return self.made.budget.execution_ms
+    budget_ms: float  # made.budget.execution_ms, read several times per request
 
 
 class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
@@ -108,6 +105,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self.signer = signer
         self._ticket = signer.ticket if signer is not None else outcome_ticket
         self.report_limiter = report_limiter if report_limiter is not None else ReportRateLimiter(ReportLimits())
+        self._labels: dict[str, str] = {}  # requested policy name (a live one, or "") -> its metrics label
+
+    def _policy_label(self, requested: str) -> str:
+        """metrics.policy_label of a policy name PolicyBook accepted (so the memo stays small)."""
+        label = self._labels.get(requested)
+        if label is None:
+            label = self._labels[requested] = self.metrics.policy_label(requested, self._policies.default_name)
+        return label
 
     # -- decide -----------------------------------------------------------------------------------
     def _decide(self, request, context: grpc.aio.ServicerContext, request_id: str, receive_ns: int) -> Plan:
@@ -132,8 +137,9 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             candidates = _taking_input(candidates, snapshot.input_sizes, request.input)
         replica = self._executors.pick()
         wait_ms = self._executors.wait_ms(replica)
-        decision = policy.choose(_with_queueing(candidates, wait_ms), made.budget, self._rng_for(request_id))
-        return Plan(made, decision, replica, self.metrics.policy_label(request.policy, self._policies.default_name))
+        budget = made.budget
+        decision = policy.choose(_with_queueing(candidates, wait_ms), budget, self._rng_for(request_id))
+        return Plan(made, decision, replica, self._policy_label(request.policy), budget.execution_ms)
 
     # -- RPCs -------------------------------------------------------------------------------------
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
@@ -153,11 +159,12 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
                                      errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
         decided = self._perf()
-        timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=plan.budget_ms,
+        budget_ms = plan.budget_ms
+        timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=budget_ms,
                                      selection_ms=(decided - started) * 1000.0)
         self._note_selection(plan)
         # the execution may use the budget plus the overhead set aside for its round trip
-        within_s = (plan.budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+        within_s = (budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
         left = context.time_remaining()
         if left is not None and left < within_s:
             within_s = left
@@ -201,12 +208,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
                 decided: float) -> selector_pb2.InferResponse:
         replied = self._perf()
         server_ms = (replied - started) * 1000.0
-        timings.queue_ms, timings.execution_ms, timings.server_ms = execution.queue_ms, execution.execution_ms, server_ms
-        self.overhead.observe(server_ms - execution.queue_ms - execution.execution_ms)
+        queue_ms, execution_ms = execution.queue_ms, execution.execution_ms
+        timings.queue_ms, timings.execution_ms, timings.server_ms = queue_ms, execution_ms, server_ms
+        overhead = self.overhead
+        overhead.observe(server_ms - queue_ms - execution_ms)
         served = self.learner.remember(rid, plan.made, after_decision_ms=(replied - decided) * 1000.0,
                                        server_ms=server_ms, policy=plan.policy_label)
         # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
-        self.metrics.request(plan.policy_label, "served", sla_met=server_ms <= plan.budget_ms + self.overhead.value_ms)
+        self.metrics.request(plan.policy_label, "served", sla_met=server_ms <= plan.budget_ms + overhead.value_ms)
         return self.provenance.stamp(selector_pb2.InferResponse(
             request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=execution.model,
             reason=_REASONS.get(plan.decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
@@ -300,22 +309,26 @@ class _NoModels(Exception):
 
 
 def _check_input(request: selector_pb2.InferRequest) -> None:
-    kind = request.input.WhichOneof("kind")
+    input = request.input
+    kind = input.WhichOneof("kind")
     if kind is None:
         raise RequestInvalid("input", "missing: set input.encoded_image (PNG/JPEG bytes) or input.tensor")
     if kind == "encoded_image":
-        if not request.input.encoded_image:
+        if not input.encoded_image:
             raise RequestInvalid("input.encoded_image", "is empty")
         return
-    tensor = request.input.tensor
-    itemsize = _TENSOR_ITEMSIZE.get(tensor.dtype)
+    tensor = input.tensor
+    dtype = tensor.dtype
+    itemsize = _TENSOR_ITEMSIZE.get(dtype)
     if itemsize is None:
-        raise RequestInvalid("input.tensor.dtype", f"{tensor.dtype[:32]!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
-    if len(tensor.shape) > _MAX_DIMS:  # (and the error message below stays short)
-        raise RequestInvalid("input.tensor.shape", f"has {len(tensor.shape)} dimensions, at most {_MAX_DIMS}")
-    if not tensor.shape or min(tensor.shape) <= 0:
-        raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(tensor.shape)}")
-    expected = math.prod(tensor.shape) * itemsize
+        raise RequestInvalid("input.tensor.dtype", f"{dtype[:32]!r} is not one of {sorted(_TENSOR_ITEMSIZE)}")
+    shape = tensor.shape
+    dims = len(shape)
+    if dims > _MAX_DIMS:  # (and the error message below stays short)
+        raise RequestInvalid("input.tensor.shape", f"has {dims} dimensions, at most {_MAX_DIMS}")
+    if not dims or min(shape) <= 0:
+        raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(shape)}")
+    expected = math.prod(shape) * itemsize
     if len(tensor.content) != expected:
         raise RequestInvalid("input.tensor.content", f"holds {len(tensor.content)} bytes; shape "
                              f"{list(tensor.shape)} of {tensor.dtype} needs {expected}")

@@ -94,8 +94,6 @@ def _code_name(context: Any, default: str) -> str:
 
 
 def _trace_id() -> str | None:
-    if not tracing_enabled():  # no span is opened (the redis client imports OpenTelemetry anyway)
-        return None
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
         return None
@@ -112,9 +110,14 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Binds request_id (and trace_id) for the handler's logs and counts each RPC answered with one
     message (unary, client streaming) in `metrics`."""
 
-    def __init__(self, metrics: RpcMetrics, *, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, metrics: RpcMetrics, *, clock: Callable[[], float] = time.perf_counter,
+                 traced: bool | None = None) -> None:
         self._metrics = metrics
         self._clock = clock
+        # whether this server's calls may run in a span: tracing on when the server is built (its
+        # tracing interceptors stay, even if tracing is turned off later); without, no span is looked
+        # up per call (the redis client imports OpenTelemetry anyway)
+        self._traced = tracing_enabled() if traced is None else traced
         self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler]] = {}  # method -> (behavior, its wrapper)
 
     async def intercept_service(self, continuation: Callable[..., Awaitable[grpc.RpcMethodHandler]],
@@ -148,7 +151,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             started = clock()
             rid = getattr(request, "request_id", "") or request_id_from(context.invocation_metadata())
             rid_token = _request_id.set(rid)
-            trace_id = _trace_id()
+            trace_id = _trace_id() if self._traced else None
             tokens = (structlog.contextvars.bind_contextvars(request_id=rid, trace_id=trace_id) if trace_id
                       else structlog.contextvars.bind_contextvars(request_id=rid))
             code = "UNKNOWN"

@@ -113,10 +113,12 @@ class SelectorMetrics:
                 "modipick_return_leg_class_capped",
                 "Reported return legs a network class's model left out: their client held its share",
                 learner.returns.capped))
-        if feed is None:
-            return
+        # exported in every mode (zeros where the stream is not read), so dashboards and alerts find
+        # the same families on every replica whatever its sharing
         self.registry.register(ReadCollector(
             "modipick_return_leg_stream", "Shared return legs read from the store's stream",
-            lambda: {"applied": feed.applied, "skipped": feed.skipped}, label="result"))
+            lambda: {"applied": feed.applied if feed else 0, "skipped": feed.skipped if feed else 0},
+            label="result"))
         self.registry.register(ReadCollector("modipick_return_leg_stream_read_failures",
-                                              "Reads of the return-leg stream that failed", lambda: feed.failed_reads))
+                                              "Reads of the return-leg stream that failed",
+                                              lambda: feed.failed_reads if feed else 0))

@@ -99,6 +99,8 @@ def test_deregistered_model_stays_out_until_registered_again(live_suite, profile
     assert reply.profile.state == common_pb2.MODEL_STATE_WARMING and reply.profile.samples == 0
     live_suite.wait_eligible(["mlp-tiny"], timeout_s=60)
     assert live_suite.profiles()["mlp-tiny"].samples >= 10
+    # the request stated no input size: the one the Executor lists is registered, not 0 ("any size")
+    assert live_suite.profiles()["mlp-tiny"].input_size == 8
 
 
 def test_outcomes_with_labels_reach_the_profile(live_suite, digits):

@@ -55,6 +55,7 @@ class ModelLifecycle:
         self._clock = clock
         self._rng = rng or random.Random(0)
         self._ignored: set[tuple[str, int]] = set()
+        self._listed_sizes: dict[tuple[str, int], int] = {}  # input sizes the Executor last listed
         self._busy: dict[tuple[str, int], asyncio.Task] = {}
         self._loop_task: asyncio.Task | None = None
 
@@ -64,6 +65,8 @@ class ModelLifecycle:
         """Register as "warming" (warm it up now with `warm`, or in a later discovery round), or
         straight as "eligible" (no warm-up)."""
         self._ignored.discard((name, version))
+        # a registration that states no input size (an admin's RegisterModel) takes the one the Executor lists
+        input_size = input_size or self._listed_sizes.get((name, version), 0)
         profile = ModelProfile(name=name, version=version, declared_accuracy=declared_accuracy,
                                state="eligible" if eligible else "warming", input_size=input_size)
         created = await self._store.register(profile)
@@ -146,6 +149,7 @@ class ModelLifecycle:
             if not key[0] or key in self._ignored or key in self._busy:
                 continue
             self._prober.learn_input(status)
+            self._listed_sizes[key] = square_size(status.input_shape)
             known = profiles.get(key)
             if status.state in AVAILABLE_STATES:
                 if known is None:

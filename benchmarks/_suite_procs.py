@@ -105,6 +105,7 @@ def bare_proxy_main(executor_target: str, port_queue, loop: str = "auto") -> Non
 def selector_main(executor_target: str, port_queue, profile_path: str | None, seed: int = 0,
                   loop: str = "auto") -> None:
     from modipick.core import ModelProfile
+    from modipick.runtime.entrypoint import freeze_startup_heap
     from modipick.runtime.logging import configure_logging
     from modipick.runtime.server import run_until_signal
     from modipick.selector.app import SelectorSettings, start_selector
@@ -119,6 +120,7 @@ def selector_main(executor_target: str, port_queue, profile_path: str | None, se
         app = await start_selector(SelectorSettings(executor_target=executor_target, profiler_target="",
                                                     seed=seed, policy_params={"threshold_ms": 1.0}),
                                     store=store)
+        freeze_startup_heap()  # as `modipick selector` does once it serves
         port_queue.put(app.target)
 
         async def stop() -> None:

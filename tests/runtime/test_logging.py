@@ -40,6 +40,20 @@ def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in lines]  # raises on any line that is not JSON
 
 
+
+def _undo_configure_logging() -> None:
+    """What configure_logging set up: the bridge handler, the root level, captured warnings, structlog."""
+    import logging
+
+    from modipick.runtime.logging import _BridgeHandler
+
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(False)
+    structlog.reset_defaults()
+
 def test_json_mode_renders_grpc_redis_asyncio_and_warnings_records_as_json() -> None:
     import asyncio
     import io
@@ -78,14 +92,7 @@ def test_json_mode_renders_grpc_redis_asyncio_and_warnings_records_as_json() -> 
         with bound_request_id("r-7"):
             logging.getLogger("grpc").info("password=%s", "hunter2", extra={"token": "t"})
     finally:
-        from modipick.runtime.logging import _BridgeHandler
-
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
-        logging.captureWarnings(False)
-        structlog.reset_defaults()
+        _undo_configure_logging()
 
     records = _json_lines(stream.getvalue())
     by_event = {r["event"]: r for r in records}
@@ -114,12 +121,5 @@ def test_warnings_are_captured_again_after_a_catch_warnings_block_put_the_old_ho
         configure_logging(json=True, level="info", stream=io.StringIO())
         assert warnings.showwarning.__module__ == "logging"
     finally:
-        from modipick.runtime.logging import _BridgeHandler
-
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, _BridgeHandler)]:
-            root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
-        logging.captureWarnings(False)
+        _undo_configure_logging()
         warnings.showwarning = original
-        structlog.reset_defaults()

@@ -181,8 +181,8 @@ async def _run_through_link(exp: Experiment, factory: Callable[[str], Target], s
         await link.close()
 
 
-async def fetch_declared(profiler_address: str, timeout_s: float = 5.0) -> dict[str, float]:
-    """model name -> declared accuracy, from ProfilerService.ListProfiles."""
+async def _list_profiles(profiler_address: str, timeout_s: float) -> list:
+    """ProfilerService.ListProfiles' profiles; ConnectionError naming the Profiler when it fails."""
     import grpc
 
     from modipick.v1 import profiler_pb2, profiler_pb2_grpc
@@ -193,23 +193,19 @@ async def fetch_declared(profiler_address: str, timeout_s: float = 5.0) -> dict[
                 profiler_pb2.ListProfilesRequest(), timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise ConnectionError(f"profiler {profiler_address}: {exc.code().name}: {exc.details()}") from None
-    return {p.model.name: p.declared_accuracy for p in reply.profiles}
+    return list(reply.profiles)
+
+
+async def fetch_declared(profiler_address: str, timeout_s: float = 5.0) -> dict[str, float]:
+    """model name -> declared accuracy, from ProfilerService.ListProfiles."""
+    return {p.model.name: p.declared_accuracy for p in await _list_profiles(profiler_address, timeout_s)}
 
 
 async def fetch_profiles(profiler_address: str, timeout_s: float = 5.0) -> list[Candidate]:
     """Every profiled model as the Selector sees it (latency, declared accuracy), from ListProfiles."""
-    import grpc
-
-    from modipick.v1 import profiler_pb2, profiler_pb2_grpc
-
-    async with grpc.aio.insecure_channel(profiler_address) as channel:
-        try:
-            reply = await profiler_pb2_grpc.ProfilerServiceStub(channel).ListProfiles(
-                profiler_pb2.ListProfilesRequest(), timeout=timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise ConnectionError(f"profiler {profiler_address}: {exc.code().name}: {exc.details()}") from None
     return [Candidate(p.model.name, p.model.version, p.declared_accuracy, p.mean_ms, p.std_ms)
-            for p in reply.profiles if p.mean_ms > 0]  # a model never timed has no latency to budget
+            for p in await _list_profiles(profiler_address, timeout_s)
+            if p.mean_ms > 0]  # a model never timed has no latency to budget
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, float]:

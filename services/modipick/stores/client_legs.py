@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from modipick.core.returnleg_state import GENERATION_BYTES, GENERATION_OFFSET
 from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
-from modipick.stores.redis_clients import async_client
+from modipick.stores.redis_clients import async_client, rediscover_primary
 from modipick.stores.redis_codec import mapped_errors
 from modipick.stores.redis_options import RedisOptions, Timeouts, parse_target, redact
 
@@ -105,12 +105,7 @@ class RedisClientLegStore:
         return False, answer or None
 
     async def _rediscover(self) -> None:
-        if self.topology != "sentinel":
-            return
-        try:
-            await self._client.connection_pool.get_master_address()
-        except Exception:  # the sentinels may be unreachable too: the next call reconnects anyway
-            pass
+        await rediscover_primary(self._client, self.topology)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -11,7 +11,7 @@ from modipick.stores.base import (Observation, ReturnLegPage, ReturnLegSample, c
                                    check_leg_samples, check_observations, check_reseed, check_state,
                                    sorted_profiles)
 from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
-from modipick.stores.redis_clients import async_client
+from modipick.stores.redis_clients import async_client, rediscover_primary
 from modipick.stores.redis_codec import (SCRIPTS, KeyLayout, append_calls, check_acks, decode_profile,
                                          leg_page, mapped_errors, observe_calls, register_args)
 from modipick.stores.redis_options import RedisOptions, hash_tagged, parse_target, redact
@@ -59,15 +59,7 @@ class AsyncRedisProfileStore:
         return int(result)
 
     async def _rediscover(self) -> None:
-        """After a failed write behind Sentinel, ask for the primary again: redis.asyncio keeps its
-        pooled connections to a former primary until that one closes them (the blocking client
-        asks the sentinels whenever it returns a connection to the pool)."""
-        if self.topology != "sentinel":
-            return
-        try:
-            await self._client.connection_pool.get_master_address()
-        except Exception:  # the sentinels may be unreachable too: the next call reconnects anyway
-            pass
+        await rediscover_primary(self._client, self.topology)
 
     async def ping(self) -> None:
         with self._errors("PING"):

@@ -81,3 +81,15 @@ def async_client(url: str, options: RedisOptions, *,
                                   socket_timeout=options.timeouts.read)
         return sentinels.master_for(target.service, db=target.db, retry=retry, **kwargs)
     return aredis.Redis(connection_pool=aredis.ConnectionPool(retry=retry, **kwargs))
+
+
+async def rediscover_primary(client: Any, topology: str) -> None:
+    """After a failed command behind Sentinel, ask for the primary again: redis.asyncio keeps its
+    pooled connections to a former primary until that one closes them (the blocking client asks
+    the sentinels whenever it returns a connection to the pool)."""
+    if topology != "sentinel":
+        return
+    try:
+        await client.connection_pool.get_master_address()
+    except Exception:  # the sentinels may be unreachable too: the next call reconnects anyway
+        pass

@@ -53,6 +53,16 @@ def test_a_run_that_ends_within_twice_its_budget_is_learned_with_its_whole_time(
     assert 950.0 <= late.queue_ms + late.execution_ms < 1400.0, late
 
 
+def test_a_caller_that_gives_up_early_is_recorded_as_cancelled(slow_executor, stub_for, held_out):
+    app, backend, sink = slow_executor(delay_s=2.0)
+    call = stub_for(app).Execute.future(execute_request("cnn-small", tensor_input(held_out[0][0])), timeout=30)
+    wait_for(lambda: app.service.admission.running == 1)
+    call.cancel()
+    wait_for(lambda: sink.observations)
+    assert sink.observations[0].failed and sink.observations[0].error_code == "CANCELLED"
+    assert backend.finished == 0  # recorded when the caller left, with 29 s of its deadline to go
+
+
 def test_waiting_past_the_deadline_for_a_slot(slow_executor, stub_for, held_out):
     app, _, _ = slow_executor(delay_s=2.0, max_concurrency=1, max_queue=4)
     stub = stub_for(app)

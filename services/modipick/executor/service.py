@@ -29,6 +29,9 @@ from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 
 log = structlog.get_logger("modipick.executor")
 MAX_NAME_CHARS = 256  # names are echoed in error messages, which must stay small
+# The caller's deadline runs out on its side first (its clock started before the request reached
+# us), so its cancellation can end the call a little before our own timer does.
+DEADLINE_LEAD_S = 0.05
 
 _STATES = {"AVAILABLE": common_pb2.MODEL_STATE_ELIGIBLE, "LOADING": common_pb2.MODEL_STATE_LOADING,
            "UNAVAILABLE": common_pb2.MODEL_STATE_UNAVAILABLE}
@@ -88,8 +91,10 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         try:
             done, _ = await asyncio.wait({run}, timeout=max(0.0, deadline - self._clock()))
         except asyncio.CancelledError:  # gRPC gave up first (deadline or caller cancelled)
-            self._observe(request, model.name, model.version, queue_ms, (self._clock() - slot_at) * 1000.0,
-                          request_id, failed=True, error_code="CANCELLED")
+            cancelled_at = self._clock()
+            ended = "DEADLINE_EXCEEDED" if deadline - cancelled_at <= DEADLINE_LEAD_S else "CANCELLED"
+            self._observe(request, model.name, model.version, queue_ms, (cancelled_at - slot_at) * 1000.0,
+                          request_id, failed=True, error_code=ended)
             self._observe_when_done(run, request, model.name, queue_ms, slot_at, request_id, budget_s)
             raise
         execution_ms = (self._clock() - slot_at) * 1000.0

@@ -40,6 +40,18 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientIntercepto
         return continuation(self._add(details), request_iterator)
 
 
+def serving(target: str) -> bool:
+    """Whether the server at `target` answers SERVING to a health check (plaintext)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
 def admin_channel(target: str) -> grpc.Channel:
     """A channel to the suite's Profiler whose calls carry its admin token."""
     from fixtures_suite import ADMIN_TOKEN

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import grpc
 import pytest
 
 from fixtures_zoo import build_cached, zoo_cache_root
+from suite_support import serving
 from modipick.cli.story import LEGEND, Profile, place_slas, story_markdown, story_rows, story_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,17 +91,6 @@ def small_arch_pool() -> Path:
                         "--models", "mobilenet-025,inception-v3", "--input-size", "128")
 
 
-def _serving(target: str) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    try:
-        with grpc.insecure_channel(target) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-    except grpc.RpcError:
-        return False
-
-
 @pytest.mark.slow
 @pytest.mark.tf
 def test_demo_tells_the_story_on_a_shipped_trace_and_cleans_up(redis_url, small_arch_pool, tmp_path):
@@ -129,7 +118,7 @@ def test_demo_tells_the_story_on_a_shipped_trace_and_cleans_up(redis_url, small_
     assert (out / "latency_accuracy_vs_sla.png").stat().st_size > 0 and "![" in report
     for name in ("selector", "executor", "profiler"):
         target = next(line.split()[1] for line in lines if line.strip().startswith(name))
-        assert not _serving(target), f"{name} still serving after the demo"
+        assert not serving(target), f"{name} still serving after the demo"
 
 
 def test_demo_names_a_bad_flag_or_trace_in_one_line(capsys):

@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 
-import grpc
 import pytest
+
+from suite_support import serving
 
 from modipick.client import ModiPickClient
 from modipick.zoo.manifest import read_manifest
@@ -48,17 +49,6 @@ def _unix_sockets_at(path: str) -> int:
         return sum(1 for row in table if row.split()[-1] == path)
 
 
-def _serving(target: str) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    try:
-        with grpc.insecure_channel(target) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-    except grpc.RpcError:
-        return False
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["redis", "memory"])
 def test_up_serves_and_stops_on_sigterm(mode, redis_url, digits_pool, digits, tmp_path):
@@ -91,5 +81,5 @@ def test_up_serves_and_stops_on_sigterm(mode, redis_url, digits_pool, digits, tm
         code = proc.wait(60)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
     for name in ("selector", "executor", "profiler"):
-        assert not _serving(targets[name]), f"{name} still serving after SIGTERM"
+        assert not serving(targets[name]), f"{name} still serving after SIGTERM"
     assert not os.path.exists(targets["socket"])

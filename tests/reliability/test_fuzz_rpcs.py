@@ -60,7 +60,7 @@ def _jwt(subject: str = FUZZ_SUBJECT, *, key: str = JWT_SECRET, expires_in_s: fl
 
 
 # a client's credentials: mostly none (the anonymous client) or a valid token, else a bad one
-CLIENT_TOKENS = {"jwt": _jwt(), "expired": _jwt(expires_in_s=-60.0), "forged": _jwt(key="not-the-secret-0123456789ab"),
+CLIENT_TOKENS = {"jwt": _jwt(), "expired": _jwt(expires_in_s=-60.0), "forged": _jwt(key="not-the-secret-0123456789abcdef0123"),
                  "reserved": _jwt("anonymous/x"), "garbage": "e30.e30.x" + "A" * 300}
 SIGNERS = [TicketSigner(TicketKeys("k2", TICKET_KEYS.current)), TicketSigner(TicketKeys("k1", TICKET_KEYS.previous)),
            TicketSigner(TicketKeys("k7", b"fuzz-ticket-key-unknown"))]

@@ -137,12 +137,16 @@ class LiveSuite:
         return app
 
     def wait_eligible(self, names: list[str], timeout_s: float = 240.0) -> None:
+        """Until the store holds `names` eligible and every Selector replica's cache has read them so
+        (a replica refreshes every 100 ms: a request sent in between would find them warming)."""
         deadline = time.monotonic() + timeout_s
+        selectors = [self.selector, *self.extra]
         while time.monotonic() < deadline:
             profiles = self.profiles()
-            if all(n in profiles and profiles[n].state == "eligible" for n in names):
+            if all(n in profiles and profiles[n].state == "eligible" for n in names) and all(
+                    set(names) <= {c.name for c in app.cache.snapshot.candidates} for app in selectors):
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise AssertionError(f"models not eligible after {timeout_s:g} s: {self.profiles()}\n"
                              f"executor log tail:\n{self.executor_log.read_text()[-3000:]}")
 

@@ -41,6 +41,7 @@ import pytest
 
 from fixtures_suite import with_db
 from fixtures_zoo import build_cached, zoo_cache_root
+from suite_support import stamp
 from modipick.loadgen.cli import main as loadgen_main
 from modipick.loadgen.records import read_records
 from modipick.loadgen.summary import summarize
@@ -88,10 +89,39 @@ def arch_suite(redis_server, arch_pool, tmp_path_factory):
         try:
             asyncio.run(suite.start())
             _wait_eligible(store, POOL_MODELS, log_path)
+            _wait_selector_sees_both(suite.selector_target, store)
             yield suite
         finally:
             asyncio.run(suite.stop())
             store.close()
+
+
+def _wait_selector_sees_both(target: str, store, timeout_s: float = 30.0) -> None:
+    """Until the Selector's own copy of the profiles (refreshed every 200 ms) holds both models:
+    static greedy then sends a generous SLA to inception-v3, and one between the two means to
+    mobilenet-025 (without it, to the fastest it sees)."""
+    import grpc
+
+    from modipick.v1 import selector_pb2, selector_pb2_grpc
+
+    profiles = {p.name: p for p in store.load_all()}
+    between = (profiles["mobilenet-025"].mean_ms + profiles["inception-v3"].mean_ms) / 2
+    expected = {10_000.0: "inception-v3", between: "mobilenet-025"}
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = selector_pb2_grpc.SelectorServiceStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                chosen = {sla: stub.Select(selector_pb2.SelectRequest(
+                    sla_ms=sla, policy="static_greedy", client_send_time=stamp(time.time_ns())),
+                    timeout=5).model.name for sla in expected}
+            except grpc.RpcError as exc:
+                chosen = {"error": f"{exc.code().name}: {exc.details()}"}
+            if chosen == expected:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"the Selector did not see both models within {timeout_s:g} s: "
+                         f"static greedy chose {chosen}, expected {expected}")
 
 
 def _wait_eligible(store, names, log_path: Path, timeout_s: float = 180.0) -> None:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from fixtures_suite import LoopThread, free_port, with_db
+from fixtures_suite import LoopThread, free_port, wait_until, with_db
 from observability_support import Scrape, scrape
 
 OBSERVED_DB = 5
@@ -119,7 +119,8 @@ def observed_suite(redis_server, digits_pool, request):
         models = [m.name for m in read_manifest(digits_pool).models]
         suite = ObservedSuite(loop, store, double, executor, profiler, selector, urls, spans, models)
         _wait_eligible(store, models)
-        time.sleep(3 * SELECTOR_REFRESH_MS / 1000.0)  # the Selector's copy shows them eligible too
+        wait_until(lambda: set(models) <= {c.name for c in selector.cache.snapshot.candidates}, timeout_s=30,
+                   what="the Selector's copy shows them eligible too")
         yield suite
     finally:
         shutdown_tracing()

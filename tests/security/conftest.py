@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_suite import LoopThread, _wait_serving, free_port, with_db
+from fixtures_suite import LoopThread, _wait_serving, free_port, wait_until, with_db
 from security_support import (ADMIN_TOKEN, AUDIENCE, EXECUTOR_TOKEN, ISSUER, JWT_SECRET, MAX_SHIFT_PCT,
                               REPORT_BURST, REPORT_RATE, SECURE_DB, SELECTOR_TOKEN, TICKET_KEYS)
 
@@ -100,6 +100,9 @@ def secure_suite(redis_server, digits_pool, request, tmp_path_factory):
         while not all(p.state == "eligible" for p in suite.profiles().values()) or len(suite.profiles()) < len(models):
             assert time.monotonic() < deadline, f"models not eligible: {suite.profiles()}\n{log.read_text()[-3000:]}"
             time.sleep(0.2)
+        # the Selector reads the store every 100 ms: until it has, a request finds the models warming
+        wait_until(lambda: set(models) <= {c.name for c in selector.cache.snapshot.candidates}, timeout_s=30,
+                   what="the Selector's copy shows the models eligible")
         yield suite
     finally:
         for app in [*(suite.extra if suite else []), selector, profiler]:

@@ -137,14 +137,14 @@ class LiveSuite:
         return app
 
     def wait_eligible(self, names: list[str], timeout_s: float = 240.0) -> None:
-        """Until the store holds `names` eligible and every Selector replica's cache has read them so
-        (a replica refreshes every 100 ms: a request sent in between would find them warming)."""
+        """Until the store holds `names` eligible and the suite's Selector has read them so (it
+        refreshes every 100 ms: a request sent in between would find them warming). Replicas a test
+        starts read the store as they start; some tests stop theirs, so they are not waited for."""
         deadline = time.monotonic() + timeout_s
-        selectors = [self.selector, *self.extra]
         while time.monotonic() < deadline:
             profiles = self.profiles()
-            if all(n in profiles and profiles[n].state == "eligible" for n in names) and all(
-                    set(names) <= {c.name for c in app.cache.snapshot.candidates} for app in selectors):
+            if all(n in profiles and profiles[n].state == "eligible" for n in names) and (
+                    set(names) <= {c.name for c in self.selector.cache.snapshot.candidates}):
                 return
             time.sleep(0.05)
         raise AssertionError(f"models not eligible after {timeout_s:g} s: {self.profiles()}\n"

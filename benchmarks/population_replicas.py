@@ -17,8 +17,8 @@ other), and they run **at the same time**: on a shared machine whose load swings
 minute, the two sides meet the same stalls (--sequential runs them one after the other instead:
 1, N, and with --rounds 2, N, 1 again). Each population first runs --warmup seconds unmeasured
 (the same clients: the replicas' network-class models and the clients' states are warm when the
-measured run starts, as in a service that has been up a while; 0 measures from cold, where each
-of N replicas needs N times the reports before its class models decide). Each round uses the next
+measured run starts, as in a service that has been up a while; 0 measures from cold, where the
+replicas pool their network classes' first legs in Redis until the class models decide). Each round uses the next
 seed and new populations. Prints every measured run's effective accuracy and attainment, the p5 /
 p50 client, where the decisions' return legs came from (and how many of those went on-device),
 and the mean difference N - 1 (target: within 1 point).

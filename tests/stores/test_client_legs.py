@@ -154,3 +154,114 @@ def test_partitioned_sharing_flags(capsys):
     with pytest.raises(SystemExit) as exit_:
         parse_settings(["--return-leg-sharing", "partitioned", "--redis-url", "memory"], environ={})
     assert exit_.value.code == 2 and "needs a Redis store" in capsys.readouterr().err
+
+
+def _class_reports(books: list[PartitionedLegBook], reports: int, clients: int = 6) -> None:
+    """`reports` legs of ~60 ms from `clients` lte clients, round robin over the replicas `books`."""
+    for i in range(reports):
+        books[i % len(books)].observe(f"lte/c-{i % clients}", 40.0 + i % 7, 60.0 + i % 5, None, "client")
+
+
+def test_replicas_pool_a_class_and_are_ready_when_one_replica_alone_would_be(redis_url):
+    """28 reports over 4 replicas (7 each, a class needs 25): apart, no replica's class model is ready;
+    sharing their legs, every one of them is after two exchanges, and a replica started afterwards
+    is after its first exchange once it decided for the class."""
+    async def scenario(share_s: float):
+        books = [PartitionedLegBook(leg_store(redis_url), class_share_s=share_s) for _ in range(4)]
+        _class_reports(books, 28)
+        for _ in range(2):
+            for book in books:
+                if share_s:
+                    await book.share_classes()
+        late = PartitionedLegBook(leg_store(redis_url), class_share_s=share_s)
+        late.estimate("lte/c-0", 45.0)  # its first decision for the class: from now on it exchanges its legs
+        if share_s:
+            await late.share_classes()
+        sources = [b.estimate("lte/new-phone", 45.0) for b in [*books, late]]
+        for book in [*books, late]:
+            await book._store.close()
+        return sources, [b.class_models_taken for b in [*books, late]], books[0].class_legs_shared
+
+    apart, _, _ = asyncio.run(scenario(0.0))
+    assert {s.source for s in apart} == {"prior"}
+    sync = redis.Redis.from_url(redis_url)
+    assert sync.keys("t:{class:*") == []  # nothing shared when sharing is off
+    pooled, taken, shared = asyncio.run(scenario(0.5))
+    assert {s.source for s in pooled} == {"class"}
+    assert taken == [1, 1, 1, 1, 1] and shared == 7
+    assert all(60.0 <= s.estimate.quantile(0.5) <= 64.0 for s in pooled)
+    key = "t:{class:lte}:legs"
+    assert sync.llen(key) == 28 and 3_500_000 < sync.pttl(key) <= 3_600_000
+    assert key_slot(key.encode()) == key_slot(b"class:lte")
+    sync.close()
+
+
+def test_a_ready_class_shares_a_few_legs_and_the_list_keeps_the_newest(redis_url):
+    from modipick.selector.client_legs import CLASS_LEGS_WHEN_READY
+
+    window = ReturnLegSettings().window
+
+    async def scenario():
+        book = PartitionedLegBook(leg_store(redis_url))
+        _class_reports([book], 30)  # ready on its own
+        await book.share_classes()
+        first = book.class_legs_shared
+        _class_reports([book], 10)
+        await book.share_classes()
+        legs = [bytes([1]) + bytes(24) + b"lte/x"] * (window + 50)
+        await book._store.push_class_legs("lte", legs, keep=window)
+        await book._store.close()
+        return first, book.class_legs_shared - first
+
+    first, then = asyncio.run(scenario())
+    assert first == 24  # every leg while the class was not ready (the 25th made it ready), then none
+    assert then == CLASS_LEGS_WHEN_READY
+    sync = redis.Redis.from_url(redis_url)
+    assert sync.llen("t:{class:lte}:legs") == window
+    sync.close()
+
+
+def test_unreadable_class_legs_are_counted_and_skipped(redis_url):
+    sync = redis.Redis.from_url(redis_url)
+    sync.rpush("t:{class:lte}:legs", b"\x09garbage-from-another-version", b"short")
+
+    async def scenario():
+        books = [PartitionedLegBook(leg_store(redis_url)) for _ in range(2)]
+        _class_reports(books, 30)
+        for book in books:
+            await book.share_classes()
+        await books[0].share_classes()
+        for book in books:
+            await book._store.close()
+        return [b.estimate("lte/new", 45.0).source for b in books], books[0].undecodable
+
+    sources, undecodable = asyncio.run(scenario())
+    assert sources == ["class", "class"]
+    assert undecodable == 4  # the two bad entries, at each of the first replica's two reads
+    sync.close()
+
+
+def test_class_sharing_with_redis_away_is_counted_and_learning_goes_on(own_redis):
+    """Redis stopped: the exchange fails and is counted (its legs are not shared), the class is
+    learned from this replica's reports; Redis back, the next exchanges share again."""
+    async def until(done) -> None:
+        for _ in range(250):
+            if done():
+                return
+            await asyncio.sleep(0.02)
+
+    async def scenario():
+        book = PartitionedLegBook(leg_store(own_redis.url, timeouts=0.5, retries=0), class_share_s=0.05)
+        own_redis.stop()
+        book.start()
+        _class_reports([book], 30)
+        await until(lambda: book.class_share_failures)
+        source = book.estimate("lte/new", 45.0).source
+        own_redis.start()
+        _class_reports([book], 3)
+        await until(lambda: book.class_legs_shared)
+        await book.stop()
+        return book.class_share_failures, source, book.class_legs_shared
+
+    failures, source, shared = asyncio.run(scenario())
+    assert failures >= 1 and source == "class" and shared == 3

@@ -82,6 +82,31 @@ def test_client_states_on_a_cluster_sit_on_their_own_slots_nodes(redis_cluster):
         redis_cluster.flush()
 
 
+def test_a_class_pooled_on_a_cluster_sits_on_its_own_slots_node(redis_cluster):
+    """Two replicas on a Cluster pool a class's legs (one script call on the class's slot each),
+    and both decide with the pooled model."""
+    redis_cluster.flush()
+
+    async def scenario():
+        books = [open_partitioned_book(redis_cluster.url, {"namespace": "t"}, ReturnLegSettings()) for _ in range(2)]
+        for i in range(30):
+            books[i % 2].observe(f"wifi/c-{i % 6}", 30.0, 45.0 + i % 3, None, "client")
+        for book in (*books, books[0]):
+            await book.share_classes()
+        sources = [b.estimate("wifi/new", 30.0).source for b in books]
+        for book in books:
+            await book.stop()
+        return sources, [b.class_share_failures for b in books]
+
+    try:
+        sources, failures = asyncio.run(scenario())
+        assert sources == ["class", "class"] and failures == [0, 0]
+        key = "t:{class:wifi}:legs"
+        assert key in redis_cluster.keys_by_node()[redis_cluster.slot_owner(key)]
+    finally:
+        redis_cluster.flush()
+
+
 def test_a_sentinel_failover_keeps_client_states_and_learning_resumes(tmp_path):
     """25 legs learned and replicated; the primary fails over. The new primary holds the 25; the
     same book keeps learning and its writes reach the new primary (the old one takes writes until

@@ -324,6 +324,11 @@ class ReturnLegModel:
             self._uploads_sorted = tuple(sorted(self._uploads))
             self._uploads_dirty = 0
 
+    def take_uploads(self, other: "ReturnLegModel") -> None:
+        """The uploads `other` counted for the "uploads" prior, as this model's (it replaces `other`)."""
+        self._uploads, self._next_upload = list(other._uploads), other._next_upload
+        self._uploads_sorted, self._uploads_dirty = other._uploads_sorted, other._uploads_dirty
+
     def estimate(self, upload_ms: float) -> ReturnLegEstimate:
         if not self.ready:
             if self.prior == "uploads" and len(self._uploads_sorted) >= self.min_samples:

@@ -10,9 +10,15 @@ client's state unless this replica holds it from less than `cache_ttl_s` ago (a 
 `cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
 background (`run`): the model this replica holds (or a new one) learns the leg, and its state is
 swapped in by generation; where another state is stored (another replica wrote, or this one held
-none), the leg is learned into that one and swapped again. Network classes are learned per
-replica from the reports it sees (a class is shared by many clients, so every replica serving a
-class sees a sample of it; sharing them would cost every replica the fleet's reports again), see
+none), the leg is learned into that one and swapped again.
+
+Network classes are learned by each replica from the reports it sees (a class is shared by many
+clients, so every replica serving a class sees a sample of it; replaying them all would cost every
+replica the fleet's reports again). While a class model is not ready, its replica shares the legs
+it learns in the class's list in the store and, every `class_share_s`, reads that list and takes a
+model learned from it once that one is ready: a fleet's replicas get their class models as soon as
+one replica alone would, not N times later. A ready class still shares a few legs per exchange
+(CLASS_LEGS_WHEN_READY), so a replica that starts later finds its classes ready at once. See
 docs/scaling.md.
 
 The store down: a decision answers from the class model or the prior (counted as `load_failures`;
@@ -33,6 +39,7 @@ from typing import Callable
 
 import structlog
 
+from modipick.core.class_legs import ClassLeg, ClassLegError, decode_class_leg, encode_class_leg
 from modipick.core.returnleg import ReturnLegEstimate, ReturnLegModel
 from modipick.core.returnleg_state import StateError, from_state, generation_of, to_state
 from modipick.runtime.tasks import cancel_and_wait
@@ -47,6 +54,7 @@ MAX_SWAP_ATTEMPTS = 20  # one client's reports rarely race: it sends them one af
 # After a failed read, decisions stop reading for this long: a Redis that hangs would otherwise hold
 # every decision for the read timeout. They answer from what is held, the class or the prior.
 READ_PAUSE_S = 1.0
+CLASS_LEGS_WHEN_READY = 4  # legs a ready class shares per exchange (fresh ones for replicas that start later)
 
 
 @dataclass(slots=True)
@@ -69,9 +77,10 @@ class PartitionedLegBook:
 
     def __init__(self, store: ClientLegStore, settings: ReturnLegSettings = ReturnLegSettings(), *,
                  cache_ttl_s: float = 2.0, cache_clients: int = 10_000, queue: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
-        if cache_ttl_s < 0 or cache_clients < 1 or queue < 1:
-            raise ValueError("cache_ttl_s must be >= 0, cache_clients and queue >= 1")
+                 class_share_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        if cache_ttl_s < 0 or cache_clients < 1 or queue < 1 or class_share_s < 0:
+            raise ValueError("cache_ttl_s and class_share_s must be >= 0, cache_clients and queue >= 1")
         self.settings = settings
         self._store = store
         self._classes = ReturnLegBook(settings)  # class models and the priors' state, this replica's
@@ -83,8 +92,12 @@ class PartitionedLegBook:
         self._reports: asyncio.Queue[_Report] = asyncio.Queue(maxsize=queue)
         self._task: asyncio.Task | None = None
         self._reads_paused_until = float("-inf")
+        self.class_share_s = class_share_s  # 0: classes learned from this replica's reports alone
+        self._class_outbox: dict[str, list[bytes]] = {}
+        self._class_task: asyncio.Task | None = None
         self.loads = self.load_failures = self.cache_hits = 0
         self.writes = self.write_races = self.write_failures = self.dropped = self.undecodable = 0
+        self.class_legs_shared = self.class_models_taken = self.class_share_failures = 0
 
     def _new(self) -> ReturnLegModel:
         s = self.settings
@@ -147,8 +160,13 @@ class PartitionedLegBook:
     def observe(self, client_id: str, upload_ms: float, return_ms: float, basis_ms: float | None,
                 owner: str) -> None:
         """The class model learns at once; the client's state in the background (`run`)."""
-        self._classes.class_model(client_id).observe(upload_ms, return_ms, basis_ms if owner == "class" else None,
-                                                     client_id)
+        class_basis = basis_ms if owner == "class" else None
+        shared = self._classes.class_model(client_id)
+        shared.observe(upload_ms, return_ms, class_basis, client_id)
+        if self.class_share_s:
+            outbox = self._class_outbox.setdefault(self._classes.class_name(client_id), [])
+            if len(outbox) < (self.settings.window if not shared.ready else CLASS_LEGS_WHEN_READY):
+                outbox.append(encode_class_leg(ClassLeg(client_id, upload_ms, return_ms, class_basis)))
         if not client_id:
             return
         try:
@@ -159,11 +177,14 @@ class PartitionedLegBook:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="client-return-legs")
+        if self._class_task is None and self.class_share_s:
+            self._class_task = asyncio.create_task(self.share_classes_every(), name="class-return-legs")
 
     async def stop(self, timeout_s: float = 2.0) -> None:
         await self.drain(timeout_s)
         await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._class_task)
+        self._task = self._class_task = None
         close = getattr(self._store, "close", None)
         if close is not None:
             await close()
@@ -219,6 +240,50 @@ class PartitionedLegBook:
             await asyncio.sleep(0.001 * attempt * self._rng.random())
         raise StoreError(f"client {cid!r}: return-leg state changed {MAX_SWAP_ATTEMPTS} times while learning")
 
+    # -- network classes, shared ------------------------------------------------------------------
+    async def share_classes_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.class_share_s * (0.75 + 0.5 * self._rng.random()))
+            try:
+                await self.share_classes()
+            except StoreError as exc:
+                self.class_share_failures += 1
+                log.warning("class return legs not shared", error=str(exc))
+
+    async def share_classes(self) -> None:
+        """One exchange: append the legs learned since the last one to their classes' lists, then
+        read the list of every class not ready here and take the model learned from it if that is."""
+        outbox, self._class_outbox = self._class_outbox, {}
+        for name, legs in outbox.items():
+            await self._store.push_class_legs(name, legs, keep=self.settings.window)
+            self.class_legs_shared += len(legs)
+        for name, model in self._classes.class_models():
+            if model.ready:
+                continue
+            raw_legs = await self._store.class_legs(name)
+            # legs learned here while the list was read: in the outbox, not in the list yet
+            pooled = self._pooled_model(raw_legs + self._class_outbox.get(name, []))
+            if pooled is not None and pooled.ready and not model.ready:
+                self._classes.replace_class_model(name, pooled)
+                self.class_models_taken += 1
+
+    def _pooled_model(self, raw_legs: list[bytes]) -> ReturnLegModel | None:
+        """A class model learned from `raw_legs`; None where it could not be ready (too few legs or
+        clients), so a class that stays small costs a decode per exchange, not a model."""
+        legs = []
+        for raw in raw_legs:
+            try:
+                legs.append(decode_class_leg(raw))
+            except ClassLegError:
+                self.undecodable += 1
+        s = self.settings
+        if len(legs) < s.min_samples or len({leg.client_id for leg in legs}) < s.class_min_clients:
+            return None
+        pooled = self._classes.new_class_model()
+        for leg in legs:
+            pooled.observe(leg.upload_ms, leg.return_ms, leg.basis_ms, leg.client_id)
+        return pooled
+
     # -- what the metrics read ------------------------------------------------------------------
     def capped(self) -> int:
         return self._classes.capped()
@@ -265,7 +330,10 @@ def watch_client_legs(registry, book: PartitionedLegBook) -> None:
             for event, value in (("load", book.loads), ("load_failure", book.load_failures),
                                  ("cache_hit", book.cache_hits), ("write", book.writes),
                                  ("write_race", book.write_races), ("write_failure", book.write_failures),
-                                 ("dropped", book.dropped), ("undecodable", book.undecodable)):
+                                 ("dropped", book.dropped), ("undecodable", book.undecodable),
+                                 ("class_leg_shared", book.class_legs_shared),
+                                 ("class_model_taken", book.class_models_taken),
+                                 ("class_share_failure", book.class_share_failures)):
                 family.add_metric([event], value)
             yield family
 

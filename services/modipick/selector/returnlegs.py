@@ -151,6 +151,22 @@ class ReturnLegBook:
             model = self._classes[name] = self._new(shared_by_clients=True)
         return model
 
+    def class_name(self, client_id: str) -> str:
+        """The class whose model learns the client's reports (the default class beyond `classes`)."""
+        name = network_class(client_id)
+        return name if name in self._classes or len(self._classes) < self.settings.classes else DEFAULT_CLASS
+
+    def class_models(self) -> list[tuple[str, ReturnLegModel]]:
+        return list(self._classes.items())
+
+    def new_class_model(self) -> ReturnLegModel:
+        return self._new(shared_by_clients=True)
+
+    def replace_class_model(self, name: str, model: ReturnLegModel) -> None:
+        """`model` (a new_class_model) decides and learns for the class `name` from now on."""
+        model.take_uploads(self._classes[name])
+        self._classes[name] = model
+
     def _find_class(self, client_id: str) -> ReturnLegModel | None:
         """class_model without creating one."""
         model = self._classes.get(network_class(client_id))

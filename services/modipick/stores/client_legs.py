@@ -11,6 +11,10 @@ GENERATION_OFFSET): the writer read the state (or holds it from the decision), l
 legs into it, and swaps it in only if nobody wrote in between; else the script answers with the
 state now stored, and the writer learns its legs into that and tries again. Two replicas learning
 one client's reports at once lose nothing, and a write costs one command when it does not race.
+
+A network class's reported legs (modipick.core.class_legs) are shared in one list per class,
+`<ns>:{class:<name>}:legs`, the newest `keep` of them, with the same TTL: replicas append a batch
+with one script call and read the list whole (see modipick.selector.client_legs for when).
 """
 
 from __future__ import annotations
@@ -40,11 +44,29 @@ return 1
 """
 
 
+# KEYS: the class's list. ARGV: how many to keep, the TTL in ms, then the legs to append.
+PUSH_CLASS_LEGS = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+MAX_PUSH = 1000  # legs per script call (Lua's unpack has a stack limit)
+
+
 class ClientLegStore(Protocol):
     async def load(self, client_id: str) -> bytes | None: ...
 
     async def swap(self, client_id: str, expected: bytes | None, state: bytes) -> tuple[bool, bytes | None]:
         """(True, None): stored. (False, current): someone wrote first; `current` is what is stored now."""
+        ...
+
+    async def push_class_legs(self, class_name: str, legs: list[bytes], keep: int) -> None:
+        """Append `legs` to the class's shared list, keeping its newest `keep`."""
+        ...
+
+    async def class_legs(self, class_name: str) -> list[bytes]:
+        """The class's shared list, oldest first (empty when there is none)."""
         ...
 
 
@@ -70,6 +92,7 @@ class RedisClientLegStore:
         self.namespace = namespace.replace("{", "").replace("}", "")
         self.ttl_ms = int(ttl_s * 1000)
         self._swap = client.register_script(SWAP_STATE)  # EVALSHA; reloaded if the server forgot it
+        self._push_class_legs = client.register_script(PUSH_CLASS_LEGS)
 
     @classmethod
     def from_url(cls, url: str, options: RedisOptions | None = None, *,
@@ -103,6 +126,29 @@ class RedisClientLegStore:
         if answer == 1:
             return True, None
         return False, answer or None
+
+    def class_key(self, class_name: str) -> str:
+        return f"{self.namespace}:{{class:{class_name}}}:legs"
+
+    async def push_class_legs(self, class_name: str, legs: list[bytes], keep: int) -> None:
+        if not legs:
+            return
+        try:
+            with mapped_errors("push of a class's return legs", self._where, self.failures):
+                for start in range(0, len(legs), MAX_PUSH):
+                    await self._push_class_legs(keys=[self.class_key(class_name)],
+                                                args=[keep, self.ttl_ms, *legs[start:start + MAX_PUSH]])
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
+
+    async def class_legs(self, class_name: str) -> list[bytes]:
+        try:
+            with mapped_errors("read of a class's return legs", self._where, self.failures):
+                return await self._client.lrange(self.class_key(class_name), 0, -1)
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
 
     async def _rediscover(self) -> None:
         await rediscover_primary(self._client, self.topology)

@@ -44,6 +44,19 @@ def test_options_and_call_metadata_and_channel_args_reach_the_server(selector):
         assert seen["user-agent"].startswith("photo-app/2.1")
 
 
+def test_the_client_id_travels_as_a_header_for_a_balancer_to_hash(selector):
+    """Infer and its report carry x-modipick-client-id (Envoy keeps a client on one replica by it);
+    an id that cannot be a header value, or none, sends no header: the message carries it anyway."""
+    from modipick.v1.contract import CLIENT_ID_KEY
+
+    for client_id in ("lte/phone-7", "wifi/é", ""):
+        with ModiPickClient(options=ClientOptions(target=selector.target, client_id=client_id)) as client:
+            client.report_outcome(client.infer(PNG, 1000), 3)
+    infers, reports = selector.double.infer_metadata, selector.double.report_metadata
+    assert [m.get(CLIENT_ID_KEY) for m in infers] == ["lte/phone-7", None, None]
+    assert [m.get(CLIENT_ID_KEY) for m in reports] == ["lte/phone-7", None, None]
+
+
 def test_compression_of_the_channel_and_of_one_call(selector):
     relay = ByteRelay(selector.port)
     image = PNG + bytes(200_000)  # compresses to almost nothing

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from envoy.service.discovery.v3 import discovery_pb2
@@ -76,6 +77,34 @@ def test_a_mistyped_envoy_field_is_rejected() -> None:
     config["static_resources"]["clusters"][0]["circuit_breakers"]["thresholds"][0]["max_request"] = 1
     with pytest.raises(json_format.ParseError, match="max_request"):
         parse_bootstrap(config)
+
+
+def selector_route(bootstrap: bootstrap_pb2.Bootstrap):
+    """The route that sends calls to the selector cluster."""
+    for listener in bootstrap.static_resources.listeners:
+        for chain in listener.filter_chains:
+            for network_filter in chain.filters:
+                manager = http_connection_manager_pb2.HttpConnectionManager()
+                if network_filter.typed_config.Unpack(manager):
+                    for host in manager.route_config.virtual_hosts:
+                        for rule in host.routes:
+                            if rule.route.cluster == "selector":
+                                return rule.route
+    raise AssertionError("no route to the selector cluster")
+
+
+@pytest.mark.parametrize("path", ENVOY_CONFIGS, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_a_clients_calls_hash_to_one_selector_and_a_retry_goes_elsewhere(path: Path) -> None:
+    """Consistent hashing on the SDK's client-id header keeps a client's return-leg model in one
+    replica's cache; a retried call must not hash back to the replica that refused it."""
+    from modipick.v1.contract import CLIENT_ID_KEY
+
+    bootstrap = parse_bootstrap(yaml.safe_load(path.read_text()))
+    cluster = next(c for c in bootstrap.static_resources.clusters if c.name == "selector")
+    assert cluster.lb_policy == cluster.MAGLEV
+    route = selector_route(bootstrap)
+    assert [h.header.header_name for h in route.hash_policy] == [CLIENT_ID_KEY]
+    assert [p.name for p in route.retry_policy.retry_host_predicate] == ["envoy.retry_host_predicates.previous_hosts"]
 
 
 def selector_thresholds(config: dict) -> dict:

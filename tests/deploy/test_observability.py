@@ -231,7 +231,7 @@ def test_envoy_balances_grpc_calls_over_selectors(path: Path, upstream: str) -> 
     clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
     selector = clusters["selector"]
     assert selector["type"] == "STRICT_DNS"
-    assert selector["lb_policy"] in ("ROUND_ROBIN", "LEAST_REQUEST")
+    assert selector["lb_policy"] == "MAGLEV"  # per call, by the client-id header (test_envoy.py)
     options = selector["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     assert "http2_protocol_options" in options["explicit_http_config"]
     assert "grpc_health_check" in selector["health_checks"][0]

@@ -21,6 +21,7 @@ from modipick.client.inputs import to_input
 from modipick.client.options import DEADLINE_SLACK_KEY, REQUEST_ID_KEY, ClientOptions, Metadata, check_sla
 from modipick.client.result import InferResult, from_response
 from modipick.v1 import common_pb2, selector_pb2
+from modipick.v1.contract import client_id_header
 
 log = logging.getLogger("modipick.client")
 
@@ -71,9 +72,10 @@ def build_infer(image: Any, sla_ms: float, *, policy: str, client_id: str, reque
 
 
 def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | None = None,
-                  *, slack: bool = True) -> Metadata:
-    """The options' metadata, then the call's own, then the request id (and deadline slack)."""
-    ours: Metadata = ((REQUEST_ID_KEY, request_id),)
+                  *, slack: bool = True, client_id: str = "") -> Metadata:
+    """The options' metadata, then the call's own, then the request id (the client id for the
+    balancer, and the deadline slack)."""
+    ours: Metadata = ((REQUEST_ID_KEY, request_id), *client_id_header(client_id))
     if slack and options.deadline_slack_ms > 0:
         ours += ((DEADLINE_SLACK_KEY, repr(float(options.deadline_slack_ms))),)
     if options.token:
@@ -82,10 +84,10 @@ def call_metadata(options: ClientOptions, request_id: str, extra: Metadata | Non
 
 
 def call_kwargs(options: ClientOptions, request_id: str, timeout: float | None, metadata: Metadata | None,
-                compression: grpc.Compression | None, *, slack: bool = True) -> dict[str, Any]:
+                compression: grpc.Compression | None, *, slack: bool = True, client_id: str = "") -> dict[str, Any]:
     """timeout (None: no deadline), metadata and (other than the channel's) compression for one call."""
-    kwargs: dict[str, Any] = {"timeout": timeout,
-                              "metadata": call_metadata(options, request_id, metadata, slack=slack)}
+    kwargs: dict[str, Any] = {"timeout": timeout, "metadata": call_metadata(options, request_id, metadata, slack=slack,
+                                                                            client_id=client_id)}
     if compression is not None:
         kwargs["compression"] = compression
     return kwargs
@@ -138,7 +140,8 @@ class InferCall:
             if timeout <= 0:
                 raise SlaExpired("DEADLINE_EXCEEDED: the SLA ran out before the request was sent",
                                  request_id=self.request_id)
-        return call_kwargs(self.options, self.request_id, timeout, metadata, compression)
+        return call_kwargs(self.options, self.request_id, timeout, metadata, compression,
+                           client_id=self.request.client_id)
 
     def result(self, reply: selector_pb2.InferResponse) -> InferResult:
         return from_response(reply, request_id=self.request_id, sla_ms=self.sla_ms,
@@ -166,8 +169,9 @@ def outcome_report(options: ClientOptions, result: InferResult, true_label: int 
     no server model to credit."""
     if result.run_on_device or not result.model:
         return None
-    return (build_outcome(result, true_label, result.client_id or options.client_id),
-            call_kwargs(options, result.request_id, options.report_timeout_s, metadata, compression, slack=False))
+    report = build_outcome(result, true_label, result.client_id or options.client_id)
+    return report, call_kwargs(options, result.request_id, options.report_timeout_s, metadata, compression,
+                               slack=False, client_id=report.client_id)
 
 
 def report_failed(result: InferResult, error: ModiPickError) -> InferResult:

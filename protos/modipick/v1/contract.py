@@ -9,6 +9,9 @@ from modipick.v1 import common_pb2, selector_pb2
 # gRPC metadata keys
 REQUEST_ID_KEY = "x-request-id"                       # also in the messages' request_id fields
 DEADLINE_SLACK_KEY = "x-modipick-deadline-slack-ms"   # the client waits this long past its SLA
+# the request's client_id again, for a balancer that keeps a client's calls on one Selector replica
+# (Envoy hashes it: deploy/); a balancer cannot read the message
+CLIENT_ID_KEY = "x-modipick-client-id"
 
 # limits
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024          # both directions, every service and the SDK
@@ -26,6 +29,14 @@ RETURN_LEG_SOURCE_NAMES = {selector_pb2.RETURN_LEG_SOURCE_UNSPECIFIED: "unspecif
                            selector_pb2.RETURN_LEG_SOURCE_PRIOR: "prior"}
 DISPOSITION_NAMES = {selector_pb2.DISPOSITION_UNSPECIFIED: "unspecified", selector_pb2.DISPOSITION_SERVED: "served",
                      selector_pb2.DISPOSITION_RUN_ON_DEVICE: "run_on_device"}
+
+
+def client_id_header(client_id: str) -> tuple[tuple[str, str], ...]:
+    """The CLIENT_ID_KEY metadata for `client_id`: none when it is empty or cannot travel as a
+    header value (printable ASCII, MAX_REQUEST_ID_CHARS at most); the message carries it anyway."""
+    if client_id and len(client_id) <= MAX_REQUEST_ID_CHARS and client_id.isascii() and client_id.isprintable():
+        return ((CLIENT_ID_KEY, client_id),)
+    return ()
 
 
 def request_id_problem(request_id: str) -> str:

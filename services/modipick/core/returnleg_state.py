@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import struct
 from array import array
 from typing import Callable
@@ -77,17 +78,24 @@ def _spread_order(k: int, n: int) -> tuple[int, ...]:
     return tuple(i for _, i in slots)
 
 
+# itemgetters (C) rather than comprehensions: a decode takes each of them three or four times over
+# a window of up to 256 slots, and one decode comes with most decisions and reports
 @functools.lru_cache(maxsize=64)
-def _sorted_order(k: int, n: int) -> tuple[int, ...]:
-    return tuple(sorted(_spread_order(k, n)))
+def _sorted_getter(k: int, n: int) -> Callable[[list[float]], tuple[float, ...]]:
+    return operator.itemgetter(*sorted(_spread_order(k, n)))
 
 
-def _spread(sketch: list[float], n: int) -> list[float]:
+@functools.lru_cache(maxsize=64)
+def _spread_getter(k: int, n: int) -> Callable[[list[float]], tuple[float, ...]]:
+    return operator.itemgetter(*_spread_order(k, n))
+
+
+def _spread(sketch: list[float], n: int) -> list[float] | tuple[float, ...]:
     """A window of n slots from a sketch of its sorted values (see _spread_order)."""
     k = len(sketch)
     if n == k:
-        return list(sketch)
-    return [sketch[i] for i in _spread_order(k, n)]
+        return sketch
+    return _spread_getter(k, n)(sketch)
 
 
 def to_state(model: ReturnLegModel, generation: int = 0) -> bytes:
@@ -146,11 +154,10 @@ def from_state(state: bytes, new_model: Callable[[], ReturnLegModel]) -> ReturnL
     m._slope_trusted = bool(flags & _F_SLOPE_TRUSTED)
     m.samples = samples
     residuals, legs, ups = (list(sketches[i * points:(i + 1) * points]) for i in range(3))
-    m._residuals = _spread(residuals, n)
+    m._residuals = list(_spread(residuals, n))
     m._legs = array("d", _spread(legs, n))
     m._ups = array("d", _spread(ups, n))
     m._next = 0
-    m._sorted = tuple(sorted(m._residuals)) if n <= SKETCH_POINTS else tuple(
-        residuals[i] for i in _sorted_order(points, n)) if n else (0.0,)
+    m._sorted = tuple(sorted(m._residuals)) if n <= SKETCH_POINTS else _sorted_getter(points, n)(residuals) if n else (0.0,)
     m._dirty = 0
     return m

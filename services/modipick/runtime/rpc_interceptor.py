@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Awaitable, Callable, Iterator
 
 import grpc
@@ -39,6 +39,19 @@ _SKIPPED_PREFIXES = ("/grpc.",)
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 _request_id: ContextVar[str] = ContextVar("modipick_request_id", default="")
+_log_request_id: ContextVar[Any] | None = None  # structlog's variable for the logs' request_id, once known
+
+
+def _bind_log_request_id(rid: str) -> Token:
+    """structlog.contextvars.bind_contextvars(request_id=rid)'s token (reset it with `token.var.reset`).
+    After the first call the variable is set directly: structlog keeps one variable per key, and a
+    call then skips its keyword dicts and name formatting."""
+    global _log_request_id
+    if _log_request_id is None:
+        token = structlog.contextvars.bind_contextvars(request_id=rid)["request_id"]
+        _log_request_id = token.var
+        return token
+    return _log_request_id.set(rid)
 
 
 def call_request_id(request: Any, context: Any) -> str:
@@ -61,12 +74,25 @@ class RpcMetrics(Collector):
         registry.register(self)
 
     def observe(self, service: str, method: str, code: str, seconds: float) -> None:
-        key = (service, method, code)
-        self.handled[key] = self.handled.get(key, 0) + 1
-        histogram = self.seconds.get((service, method))
-        if histogram is None:
-            histogram = self.seconds[(service, method)] = CountingHistogram(SECONDS_BUCKETS)
-        histogram.observe(seconds)
+        self.method(service, method)(code, seconds)
+
+    def method(self, service: str, method: str) -> Callable[[str, float], None]:
+        """`observe` of one method, for a wrapper to keep: its label tuples are built once, not per call."""
+        handled, seconds = self.handled, self.seconds
+        keys: dict[str, tuple[str, str, str]] = {}  # code -> its key in `handled`
+        name = (service, method)
+
+        def observe(code: str, took_s: float) -> None:
+            key = keys.get(code)
+            if key is None:
+                key = keys[code] = (service, method, code)
+            handled[key] = handled.get(key, 0) + 1
+            histogram = seconds.get(name)
+            if histogram is None:  # the method's first call: scrapes list it from now on
+                histogram = seconds[name] = CountingHistogram(SECONDS_BUCKETS)
+            histogram.observe(took_s)
+
+        return observe
 
     def collect(self) -> Iterator[Any]:
         yield counter_family("modipick_grpc_server_handled", "RPCs finished by the server, by gRPC status code",
@@ -145,15 +171,15 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, behavior: Callable[..., Awaitable[Any]], service: str, method: str):
-        metrics, clock = self._metrics, self._clock
+        observe, clock = self._metrics.method(service, method), self._clock
 
         async def handled(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = clock()
             rid = getattr(request, "request_id", "") or request_id_from(context.invocation_metadata())
             rid_token = _request_id.set(rid)
             trace_id = _trace_id() if self._traced else None
-            tokens = (structlog.contextvars.bind_contextvars(request_id=rid, trace_id=trace_id) if trace_id
-                      else structlog.contextvars.bind_contextvars(request_id=rid))
+            logged = _bind_log_request_id(rid)
+            traced = structlog.contextvars.bind_contextvars(trace_id=trace_id) if trace_id else None
             code = "UNKNOWN"
             try:
                 reply = await behavior(request, context)
@@ -166,8 +192,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 code = "CANCELLED"
                 raise
             finally:
-                structlog.contextvars.reset_contextvars(**tokens)
+                if traced is not None:
+                    structlog.contextvars.reset_contextvars(**traced)
+                logged.var.reset(logged)
                 _request_id.reset(rid_token)
-                metrics.observe(service, method, code, clock() - started)
+                observe(code, clock() - started)
 
         return handled

@@ -157,6 +157,7 @@ class ExecutorPool:
                  interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
                  settings: PoolSettings = PoolSettings(), clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self._stale_s = 3 * settings.poll_s + settings.poll_timeout_s  # an older reported depth is not used
         self._candidates = candidates
         self._clock = clock
         self.replicas = [self._replica(t, aio_channel(t, tls=tls, max_message_bytes=max_message_bytes,
@@ -188,8 +189,7 @@ class ExecutorPool:
     def wait_ms(self, replica: Replica, now: float | None = None) -> float:
         """The queueing a request sent to `replica` now should expect (0 when it is idle)."""
         now = self._clock() if now is None else now
-        return replica.expected_wait_ms(now, 3 * self.settings.poll_s + self.settings.poll_timeout_s,
-                                        self._default_service_ms)
+        return replica.expected_wait_ms(now, self._stale_s, self._default_service_ms)
 
     def pick(self, exclude: Sequence[Replica] = ()) -> Replica:
         """The replica to send the next request to: the least expected queueing among the healthy."""
@@ -229,12 +229,13 @@ class ExecutorPool:
             left = deadline - self._clock()
             if number > 1 or replica is None:
                 replica = self.pick(tried)
+            table = self._models()
             timeout = left
             if number == 1 and number < s.max_attempts:
-                timeout = self._first_cut(model, left, replica)
+                timeout = self._first_cut(model, left, replica, table)
             replica.in_flight += 1
             try:
-                reply = await self._execute(replica, model, input, max(timeout, 0.0), request_id, metadata)
+                reply = await self._execute(replica, table.ref(model), input, max(timeout, 0.0), request_id, metadata)
             except _AttemptFailed as exc:
                 failure = exc.failure
                 cut = timeout < left - 1e-3
@@ -260,14 +261,14 @@ class ExecutorPool:
             self._succeeded(replica, reply)
             if number > 1:
                 self.rescued += 1
-            return Execution(reply.model if reply.model.name else common_pb2.ModelRef(name=model.name,
-                                                                                       version=model.version),
+            ran = reply.model
+            return Execution(ran if ran.name else common_pb2.ModelRef(name=model.name, version=model.version),
                              reply.prediction, reply.queue_ms, reply.execution_ms, replica.target, number)
         raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
-    async def _execute(self, replica: Replica, model: Candidate, input: common_pb2.Input, timeout_s: float,
+    async def _execute(self, replica: Replica, model: common_pb2.ModelRef, input: common_pb2.Input, timeout_s: float,
                        request_id: str, metadata) -> executor_pb2.ExecuteResponse:
-        request = executor_pb2.ExecuteRequest(request_id=request_id, input=input, model=self._models().ref(model))
+        request = executor_pb2.ExecuteRequest(request_id=request_id, input=input, model=model)
         call = replica.stub.Execute(request, timeout=timeout_s, metadata=metadata)
         # The call carries its deadline to the Executor; this loop's own timer also ends it on time:
         # gRPC's deadline reaches the loop through its poller thread, a few ms late on a busy machine,
@@ -296,11 +297,10 @@ class ExecutorPool:
             return True
         return timeout_s * 1000.0 >= 2.0 * (expected + self.wait_ms(replica)) + self.settings.retry_overhead_ms
 
-    def _first_cut(self, model: Candidate, left: float, replica: Replica) -> float:
+    def _first_cut(self, model: Candidate, left: float, replica: Replica, table: _ModelTable) -> float:
         """The first attempt's deadline: the budget minus the reserve for a retry, when the chosen
         model still fits what remains; else the whole budget (no retry after a timeout)."""
         s = self.settings
-        table = self._models()
         fastest = table.fastest_ms
         if fastest is None:
             return left

@@ -25,7 +25,7 @@ from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
-from modipick.selector.client_legs import forwards_legs, prefetch_leg
+from modipick.selector.client_legs import PartitionedLegBook, forwards_legs, prefetch_leg
 from modipick.selector.execution import Execution, ExecutionFailed, Failure
 from modipick.selector.executors import Replica
 from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
@@ -39,6 +39,7 @@ from modipick.v1.contract import REASONS_BY_NAME
 log = structlog.get_logger("modipick.selector")
 
 _REASONS = {reason: REASONS_BY_NAME[reason.value] for reason in Reason if reason.value in REASONS_BY_NAME}
+_REASON_LABELS = {reason: reason.value for reason in Reason}  # (an enum's .value is a Python-level property)
 _TENSOR_ITEMSIZE = {"float32": 4, "uint8": 1}
 _MAX_DIMS = 8
 MIN_QUEUE_SHIFT_MS = 0.05  # expected queueing below this leaves the profiles as they are
@@ -95,6 +96,9 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._rng_for = rng_for
         self.budgeter = budgeter or Budgeter(rules, overhead)
         self.overhead = self.budgeter.overhead
+        # only a partitioned book loads a client's state before the decision (prefetch_leg): the
+        # others are not handed a coroutine per request to do nothing
+        self._prefetches_legs = type(self.budgeter.returns) is PartitionedLegBook
         # not `learner or ...`: an OutcomeLearner that remembers nothing yet is falsy (it has a __len__)
         self.learner = learner if learner is not None else OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
@@ -123,7 +127,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         problem = request_id_problem(request.request_id)  # it travels on in gRPC metadata
         if problem:
             raise RequestInvalid("request_id", problem.partition(": ")[2])
-        policy = self._policies.get(request.policy)
+        requested = request.policy
+        policy = self._policies.get(requested)
         made = self.budgeter.make(
             sla_ms=request.sla_ms, receive_ns=receive_ns,
             send_time=request.client_send_time if request.HasField("client_send_time") else None,
@@ -139,7 +144,7 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         wait_ms = self._executors.wait_ms(replica)
         budget = made.budget
         decision = policy.choose(_with_queueing(candidates, wait_ms), budget, self._rng_for(request_id))
-        return Plan(made, decision, replica, self._policy_label(request.policy), budget.execution_ms)
+        return Plan(made, decision, replica, self._policy_label(requested), budget.execution_ms)
 
     # -- RPCs -------------------------------------------------------------------------------------
     async def Infer(self, request: selector_pb2.InferRequest, context: grpc.aio.ServicerContext):
@@ -148,7 +153,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
         try:
             _check_input(request)
-            await prefetch_leg(self.budgeter.returns, request.client_id)
+            if self._prefetches_legs:
+                await prefetch_leg(self.budgeter.returns, request.client_id)
             plan = self._decide(request, context, rid, receive_ns)
         except RequestInvalid as exc:
             self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
@@ -159,17 +165,14 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             await abort_with_details(context, grpc.StatusCode.UNAVAILABLE, str(exc),
                                      errors_pb2.ERROR_REASON_NO_ELIGIBLE_MODEL)
         decided = self._perf()
-        budget_ms = plan.budget_ms
-        timings = common_pb2.Timings(upload_ms=plan.made.upload_ms, budget_ms=budget_ms,
-                                     selection_ms=(decided - started) * 1000.0)
         self._note_selection(plan)
         # the execution may use the budget plus the overhead set aside for its round trip
-        within_s = (budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
+        within_s = (plan.budget_ms + self.overhead.value_ms) / 1000.0 - (decided - started)
         left = context.time_remaining()
         if left is not None and left < within_s:
             within_s = left
         if runs_on_device(plan.decision, plan.made.budget) or within_s <= 0:
-            return self._on_device(rid, plan, timings, started)
+            return self._on_device(rid, plan, started, decided)
         try:
             execution = await self._executors.run(
                 plan.decision.model, request.input, within_s, request_id=rid, replica=plan.replica,
@@ -183,44 +186,50 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
             await abort_with_details(context, code, self._failure_message(exc, plan, within_s),
                                      execution_reason(code), metadata={"model": plan.decision.model.key},
                                      retry_after_s=max(plan.decision.model.mean_ms, 10.0) / 1000.0)
-        return self._served(rid, plan, execution, timings, started, decided)
+        return self._served(rid, plan, execution, started, decided)
 
     def _note_selection(self, plan: Plan) -> None:
-        chosen, reason = plan.decision.model, plan.decision.reason.value
+        chosen, reason = plan.decision.model, _REASON_LABELS[plan.decision.reason]
         self.metrics.selection(chosen.name, reason, plan.budget_ms)
         if self._traced:
             annotate(**{"modipick.model": chosen.key, "modipick.reason": reason,
                         "modipick.budget_ms": plan.budget_ms, "modipick.policy": plan.policy_label})
 
     # -- respond ----------------------------------------------------------------------------------
-    def _on_device(self, rid: str, plan: Plan, timings: common_pb2.Timings, started: float
-                   ) -> selector_pb2.InferResponse:
+    # The replies' timings are passed as dicts: a dict fills the reply's own Timings, a message is
+    # copied into it.
+    def _on_device(self, rid: str, plan: Plan, started: float, decided: float) -> selector_pb2.InferResponse:
         chosen = plan.decision.model
         self.metrics.request(plan.policy_label, "run_on_device")
-        timings.server_ms = (self._perf() - started) * 1000.0
+        timings = {"upload_ms": plan.made.upload_ms, "budget_ms": plan.budget_ms,
+                   "selection_ms": (decided - started) * 1000.0, "server_ms": (self._perf() - started) * 1000.0}
         log.debug("run on device", budget_ms=plan.budget_ms, fastest_ms=chosen.mean_ms)
         return self.provenance.stamp(selector_pb2.InferResponse(
             request_id=rid, disposition=selector_pb2.DISPOSITION_RUN_ON_DEVICE,
             model=common_pb2.ModelRef(name=chosen.name, version=chosen.version),
             reason=common_pb2.SELECTION_REASON_FALLBACK, timings=timings), plan.made, plan.decision)
 
-    def _served(self, rid: str, plan: Plan, execution: Execution, timings: common_pb2.Timings, started: float,
-                decided: float) -> selector_pb2.InferResponse:
+    def _served(self, rid: str, plan: Plan, execution: Execution, started: float, decided: float
+                ) -> selector_pb2.InferResponse:
         replied = self._perf()
         server_ms = (replied - started) * 1000.0
         queue_ms, execution_ms = execution.queue_ms, execution.execution_ms
-        timings.queue_ms, timings.execution_ms, timings.server_ms = queue_ms, execution_ms, server_ms
         overhead = self.overhead
         overhead.observe(server_ms - queue_ms - execution_ms)
         served = self.learner.remember(rid, plan.made, after_decision_ms=(replied - decided) * 1000.0,
                                        server_ms=server_ms, policy=plan.policy_label)
         # met if upload + server time + the estimated return leg fit the SLA (what the budget spends)
         self.metrics.request(plan.policy_label, "served", sla_met=server_ms <= plan.budget_ms + overhead.value_ms)
-        return self.provenance.stamp(selector_pb2.InferResponse(
+        reply = selector_pb2.InferResponse(
             request_id=rid, disposition=selector_pb2.DISPOSITION_SERVED, model=execution.model,
             reason=_REASONS.get(plan.decision.reason, common_pb2.SELECTION_REASON_UNSPECIFIED),
-            prediction=execution.prediction, timings=timings,
-            ticket=self._ticket(rid, served) if served is not None else None), plan.made, plan.decision)
+            prediction=execution.prediction,
+            timings={"upload_ms": plan.made.upload_ms, "budget_ms": plan.budget_ms,
+                     "selection_ms": (decided - started) * 1000.0, "queue_ms": queue_ms,
+                     "execution_ms": execution_ms, "server_ms": server_ms})
+        if served is not None:
+            self._ticket(rid, served, reply.ticket)
+        return self.provenance.stamp(reply, plan.made, plan.decision)
 
     @staticmethod
     def _failure_message(exc: ExecutionFailed, plan: Plan, within_s: float) -> str:
@@ -233,7 +242,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         receive_ns = self._wall_ns()
         rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
         try:
-            await prefetch_leg(self.budgeter.returns, request.client_id)
+            if self._prefetches_legs:
+                await prefetch_leg(self.budgeter.returns, request.client_id)
             plan = self._decide(request, context, rid, receive_ns)
         except RequestInvalid as exc:
             await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),
@@ -326,12 +336,13 @@ def _check_input(request: selector_pb2.InferRequest) -> None:
     dims = len(shape)
     if dims > _MAX_DIMS:  # (and the error message below stays short)
         raise RequestInvalid("input.tensor.shape", f"has {dims} dimensions, at most {_MAX_DIMS}")
+    shape = shape[:]  # a list: iterating a repeated field costs several times more (and an IndexError)
     if not dims or min(shape) <= 0:
         raise RequestInvalid("input.tensor.shape", f"must be positive dimensions, got {list(shape)}")
     expected = math.prod(shape) * itemsize
     if len(tensor.content) != expected:
         raise RequestInvalid("input.tensor.content", f"holds {len(tensor.content)} bytes; shape "
-                             f"{list(tensor.shape)} of {tensor.dtype} needs {expected}")
+                             f"{list(shape)} of {dtype} needs {expected}")
 
 
 def _check_outcome(request: selector_pb2.ReportOutcomeRequest) -> str:

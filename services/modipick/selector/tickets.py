@@ -42,12 +42,19 @@ _OWNER_NAMES = {profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED: "", profiler_pb2.RETU
                 profiler_pb2.RETURN_LEG_OWNER_CLASS: "class"}
 
 
-def outcome_ticket(request_id: str, served: Served) -> selector_pb2.OutcomeTicket:
-    ticket = selector_pb2.OutcomeTicket(
-        request_id=request_id, client_id=served.client_id, upload_ms=served.upload_ms,
-        after_decision_ms=served.after_decision_ms, server_ms=served.server_ms,
-        basis_owner=_OWNER_CODES.get(served.leg_owner, profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED),
-        sla_ms=served.sla_ms)
+def outcome_ticket(request_id: str, served: Served,
+                   ticket: selector_pb2.OutcomeTicket | None = None) -> selector_pb2.OutcomeTicket:
+    """The ticket of a served request, written into `ticket` (a reply's own field: nothing to copy),
+    else into a new message."""
+    if ticket is None:
+        ticket = selector_pb2.OutcomeTicket()
+    ticket.request_id = request_id
+    ticket.client_id = served.client_id
+    ticket.upload_ms = served.upload_ms
+    ticket.after_decision_ms = served.after_decision_ms
+    ticket.server_ms = served.server_ms
+    ticket.basis_owner = _OWNER_CODES.get(served.leg_owner, profiler_pb2.RETURN_LEG_OWNER_UNSPECIFIED)
+    ticket.sla_ms = served.sla_ms
     if served.basis_ms is not None:
         ticket.basis_ms = served.basis_ms
     if served.source == "send_time" and served.elapsed_ms is not None:
@@ -161,9 +168,10 @@ class TicketSigner:
         mac.update(canonical_bytes(ticket))
         return mac.digest()
 
-    def ticket(self, request_id: str, served: Served) -> selector_pb2.OutcomeTicket:
+    def ticket(self, request_id: str, served: Served,
+               ticket: selector_pb2.OutcomeTicket | None = None) -> selector_pb2.OutcomeTicket:
         """outcome_ticket, signed with the current key."""
-        ticket = outcome_ticket(request_id, served)
+        ticket = outcome_ticket(request_id, served, ticket)
         key_id, key = self._signing
         ticket.key_id = key_id
         ticket.signature = self._mac(key, ticket)

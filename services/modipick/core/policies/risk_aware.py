@@ -55,13 +55,23 @@ class _Prepared(NamedTuple):
     models: Sequence[Candidate]
     rows: tuple[tuple[Candidate, float, float, float], ...]  # (m, A, mu, sqrt(3)*sigma), best A first
     fastest: Candidate
+    decisions: dict[int, Decision]  # id(m) -> Decision(m, BASE, base=m), made once: frozen, so requests share it
 
 
 def _prepare(models: Sequence[Candidate]) -> _Prepared:
     require_models(models)
     order = sorted(models, key=lambda m: (-m.accuracy, m.mean_ms, m.name))
     return _Prepared(models, tuple((m, m.accuracy, m.mean_ms, _SQRT3 * m.std_ms) for m in order),
-                     fastest(models))
+                     fastest(models), {})
+
+
+def _base_decision(prep: _Prepared, m: Candidate) -> Decision:
+    """Decision(m, BASE, base=m), built once per model of `prep`: a frozen dataclass sets each field
+    through object.__setattr__, which costs a request more than looking it up."""
+    decision = prep.decisions.get(id(m))
+    if decision is None:
+        decision = prep.decisions[id(m)] = Decision(m, _BASE, base=m)
+    return decision
 
 
 def meet_probability(offsets: Sequence[float], x: float, spread: float, centre: float = 0.0,
@@ -164,7 +174,7 @@ class RiskAware:
             if p >= need and (chosen is None or p > chosen_p or (p == chosen_p and mu < chosen_mu)):
                 chosen, chosen_acc, chosen_p, chosen_mu = m, acc, p, mu
         if chosen is not None:
-            return Decision(chosen, _BASE, base=chosen)
+            return _base_decision(prep, chosen)
         if best is None or best_e <= 0.0:
             return Decision(prep.fastest, _FALLBACK, on_device=True)
-        return Decision(best, _BASE, base=best)
+        return _base_decision(prep, best)

@@ -164,6 +164,43 @@ async def drive(targets: list[str], population: Population, *, spread: bool, sec
     return stats
 
 
+def start_redis_with_profiles(workdir: str) -> tuple[subprocess.Popen, str]:
+    """A redis-server of its own (its INFO is the benchmark's alone) holding FIXED_PROFILES, eligible."""
+    import redis
+
+    from modipick.core import ModelProfile
+    from modipick.stores import make_store
+
+    port = _free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    with redis.Redis.from_url(url) as r:
+        for _ in range(100):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+    store = make_store(url)
+    for name, acc, mean, std in FIXED_PROFILES:
+        store.register(ModelProfile.from_stats(name, acc, mean, std, samples=100))
+    store.close()
+    return proc, url
+
+
+def spawner(ctx, queue, procs: list):
+    """spawn(target, *args): start `target(*args, queue)` in a spawned process (kept in `procs`) and
+    return what it puts on the queue first (its address)."""
+    def spawn(target, *args):
+        p = ctx.Process(target=target, args=(*args, queue), daemon=True)
+        p.start()
+        procs.append(p)
+        return p, queue.get(timeout=120)
+
+    return spawn
+
+
 def _redis_counts(client) -> dict[str, int]:
     """Commands run, by name (INFO commandstats: those run inside Lua scripts included)."""
     return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
@@ -219,40 +256,17 @@ def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> di
     fleet = max(8, counts[-1])
     import redis
 
-    from modipick.core import ModelProfile
-    from modipick.stores import make_store
-
     print(f"load average {os.getloadavg()[0]:.1f}; {args.clients:,} clients, sharing {sharing}, "
           f"{args.concurrency} in flight, {args.seconds:g} s per configuration", flush=True)
     workdir = tempfile.TemporaryDirectory(prefix="modipick-scale-")
-    port = _free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", workdir.name],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    redis_proc, url = start_redis_with_profiles(workdir.name)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = []
     rng = random.Random(args.seed)
     try:
         r = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        store = make_store(url)
-        for name, acc, mean, std in FIXED_PROFILES:
-            store.register(ModelProfile.from_stats(name, acc, mean, std, samples=100))
-        store.close()
-
-        def spawn(target, *a):
-            p = ctx.Process(target=target, args=(*a, queue), daemon=True)
-            p.start()
-            procs.append(p)
-            return p, queue.get(timeout=120)
-
+        spawn = spawner(ctx, queue, procs)
         _, executor_target = spawn(instant_executor_main)
         _, profiler_target = spawn(profiler_main, url, executor_target)
         replicas = [spawn(replica_main, url, executor_target, profiler_target, sharing) for _ in range(fleet)]

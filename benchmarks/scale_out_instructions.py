@@ -38,8 +38,8 @@ import sys
 import tempfile
 import time
 
-from benchmarks._suite_procs import FIXED_PROFILES, instant_executor_main
-from benchmarks.scale_out import SHARINGS, Population, _free_port, profiler_main
+from benchmarks._suite_procs import instant_executor_main
+from benchmarks.scale_out import SHARINGS, Population, _free_port, profiler_main, spawner, start_redis_with_profiles
 
 SLA_MS = 30_000.0  # a request under callgrind takes tens of ms; the budget must not shape the decision
 TARGET_RATIO = 1.15
@@ -156,17 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"missing: {', '.join(missing)} (apt-get install redis-server valgrind)", file=sys.stderr)
         return 2
-    import redis
-
-    from modipick.core import ModelProfile
-    from modipick.stores import make_store
-
     workdir = tempfile.mkdtemp(prefix="modipick-scale-instr-")
-    port = _free_port()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", workdir],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    redis_proc, url = start_redis_with_profiles(workdir)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs: list = []
@@ -176,26 +167,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.sharing}, {args.clients:,} clients, {args.requests} requests per serving replica, "
           f"{args.in_flight} in flight each", flush=True)
     try:
-        r = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        store = make_store(url)
-        for name, acc, mean, std in FIXED_PROFILES:
-            store.register(ModelProfile.from_stats(name, acc, mean, std, samples=100))
-        store.close()
-
-        def spawn(target, *a):
-            p = ctx.Process(target=target, args=(*a, queue), daemon=True)
-            p.start()
-            procs.append(p)
-            return queue.get(timeout=120)
-
-        executor_target = spawn(instant_executor_main)
-        profiler_target = spawn(profiler_main, url, executor_target)
+        spawn = spawner(ctx, queue, procs)
+        _, executor_target = spawn(instant_executor_main)
+        _, profiler_target = spawn(profiler_main, url, executor_target)
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         targets = []
         for _ in range(args.replicas):

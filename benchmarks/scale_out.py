@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import math
 import multiprocessing
 import os
 import random
@@ -111,8 +112,10 @@ class Population:
         return min(len(self._cum) - 1, bisect.bisect_left(self._cum, rng.random() * self._total))
 
 
-async def drive(targets: list[str], population: Population, *, spread: bool, seconds: float, concurrency: int,
-                rng: random.Random) -> dict:
+async def drive(targets: list[str], population: Population, *, spread: bool, concurrency: int, rng: random.Random,
+                seconds: float | None = None, requests: int | None = None, sla_ms: float = SLA_MS) -> dict:
+    """Infers (each served one followed by its report) with `concurrency` in flight over `targets`,
+    for `seconds` or until `requests` were sent, whichever comes first."""
     import grpc
 
     from modipick.runtime.channels import aio_channel
@@ -123,20 +126,23 @@ async def drive(targets: list[str], population: Population, *, spread: bool, sec
     tensor = common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1], content=bytes(256)))
     n = len(stubs)
     stats = {"ok": 0, "errors": 0, "own": 0, "eligible": 0, "clients": set()}
-    ids = iter(range(1 << 62))
-    stop_at = time.monotonic() + seconds
+    ids = iter(range(1 << 62 if requests is None else requests))
+    stop_at = math.inf if seconds is None else time.monotonic() + seconds
+    timeout_s, report_timeout_s = sla_ms / 1000.0, max(2.0, sla_ms / 1000.0)
 
     async def worker() -> None:
-        while time.monotonic() < stop_at:
+        for i in ids:
+            if time.monotonic() >= stop_at:
+                break
             c = population.draw(rng)
             cid = population.ids[c]
             pick = rng.randrange(n) if spread else hash(cid) % n
-            rid = f"so-{next(ids)}"
+            rid = f"so-{i}"
             had = population.reports[c]
             began = time.perf_counter()
             try:
                 reply = await stubs[pick].Infer(selector_pb2.InferRequest(
-                    request_id=rid, sla_ms=SLA_MS, client_id=cid, input=tensor), timeout=SLA_MS / 1000.0)
+                    request_id=rid, sla_ms=sla_ms, client_id=cid, input=tensor), timeout=timeout_s)
             except grpc.aio.AioRpcError:
                 stats["errors"] += 1
                 continue
@@ -151,8 +157,8 @@ async def drive(targets: list[str], population: Population, *, spread: bool, sec
             report_to = rng.randrange(n) if spread else pick
             try:
                 await stubs[report_to].ReportOutcome(selector_pb2.ReportOutcomeRequest(
-                    request_id=rid, model=reply.model, e2e_ms=e2e, sla_ms=SLA_MS, client_id=cid,
-                    predicted_label=reply.prediction.label, ticket=reply.ticket), timeout=2.0)
+                    request_id=rid, model=reply.model, e2e_ms=e2e, sla_ms=sla_ms, client_id=cid,
+                    predicted_label=reply.prediction.label, ticket=reply.ticket), timeout=report_timeout_s)
                 population.reports[c] += 1
             except grpc.aio.AioRpcError:
                 stats["errors"] += 1

@@ -39,7 +39,7 @@ import tempfile
 import time
 
 from benchmarks._suite_procs import instant_executor_main
-from benchmarks.scale_out import SHARINGS, Population, _free_port, profiler_main, spawner, start_redis_with_profiles
+from benchmarks.scale_out import SHARINGS, Population, _free_port, drive, profiler_main, spawner, start_redis_with_profiles
 
 SLA_MS = 30_000.0  # a request under callgrind takes tens of ms; the budget must not shape the decision
 TARGET_RATIO = 1.15
@@ -70,49 +70,6 @@ def _window(outdir: str, pids: list[int], run) -> tuple[dict[int, int], float, o
     for pid in pids:
         _callgrind("--dump", str(pid))
     return {pid: _dumped_instructions(outdir, pid) for pid in pids}, wall, result
-
-
-async def drive(targets: list[str], population: Population, *, spread: bool, requests: int, in_flight: int,
-                rng: random.Random) -> dict:
-    """`requests` Infers (each followed by its report) with `in_flight` at a time, over `targets`."""
-    import grpc
-
-    from modipick.runtime.channels import aio_channel
-    from modipick.v1 import common_pb2, selector_pb2, selector_pb2_grpc
-
-    channels = [aio_channel(t) for t in targets]
-    stubs = [selector_pb2_grpc.SelectorServiceStub(c) for c in channels]
-    tensor = common_pb2.Input(tensor=common_pb2.Tensor(dtype="float32", shape=[1, 8, 8, 1], content=bytes(256)))
-    n = len(stubs)
-    stats = {"ok": 0, "errors": 0}
-    todo = iter(range(requests))
-
-    async def worker() -> None:
-        for i in todo:
-            c = population.draw(rng)
-            cid = population.ids[c]
-            pick = rng.randrange(n) if spread else hash(cid) % n
-            rid = f"si-{i}-{rng.getrandbits(32)}"
-            try:
-                reply = await stubs[pick].Infer(selector_pb2.InferRequest(
-                    request_id=rid, sla_ms=SLA_MS, client_id=cid, input=tensor), timeout=SLA_MS / 1000.0)
-                if reply.disposition != selector_pb2.DISPOSITION_SERVED:
-                    stats["errors"] += 1
-                    continue
-                e2e = 5.0 + population.legs_ms[c] * rng.lognormvariate(0.0, 0.15)
-                await stubs[rng.randrange(n) if spread else pick].ReportOutcome(selector_pb2.ReportOutcomeRequest(
-                    request_id=rid, model=reply.model, e2e_ms=e2e, sla_ms=SLA_MS, client_id=cid,
-                    predicted_label=reply.prediction.label, ticket=reply.ticket), timeout=SLA_MS / 1000.0)
-            except grpc.aio.AioRpcError:
-                stats["errors"] += 1
-                continue
-            stats["ok"] += 1
-            population.reports[c] += 1
-
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    for channel in channels:
-        await channel.close()
-    return stats
 
 
 async def _wait_serving(target: str, timeout_s: float) -> None:
@@ -189,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         pids = [p.pid for p in selectors]
         population = Population(args.clients, rng)
         asyncio.run(drive(targets, population, spread=True, requests=args.warmup * len(targets),
-                          in_flight=args.in_flight * len(targets), rng=rng))
+                          concurrency=args.in_flight * len(targets), rng=rng, sla_ms=SLA_MS))
         for pid in pids:
             _callgrind("--instr=on", str(pid))
         asyncio.run(drive(targets, population, spread=True, requests=10 * len(targets),
-                          in_flight=args.in_flight * len(targets), rng=rng))  # the instrumented code paths, warm
+                          concurrency=args.in_flight * len(targets), rng=rng, sla_ms=SLA_MS))  # the instrumented code paths, warm
 
         idle, idle_s, _ = _window(workdir, pids, lambda: time.sleep(args.idle_s))
         idle_rate = {pid: idle[pid] / idle_s for pid in pids}
@@ -206,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 used = pids[:n]
                 counts, wall, stats = _window(workdir, used, lambda: asyncio.run(drive(
                     targets[:n], population, spread=balancer == "spread", requests=args.requests * n,
-                    in_flight=args.in_flight * n, rng=rng)))
+                    concurrency=args.in_flight * n, rng=rng, sla_ms=SLA_MS)))
                 ok = max(1, stats["ok"])
                 gross = sum(counts.values()) / ok
                 net = sum(counts[pid] - idle_rate[pid] * wall for pid in used) / ok

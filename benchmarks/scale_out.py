@@ -207,6 +207,16 @@ def spawner(ctx, queue, procs: list):
     return spawn
 
 
+def stop_processes(procs: list, redis_proc: subprocess.Popen) -> None:
+    """Stop the spawned processes (last started first), then the benchmark's redis-server."""
+    for p in reversed(procs):
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+            p.join(10)
+    redis_proc.kill()
+    redis_proc.wait(10)
+
+
 def _redis_counts(client) -> dict[str, int]:
     """Commands run, by name (INFO commandstats: those run inside Lua scripts included)."""
     return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
@@ -343,12 +353,7 @@ def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> di
                   f"a full window: value {r.strlen(full)} B, MEMORY USAGE {r.memory_usage(full)} B; "
                   f"Redis used_memory {r.info('memory')['used_memory'] / 1e6:.1f} MB")
     finally:
-        for p in reversed(procs):
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
-                p.join(10)
-        redis_proc.kill()
-        redis_proc.wait(10)
+        stop_processes(procs, redis_proc)
         workdir.cleanup()
     return per_request
 

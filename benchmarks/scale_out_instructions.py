@@ -39,7 +39,8 @@ import tempfile
 import time
 
 from benchmarks._suite_procs import instant_executor_main
-from benchmarks.scale_out import SHARINGS, Population, _free_port, drive, profiler_main, spawner, start_redis_with_profiles
+from benchmarks.scale_out import (SHARINGS, Population, _free_port, drive, profiler_main, spawner,
+                                  start_redis_with_profiles, stop_processes)
 
 SLA_MS = 30_000.0  # a request under callgrind takes tens of ms; the budget must not shape the decision
 TARGET_RATIO = 1.15
@@ -184,12 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 p.wait(60)
             except subprocess.TimeoutExpired:
                 p.kill()
-        for p in reversed(procs):
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
-                p.join(10)
-        redis_proc.kill()
-        redis_proc.wait(10)
+        stop_processes(procs, redis_proc)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

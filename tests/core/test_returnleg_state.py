@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modipick.core.returnleg import ReturnLegModel
-from modipick.core.returnleg_state import (MAX_STATE_BYTES, VERSION, StateError, from_state, generation_of,
-                                           to_state)
+from modipick.core.returnleg_state import (MAX_STATE_BYTES, VERSION, StateError, encode_leg, from_state,
+                                           generation_of, pending_legs, to_state)
 
 
 def client_model() -> ReturnLegModel:
@@ -81,6 +81,30 @@ def test_unknown_version_and_damaged_states_are_refused():
         from_state(good[:-4], client_model)
     with pytest.raises(StateError, match="too short"):
         from_state(b"\x01", client_model)
+
+
+@pytest.mark.parametrize("n", [0, 5, 300])
+def test_legs_appended_after_a_state_are_learned_by_the_decoded_model(n):
+    state = to_state(trained(n, seed=5), generation=3)
+    legs = [(30.0, 70.5, None), (35.0, 72.25, 70.5), (31.0, 90.0, 72.25)]
+    value = state + b"".join(encode_leg(*leg) for leg in legs)
+    assert pending_legs(state) == 0 and pending_legs(value) == 3 and generation_of(value) == 3
+    expected = from_state(state, client_model)
+    for leg in legs:
+        expected.observe(*leg)
+    again = from_state(value, client_model)
+    assert to_state(again, 4) == to_state(expected, 4)
+    assert again.samples == n + 3 and again.last_return_ms == 90.0
+
+
+def test_damaged_pending_legs_are_refused():
+    state = to_state(trained(30))
+    with pytest.raises(StateError, match="malformed"):
+        from_state(state + encode_leg(30.0, 60.0, None)[:-1], client_model)
+    with pytest.raises(StateError, match="non-finite"):
+        from_state(state + encode_leg(30.0, math.inf, None), client_model)
+    with pytest.raises(StateError, match="non-finite"):
+        from_state(state + encode_leg(30.0, 60.0, -math.inf), client_model)
 
 
 def test_a_shared_class_model_is_not_encoded():

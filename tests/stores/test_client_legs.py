@@ -1,5 +1,6 @@
-"""Per-client return-leg state in a real Redis: one hash-tagged key per client with a TTL, and
-replicas learning one client's reports at once lose none of them."""
+"""Per-client return-leg state in a real Redis: one hash-tagged key per client with a TTL, reports
+appended as legs and folded into the state every few, and replicas learning one client's reports
+at once lose none of them."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import random
 import redis
 from redis.crc import key_slot
 
-from modipick.core.returnleg_state import from_state
+from modipick.core.returnleg_state import encode_leg, from_state, generation_of, pending_legs
 from modipick.core.returnleg import ReturnLegModel
 from modipick.selector.client_legs import PartitionedLegBook, _Report
 from modipick.selector.returnlegs import ReturnLegSettings
-from modipick.stores.client_legs import RedisClientLegStore
+from modipick.stores.client_legs import DEFAULT_FOLD_LEGS, MAX_PENDING_LEGS, RedisClientLegStore
 from modipick.stores.redis_options import RedisOptions
 
 
 def leg_store(url: str, **options) -> RedisClientLegStore:
     ttl_s = options.pop("ttl_s", 3600.0)
-    return RedisClientLegStore.from_url(url, RedisOptions(**{"namespace": "t", **options}), ttl_s=ttl_s)
+    fold_legs = options.pop("fold_legs", DEFAULT_FOLD_LEGS)
+    return RedisClientLegStore.from_url(url, RedisOptions(**{"namespace": "t", **options}), ttl_s=ttl_s,
+                                        fold_legs=fold_legs)
 
 
 def test_state_key_is_hash_tagged_and_expires(redis_url):
@@ -60,12 +63,133 @@ def test_two_replicas_learning_one_client_at_once_lose_nothing(redis_url):
         state = await stores[0].load("c-1")
         for s in stores:
             await s.close()
-        return state, sum(b.write_races for b in books), sum(b.writes for b in books)
+        return state, [b.folds for b in books], sum(b.writes for b in books)
 
-    state, races, writes = asyncio.run(scenario())
+    state, folds, writes = asyncio.run(scenario())
     model = from_state(state, ReturnLegModel)
     assert model.samples == 2 * reports_each  # every report learned once
-    assert writes == 2 * reports_each and races > 0  # the writes did race, and were retried
+    assert writes == 2 * reports_each and all(folds)  # both replicas folded the legs pending
+    assert len(state) <= 1024
+
+
+def _sent(sync: redis.Redis) -> tuple[int, int]:
+    """(EVALSHA calls, GET calls): what a replica sends (a script's own GETs count as GET too)."""
+    stats = sync.info("commandstats")
+    return tuple(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "get"))
+
+
+def test_a_report_is_one_script_call_and_every_fourth_folds(redis_url):
+    """A replica that holds nothing of the client learns its report with one call and no read;
+    the legs wait after the state until fold_legs are pending, and the replica whose append got
+    there writes them into a new state."""
+    sync = redis.Redis.from_url(redis_url)
+
+    async def scenario():
+        creator = PartitionedLegBook(leg_store(redis_url))
+        await creator.learn(_Report("lte/c-5", 40.0, 60.0, None))  # the first report creates the state
+        book = PartitionedLegBook(leg_store(redis_url, fold_legs=4))
+        await book.learn(_Report("lte/c-5", 40.0, 61.0, None))  # a registration of the script, once
+        seen = []
+        for i in range(3):
+            before = await asyncio.to_thread(_sent, sync)
+            await book.learn(_Report("lte/c-5", 41.0 + i, 62.0 + i, 61.0))
+            after = await asyncio.to_thread(_sent, sync)
+            value = await book._store.load("lte/c-5")
+            seen.append((after[0] - before[0], after[1] - before[1], pending_legs(value)))
+        for b in (creator, book):
+            await b._store.close()
+        return seen, book.folds, book.loads, value
+
+    seen, folds, loads, value = asyncio.run(scenario())
+    # per report: scripts called, GETs (the scripts' own), legs pending after it
+    assert seen == [(1, 0, 2), (1, 0, 3), (2, 2, 0)] and folds == 1 and loads == 0
+    model = from_state(value, ReturnLegModel)
+    assert model.samples == 5 and model.last_return_ms == 64.0
+    sync.close()
+
+
+def test_a_replica_that_holds_what_is_stored_writes_the_new_state_in_its_place(redis_url):
+    """The replica that read the client's value with its decision sends the new state with the leg:
+    it replaces the value in the same call (nothing pending, no fold). Once another replica
+    appended a leg, what it holds is not what is stored: its next leg is appended, and the fold
+    that follows decodes the stored value, so the other replica's leg is in the state."""
+    sync = redis.Redis.from_url(redis_url)
+
+    async def scenario():
+        a, b = PartitionedLegBook(leg_store(redis_url)), PartitionedLegBook(leg_store(redis_url))
+        await a.learn(_Report("lte/c-8", 40.0, 60.0, None))
+        await a.prefetch("lte/c-8")
+        before = await asyncio.to_thread(_sent, sync)
+        for i in range(3):
+            await a.learn(_Report("lte/c-8", 40.0, 61.0 + i, None))
+        after = await asyncio.to_thread(_sent, sync)
+        replaced = pending_legs(await a._store.load("lte/c-8"))
+        await b.learn(_Report("lte/c-8", 40.0, 90.0, None))  # b holds nothing: appended
+        for i in range(3):
+            await a.learn(_Report("lte/c-8", 40.0, 64.0 + i, None))
+        value = await a._store.load("lte/c-8")
+        for book in (a, b):
+            await book._store.close()
+        return (after[0] - before[0], after[1] - before[1]), replaced, a.folds, value
+
+    calls, replaced, folds, value = asyncio.run(scenario())
+    assert calls == (3, 0) and replaced == 0  # one script call per leg, nothing read, nothing pending
+    assert folds == 1 and pending_legs(value) == 0
+    model = from_state(value, ReturnLegModel)
+    assert model.samples == 8  # 1 + 3 + 3 of a and the one of b
+    sync.close()
+
+
+def test_a_fold_that_loses_its_race_loses_no_leg(redis_url):
+    """Two replicas read the same value to fold it; a leg is appended in between. The first fold
+    keeps that leg after its state; the second finds another generation and writes nothing."""
+    async def scenario():
+        store = leg_store(redis_url, fold_legs=MAX_PENDING_LEGS)
+        book = PartitionedLegBook(store)
+        for i in range(3):
+            await book.learn(_Report("wifi/c-6", 30.0, 50.0 + i, None))
+        folding = leg_store(redis_url, fold_legs=1)
+        read = (await folding.write_leg("wifi/c-6", encode_leg(30.0, 53.0, None))).value
+        await folding.close()
+        assert (await store.write_leg("wifi/c-6", encode_leg(30.0, 54.0, None))).stored
+        folded = from_state(read, ReturnLegModel)
+        first = await store.fold("wifi/c-6", read, _state(folded, generation_of(read) + 1))
+        second = await store.fold("wifi/c-6", read, _state(folded, generation_of(read) + 1))
+        value = await store.load("wifi/c-6")
+        await store.close()
+        return first, second, value
+
+    first, second, value = asyncio.run(scenario())
+    assert (first, second) == (1, None)  # the first kept the leg appended after its read
+    model = from_state(value, ReturnLegModel)
+    assert pending_legs(value) == 1 and model.samples == 5 and model.last_return_ms == 54.0
+
+
+def _state(model: ReturnLegModel, generation: int) -> bytes:
+    from modipick.core.returnleg_state import to_state
+
+    return to_state(model, generation)
+
+
+def test_a_value_whose_folds_never_came_stays_under_a_kilobyte(redis_url):
+    """Legs pending up to the cap (every fold lost, say): the next report folds before it appends."""
+    async def scenario():
+        store = leg_store(redis_url, fold_legs=MAX_PENDING_LEGS)
+        book = PartitionedLegBook(store)
+        await book.learn(_Report("3g/c-7", 80.0, 120.0, None))
+        for i in range(MAX_PENDING_LEGS):
+            assert (await store.write_leg("3g/c-7", encode_leg(80.0, 121.0, None))).pending == i + 1
+        full = await store.load("3g/c-7")
+        await book.learn(_Report("3g/c-7", 80.0, 130.0, None))
+        value = await store.load("3g/c-7")
+        await store.close()
+        return full, value, book.folds
+
+    full, value, folds = asyncio.run(scenario())
+    assert len(full) <= 1024 and pending_legs(full) == MAX_PENDING_LEGS
+    assert folds == 1 and pending_legs(value) == 0
+    model = from_state(value, ReturnLegModel)
+    assert model.samples == MAX_PENDING_LEGS + 2 and model.last_return_ms == 130.0
 
 
 def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):

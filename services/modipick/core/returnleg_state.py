@@ -22,6 +22,11 @@ builds the empty model (`new_model`) the state is loaded into.
 Layout (little-endian): version u8, flags u8, generation u32, samples u32, count u16 (points in the
 window), sketch u16 (points per sketch), 22 float64 (moments, coefficients, last leg, ranges,
 bands), then 3 x sketch float32 (residuals, legs, uploads, each sorted).
+
+A stored value may carry, after the state, legs reported since it was written (`encode_leg`:
+upload, return and basis as float64, NaN for no basis; PENDING_LEG_BYTES each): a report appends
+its leg instead of rewriting the state, and `from_state` learns them into the model it returns.
+`fold` writes them into a new state.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ _HEADER = struct.Struct("<BBIIHH")
 _FIXED = struct.Struct("<22d")
 GENERATION_OFFSET = 2      # the generation's bytes: [2, 6) (a store compares them to swap)
 GENERATION_BYTES = 4
+POINTS_OFFSET = _HEADER.size - 2  # the sketch's point count, u16 (a store reads it to find the legs)
+_LEG = struct.Struct("<3d")
+PENDING_LEG_BYTES = _LEG.size
 _F_LEG_RANGE, _F_UP_RANGE, _F_BAND, _F_UP_BAND, _F_SLOPE_TRUSTED, _F_LAST = 1, 2, 4, 8, 16, 32
 
 
@@ -123,16 +131,35 @@ def generation_of(state: bytes) -> int:
     return _HEADER.unpack_from(state)[2] if len(state) >= _HEADER.size else 0
 
 
+def encode_leg(upload_ms: float, return_ms: float, basis_ms: float | None) -> bytes:
+    """A reported leg as appended to a stored state."""
+    return _LEG.pack(upload_ms, return_ms, math.nan if basis_ms is None else basis_ms)
+
+
+def state_bytes(points: int) -> int:
+    """The length of a state whose sketches hold `points` points (what follows it is legs)."""
+    return _HEADER.size + _FIXED.size + 3 * points * 4
+
+
+def pending_legs(value: bytes) -> int:
+    """How many legs follow the state in a stored value."""
+    return (len(value) - state_bytes(_HEADER.unpack_from(value)[5])) // PENDING_LEG_BYTES
+
+
 def from_state(state: bytes, new_model: Callable[[], ReturnLegModel]) -> ReturnLegModel:
-    """The model `state` encodes, loaded into `new_model()` (which gives its parameters)."""
+    """The model `state` encodes, loaded into `new_model()` (which gives its parameters), with the
+    legs appended after it learned."""
     if len(state) < _HEADER.size + _FIXED.size:
         raise StateError(f"return-leg state of {len(state)} bytes is too short")
     version, flags, _, samples, n, points = _HEADER.unpack_from(state)
     if version != VERSION:
         raise StateError(f"return-leg state version {version} is not supported (this code reads {VERSION})")
-    expected = _HEADER.size + _FIXED.size + 3 * points * 4
-    if len(state) != expected or points > SKETCH_POINTS or points > n or (n and not points):
+    expected = state_bytes(points)
+    if (len(state) < expected or (len(state) - expected) % PENDING_LEG_BYTES or points > SKETCH_POINTS
+            or points > n or (n and not points)):
         raise StateError(f"return-leg state is malformed: {len(state)} bytes for {n} legs in {points}-point sketches")
+    pending = state[expected:]
+    state = state[:expected]
     fixed = _FIXED.unpack_from(state, _HEADER.size)
     if not all(math.isfinite(x) for x in fixed):
         raise StateError("return-leg state holds a non-finite number")
@@ -160,4 +187,8 @@ def from_state(state: bytes, new_model: Callable[[], ReturnLegModel]) -> ReturnL
     m._next = 0
     m._sorted = tuple(sorted(m._residuals)) if n <= SKETCH_POINTS else _sorted_getter(points, n)(residuals) if n else (0.0,)
     m._dirty = 0
+    for upload_ms, return_ms, basis_ms in _LEG.iter_unpack(pending):
+        if not (math.isfinite(upload_ms) and math.isfinite(return_ms)) or math.isinf(basis_ms):
+            raise StateError("a pending return leg holds a non-finite number")
+        m.observe(upload_ms, return_ms, None if math.isnan(basis_ms) else basis_ms)
     return m

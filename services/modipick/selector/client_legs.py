@@ -8,9 +8,13 @@ there from its next request on.
 one awaitable more: `prefetch(client_id)`, called before the (synchronous) decision, which loads the
 client's state unless this replica holds it from less than `cache_ttl_s` ago (a bounded LRU of
 `cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
-background (`run`): the model this replica holds (or a new one) learns the leg, and its state is
-swapped in by generation; where another state is stored (another replica wrote, or this one held
-none), the leg is learned into that one and swapped again.
+background (`run`): the model this replica holds (if any) learns the leg. If what it holds is what
+is stored (it read or wrote the client's value within `cache_ttl_s`, and nobody wrote since), its
+new state replaces the value; else the leg is appended to the value, and once a few legs are
+pending (the store's `fold_legs`) the replica whose write got there folds them into a new state
+(modipick.stores.client_legs). Either way a report costs one script call wherever it lands, and
+a fold (a decode, the pending legs learned, an encode, one more call) comes once per few reports
+that land where the client's value is not held.
 
 Network classes are learned by each replica from the reports it sees (a class is shared by many
 clients, so every replica serving a class sees a sample of it; replaying them all would cost every
@@ -41,16 +45,16 @@ import structlog
 
 from modipick.core.class_legs import ClassLeg, ClassLegError, decode_class_leg, encode_class_leg
 from modipick.core.returnleg import ReturnLegEstimate, ReturnLegModel
-from modipick.core.returnleg_state import StateError, from_state, generation_of, to_state
+from modipick.core.returnleg_state import StateError, encode_leg, from_state, generation_of, pending_legs, to_state
 from modipick.runtime.tasks import cancel_and_wait
 from modipick.selector.returnlegs import LegEstimate, ReturnLegBook, ReturnLegSettings
-from modipick.stores.client_legs import DEFAULT_TIMEOUTS, DEFAULT_TTL_S, ClientLegStore, RedisClientLegStore
+from modipick.stores.client_legs import DEFAULT_TIMEOUTS, DEFAULT_TTL_S, ClientLegStore, Held, RedisClientLegStore
 from modipick.stores.errors import StoreError
 from modipick.stores.redis_options import URL_PREFIXES, RedisOptions
 
 log = structlog.get_logger("modipick.selector.client_legs")
 
-MAX_SWAP_ATTEMPTS = 20  # one client's reports rarely race: it sends them one after another
+MAX_WRITE_ATTEMPTS = 20  # one client's reports rarely race: it sends them one after another
 # After a failed read, decisions stop reading for this long: a Redis that hangs would otherwise hold
 # every decision for the read timeout. They answer from what is held, the class or the prior.
 READ_PAUSE_S = 1.0
@@ -60,8 +64,10 @@ CLASS_LEGS_WHEN_READY = 4  # legs a ready class shares per exchange (fresh ones 
 @dataclass(slots=True)
 class _Held:
     model: ReturnLegModel | None   # None: the store has no state for the client
-    state: bytes | None
     fetched: float
+    # (generation, legs pending) of the stored value `model` equals; None: not known to
+    # (another replica wrote since). Where it is known, a fold needs no decode.
+    stored: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +102,7 @@ class PartitionedLegBook:
         self._class_outbox: dict[str, list[bytes]] = {}
         self._class_task: asyncio.Task | None = None
         self.loads = self.load_failures = self.cache_hits = 0
-        self.writes = self.write_races = self.write_failures = self.dropped = self.undecodable = 0
+        self.writes = self.folds = self.write_races = self.write_failures = self.dropped = self.undecodable = 0
         self.class_legs_shared = self.class_models_taken = self.class_share_failures = 0
 
     def _new(self) -> ReturnLegModel:
@@ -113,9 +119,9 @@ class PartitionedLegBook:
             log.warning("client return-leg state not readable; learning it anew", error=str(exc))
             return None
 
-    def _hold(self, client_id: str, model: ReturnLegModel | None, state: bytes | None) -> None:
+    def _hold(self, client_id: str, model: ReturnLegModel | None, stored: tuple[int, int] | None = None) -> None:
         held = self._held
-        held[client_id] = _Held(model, state, self._clock())
+        held[client_id] = _Held(model, self._clock(), stored)
         held.move_to_end(client_id)
         while len(held) > self.cache_clients:
             held.popitem(last=False)
@@ -141,7 +147,8 @@ class PartitionedLegBook:
             self._reads_paused_until = self._clock() + READ_PAUSE_S
             return  # the decision answers from what is held, the class or the prior
         self.loads += 1
-        self._hold(client_id, self._decode(state), state)
+        model = self._decode(state)
+        self._hold(client_id, model, None if model is None else (generation_of(state), pending_legs(state)))
 
     def estimate(self, client_id: str, upload_ms: float) -> LegEstimate:
         entry = self._held.get(client_id) if client_id else None
@@ -210,35 +217,88 @@ class PartitionedLegBook:
                 self._reports.task_done()
 
     async def learn(self, report: _Report) -> None:
-        """One report into the client's stored state (compare-and-swap on its generation)."""
+        """One report into the client's stored value: a new state where this replica holds what is
+        stored, else its leg appended and the pending legs folded when due."""
         cid = report.client_id
         entry = self._held.get(cid)
-        # optimistic: what this replica holds (however old), else no state; a swap that finds
-        # another state answers with it, so a stale guess costs one more command, never a leg
-        state = entry.state if entry is not None else None
-        # the held model learns in place (it is this replica's view, and the leg is real): no decode
-        held = model = entry.model if entry is not None else None
-        learned = False
-        for attempt in range(1, MAX_SWAP_ATTEMPTS + 1):
-            if model is None:
-                model, learned = self._decode(state) or self._new(), False
-            if not learned:
-                model.observe(report.upload_ms, report.return_ms, report.basis_ms)
-                learned = True
-            new = to_state(model, generation_of(state) + 1 if state is not None else 1)
-            stored, current = await self._store.swap(cid, state, new)
+        held = entry.model if entry is not None else None
+        if held is not None:  # this replica's view learns the leg at once
+            held.observe(report.upload_ms, report.return_ms, report.basis_ms)
+        elif entry is not None and await self._create(cid, report, None):
+            self.writes += 1  # the decision found no state: this is likely the client's first report
+            return
+        leg = encode_leg(report.upload_ms, report.return_ms, report.basis_ms)
+        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+            written = await self._store.write_leg(cid, leg, self._replacing(entry))
+            # what this replica holds is the stored value (its leg included) unless another wrote since
+            current = (entry is not None and held is not None and entry.stored is not None
+                       and entry.stored == (written.generation, written.pending - written.stored))
+            if written.replaced:
+                stored = True
+                self._hold(cid, held, (written.generation, 0))
+            elif written.value is not None:
+                # appended: the leg is stored whether or not the fold wins (its legs stay pending)
+                stored = await self._fold(cid, written.value, held if current else None,
+                                          None if written.stored else report) or written.stored
+            elif written.stored:
+                stored = True
+                entry = self._held.get(cid)
+                if entry is not None:
+                    entry.stored = (written.generation, written.pending) if current else None
+            else:
+                stored = await self._create(cid, report, held)
             if stored:
                 self.writes += 1
-                self._hold(cid, model, new)
                 return
             self.write_races += 1
-            if current is None and held is not None:
-                state, model = None, held  # the key is gone (expired, or Redis lost it): store what is held
-            else:
-                state, model = current, None
+            entry = None  # what was held is not what is stored
             # the other writer goes on: back off a little (jittered) so that races do not repeat in step
             await asyncio.sleep(0.001 * attempt * self._rng.random())
-        raise StoreError(f"client {cid!r}: return-leg state changed {MAX_SWAP_ATTEMPTS} times while learning")
+        raise StoreError(f"client {cid!r}: return-leg state changed {MAX_WRITE_ATTEMPTS} times while learning")
+
+    def _replacing(self, entry: _Held | None) -> Held | None:
+        """The state to write in place of the stored value, where this replica holds that value
+        (read or written by it within `cache_ttl_s`, nobody known to have written since)."""
+        if entry is None or entry.model is None or entry.stored is None:
+            return None
+        if self._clock() - entry.fetched > self.cache_ttl_s:
+            return None  # likely stale: another replica may have written since; appending costs no encode
+        generation, pending = entry.stored
+        return Held(generation, pending, to_state(entry.model, generation + 1))
+
+    async def _fold(self, cid: str, value: bytes, current: ReturnLegModel | None, report: _Report | None) -> bool:
+        """The state and the legs pending in `value` (and `report`'s leg) into a new state;
+        `current`: a model equal to that already (no decode)."""
+        model = current
+        if model is None:
+            model = self._decode(value) or self._new()
+            if report is not None:
+                model.observe(report.upload_ms, report.return_ms, report.basis_ms)
+        state = to_state(model, generation_of(value) + 1)
+        kept = await self._store.fold(cid, value, state)
+        if kept is None:
+            entry = self._held.get(cid)
+            if entry is not None:
+                entry.stored = None
+            return False
+        self.folds += 1
+        self._hold(cid, model, (generation_of(state), 0) if kept == 0 else None)
+        return True
+
+    async def _create(self, cid: str, report: _Report, held: ReturnLegModel | None) -> bool:
+        """The client's first state (none of this version is stored): what this replica holds (it
+        learned the leg: Redis lost the key, or it expired) or a new model of the one leg."""
+        if held is None:
+            held = self._new()
+            held.observe(report.upload_ms, report.return_ms, report.basis_ms)
+        # a random first generation: a fold that read a state since lost cannot match this one
+        state = to_state(held, self._rng.getrandbits(32))
+        stored, current = await self._store.swap(cid, None, state)
+        if not stored and current is not None and self._decode(current) is None:
+            stored, _ = await self._store.swap(cid, current, state)  # another version's state: replaced
+        if stored:
+            self._hold(cid, held, (generation_of(state), 0))
+        return stored
 
     # -- network classes, shared ------------------------------------------------------------------
     async def share_classes_every(self) -> None:
@@ -328,7 +388,7 @@ def watch_client_legs(registry, book: PartitionedLegBook) -> None:
             family = CounterMetricFamily("modipick_client_return_legs", "Per-client return-leg state in the store",
                                          labels=["event"])
             for event, value in (("load", book.loads), ("load_failure", book.load_failures),
-                                 ("cache_hit", book.cache_hits), ("write", book.writes),
+                                 ("cache_hit", book.cache_hits), ("write", book.writes), ("fold", book.folds),
                                  ("write_race", book.write_races), ("write_failure", book.write_failures),
                                  ("dropped", book.dropped), ("undecodable", book.undecodable),
                                  ("class_leg_shared", book.class_legs_shared),

@@ -1,16 +1,18 @@
 """Per-client return-leg state in Redis: one key per client, with a TTL, read by the replica that
-decides for the client and swapped by the replica that learns its report.
+decides for the client and written by the replicas that learn its reports.
 
-Key: `<ns>:{client:<id>}:leg`, a string holding the client's state (modipick.core.returnleg_state,
-<= 1 KB). The braces are a Redis Cluster hash tag: every key of one client sits in one slot, so
-the swap script, which touches one key, runs on one node. Idle clients expire (`ttl_s`, renewed by
-every write).
+Key: `<ns>:{client:<id>}:leg`, a string holding the client's state (modipick.core.returnleg_state)
+followed by the legs reported since it was written, <= 1 KB in all. The braces are a Redis Cluster
+hash tag: every key of one client sits in one slot, so each script, which touches one key, runs on
+one node. Idle clients expire (`ttl_s`, renewed by every write).
 
-A write is a compare-and-swap on the state's generation (bytes [2, 6) of the state, see
-GENERATION_OFFSET): the writer read the state (or holds it from the decision), learned one or more
-legs into it, and swaps it in only if nobody wrote in between; else the script answers with the
-state now stored, and the writer learns its legs into that and tries again. Two replicas learning
-one client's reports at once lose nothing, and a write costs one command when it does not race.
+A report appends its leg (one script call, no read of the state: a replica needs to hold nothing
+of the client to learn its report); a replica that holds what is stored sends the new state with
+it, which replaces the value in the same call. Once `fold_legs` legs are pending, the script
+answers with the stored value, and that replica folds them into a new state: a compare-and-swap on the state's
+generation (bytes [2, 6), GENERATION_OFFSET) that keeps the legs appended since it read. Two
+replicas folding at once: one wins, the other's legs are in the winner's or still pending, so
+none is lost. A client's first report finds no state and creates it (`swap` from none).
 
 A network class's reported legs (modipick.core.class_legs) are shared in one list per class,
 `<ns>:{class:<name>}:legs`, the newest `keep` of them, with the same TTL: replicas append a batch
@@ -19,17 +21,23 @@ with one script call and read the list whole (see modipick.selector.client_legs 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 
-from modipick.core.returnleg_state import GENERATION_BYTES, GENERATION_OFFSET
+from modipick.core.returnleg_state import (GENERATION_BYTES, GENERATION_OFFSET, PENDING_LEG_BYTES, POINTS_OFFSET,
+                                           MAX_STATE_BYTES, SKETCH_POINTS, VERSION, generation_of, pending_legs,
+                                           state_bytes)
 from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
 from modipick.stores.redis_clients import async_client, rediscover_primary
 from modipick.stores.redis_codec import mapped_errors
 from modipick.stores.redis_options import RedisOptions, Timeouts, parse_target, redact
 
 DEFAULT_TTL_S = 6 * 3600.0
+DEFAULT_FOLD_LEGS = 4  # legs pending after a state before the replica whose write got there folds them
+# legs a stored value may carry after its state: past it a report folds before it appends, so a
+# client's value stays <= MAX_STATE_BYTES whatever happens to the folds
+MAX_PENDING_LEGS = (MAX_STATE_BYTES - state_bytes(SKETCH_POINTS)) // PENDING_LEG_BYTES
 DEFAULT_TIMEOUTS = Timeouts(1.0, 1.0)  # a decision waits for its read: shorter than the profile store's
 
 # KEYS: the client's state. ARGV: the generation bytes expected ('' : no state yet), the new state,
@@ -44,6 +52,50 @@ return 1
 """
 
 
+# KEYS: the client's key. ARGV: the leg; optionally the generation and pending legs of the value
+# the writer holds, and the state it made of that value and the leg. Formatted with the TTL in ms,
+# the pending legs that ask for a fold and the pending legs at most (`write_leg_script`). The answer is one integer (redis-py parses it fastest):
+# WRITTEN_REPLACED + 256 x the new generation when that state replaced the value (the writer held
+# what is stored); else WRITTEN_APPENDED + 4 x the legs pending now + 256 x the state's generation,
+# or, when those are `fold_at` or more, the stored value after a byte saying whether the leg was
+# appended (not with `max_pending` legs); 0 when no state of this version is stored.
+WRITTEN_NOTHING, WRITTEN_APPENDED, WRITTEN_REPLACED = 0, 1, 2
+def write_leg_script(ttl_ms: int, fold_at: int, max_pending: int) -> str:
+    return f"""
+local function generation(s)
+  local a, b, c, d = string.byte(s, {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + GENERATION_BYTES})
+  return a + 256 * b + 65536 * c + 16777216 * d
+end
+local head = redis.call('GETRANGE', KEYS[1], 0, {POINTS_OFFSET + 1})
+if #head < {POINTS_OFFSET + 2} or string.byte(head, 1) ~= {VERSION} then return {WRITTEN_NOTHING} end
+local points = string.byte(head, {POINTS_OFFSET + 1}) + 256 * string.byte(head, {POINTS_OFFSET + 2})
+local pending = math.floor((redis.call('STRLEN', KEYS[1]) - {state_bytes(0)} - {state_bytes(1) - state_bytes(0)} * points) / {PENDING_LEG_BYTES})
+if ARGV[4] and generation(head) == tonumber(ARGV[2]) and pending == tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', {ttl_ms})
+  return {WRITTEN_REPLACED} + 256 * generation(ARGV[4])
+end
+if pending >= {max_pending} then return '\\0' .. redis.call('GET', KEYS[1]) end
+redis.call('APPEND', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], {ttl_ms})
+pending = pending + 1
+if pending >= {fold_at} then return '\\1' .. redis.call('GET', KEYS[1]) end
+return {WRITTEN_APPENDED} + 4 * pending + 256 * generation(head)
+"""
+
+# KEYS: the client's key. ARGV: the generation bytes of the value read, its length, the new state,
+# the TTL in ms. Returns 1 + the legs appended since the read (kept after the new state) when the
+# new state replaced what was read, 0 when another state was written in between.
+FOLD_LEGS = f"""
+local cur = redis.call('GET', KEYS[1])
+local rest = ''
+if cur then
+  if string.sub(cur, {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + GENERATION_BYTES}) ~= ARGV[1] then return 0 end
+  rest = string.sub(cur, tonumber(ARGV[2]) + 1)
+end
+redis.call('SET', KEYS[1], ARGV[3] .. rest, 'PX', ARGV[4])
+return 1 + #rest / {PENDING_LEG_BYTES}
+"""
+
 # KEYS: the class's list. ARGV: how many to keep, the TTL in ms, then the legs to append.
 PUSH_CLASS_LEGS = """
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
@@ -54,11 +106,37 @@ return 1
 MAX_PUSH = 1000  # legs per script call (Lua's unpack has a stack limit)
 
 
+class Written(NamedTuple):
+    stored: bool          # False: no state of this version is stored, or `max_pending` legs are
+    generation: int       # the stored state's generation (0: none)
+    pending: int          # legs pending after the state
+    value: bytes | None   # the stored value, to fold (`fold_at` legs pending or more)
+    replaced: bool        # the writer's state replaced the value (it held what was stored)
+
+
+class Held(NamedTuple):
+    """What a writer holds of a client: the generation and pending legs of the stored value it
+    read (or wrote), and the state it made of that and the new leg."""
+    generation: int
+    pending: int
+    state: bytes
+
+
 class ClientLegStore(Protocol):
     async def load(self, client_id: str) -> bytes | None: ...
 
     async def swap(self, client_id: str, expected: bytes | None, state: bytes) -> tuple[bool, bytes | None]:
         """(True, None): stored. (False, current): someone wrote first; `current` is what is stored now."""
+        ...
+
+    async def write_leg(self, client_id: str, leg: bytes, held: Held | None = None) -> Written:
+        """`held.state` in place of the client's stored value if that is still what `held` says; else
+        `leg` appended to it (unless none is stored, or MAX_PENDING_LEGS are: then fold first)."""
+        ...
+
+    async def fold(self, client_id: str, read: bytes, state: bytes) -> int | None:
+        """Replace the value `read` with `state`, keeping the legs appended after it (how many: the
+        answer), unless another state was written in between (None)."""
         ...
 
     async def push_class_legs(self, class_name: str, legs: list[bytes], keep: int) -> None:
@@ -81,9 +159,12 @@ class RedisClientLegStore:
     client ask for the primary again (as AsyncRedisProfileStore does)."""
 
     def __init__(self, client: aioredis.Redis | aioredis.RedisCluster, *, namespace: str = "modipick",
-                 ttl_s: float = DEFAULT_TTL_S, topology: str = "server", where: str = "redis") -> None:
+                 ttl_s: float = DEFAULT_TTL_S, fold_legs: int = DEFAULT_FOLD_LEGS, topology: str = "server",
+                 where: str = "redis") -> None:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
+        if not 1 <= fold_legs <= MAX_PENDING_LEGS:
+            raise ValueError(f"fold_legs must be in [1, {MAX_PENDING_LEGS}], got {fold_legs!r}")
         self._client = client
         self.topology = topology
         self._where = where
@@ -92,17 +173,19 @@ class RedisClientLegStore:
         self.namespace = namespace.replace("{", "").replace("}", "")
         self.ttl_ms = int(ttl_s * 1000)
         self._swap = client.register_script(SWAP_STATE)  # EVALSHA; reloaded if the server forgot it
+        self._write_leg = client.register_script(write_leg_script(self.ttl_ms, fold_legs, MAX_PENDING_LEGS))
+        self._fold = client.register_script(FOLD_LEGS)
         self._push_class_legs = client.register_script(PUSH_CLASS_LEGS)
 
     @classmethod
-    def from_url(cls, url: str, options: RedisOptions | None = None, *,
-                 ttl_s: float = DEFAULT_TTL_S) -> "RedisClientLegStore":
+    def from_url(cls, url: str, options: RedisOptions | None = None, *, ttl_s: float = DEFAULT_TTL_S,
+                 fold_legs: int = DEFAULT_FOLD_LEGS) -> "RedisClientLegStore":
         """The client comes from the profile store's factory (credentials, TLS, timeouts, retries
         of `options`), in bytes mode: the state is binary."""
         options = options if options is not None else RedisOptions(timeouts=DEFAULT_TIMEOUTS)
         client = async_client(url, options, decode_responses=False)
-        return cls(client, namespace=options.namespace, ttl_s=ttl_s, topology=parse_target(url).kind,
-                   where=redact(url))
+        return cls(client, namespace=options.namespace, ttl_s=ttl_s, fold_legs=fold_legs,
+                   topology=parse_target(url).kind, where=redact(url))
 
     def key(self, client_id: str) -> str:
         return f"{self.namespace}:{{client:{client_id}}}:leg"
@@ -126,6 +209,33 @@ class RedisClientLegStore:
         if answer == 1:
             return True, None
         return False, answer or None
+
+    async def write_leg(self, client_id: str, leg: bytes, held: Held | None = None) -> Written:
+        args = [leg]
+        if held is not None:
+            args.extend(held)
+        try:
+            with mapped_errors("write of a client's return leg", self._where, self.failures):
+                answer = await self._write_leg(keys=[self.key(client_id)], args=args)
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
+        if type(answer) is int:
+            outcome = answer & 3
+            return Written(outcome != WRITTEN_NOTHING, answer >> 8, (answer >> 2) & 63, None,
+                           outcome == WRITTEN_REPLACED)
+        value = answer[1:]
+        return Written(answer[0] == 1, generation_of(value), pending_legs(value), value, False)
+
+    async def fold(self, client_id: str, read: bytes, state: bytes) -> int | None:
+        try:
+            with mapped_errors("fold of a client's return legs", self._where, self.failures):
+                answer = await self._fold(keys=[self.key(client_id)],
+                                          args=[generation_bytes(read), len(read), state, self.ttl_ms])
+        except StoreUnavailable:
+            await self._rediscover()
+            raise
+        return answer - 1 if answer else None
 
     def class_key(self, class_name: str) -> str:
         return f"{self.namespace}:{{class:{class_name}}}:legs"

@@ -226,11 +226,14 @@ def _per_request(before: dict[str, int], after: dict[str, int], ok: int) -> tupl
     """(round trips: commands clients sent, all commands, the busiest commands) per request."""
     delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
     delta.pop("info", None)  # this benchmark's own reads
-    # Sent by clients: the decisions' GETs and every EVALSHA. Inside the scripts: the swap's GET and
-    # SET, the profile read's SMEMBERS and HGETALLs, the outcome's EXISTS and HINCRBYs. So
-    # sent = GET - swaps + EVALSHA = GET + SMEMBERS (one per profile read) + anything else sent.
-    inner = {"get", "set", "exists", "hincrby", "hgetall", "smembers", "evalsha", "hset"}
-    sent = delta.get("get", 0) + delta.get("smembers", 0) + sum(v for k, v in delta.items() if k not in inner)
+    # Sent by clients: the decisions' GETs and every EVALSHA. Inside the scripts: each client-state
+    # script's one GET and its SET, a class push's RPUSH, LTRIM and PEXPIRE, the profile read's
+    # SMEMBERS and HGETALLs, the outcome's EXISTS and HINCRBYs. So sent = GET - client-state
+    # scripts + EVALSHA = GET + SMEMBERS (one per profile read) + LTRIM (one per class push) +
+    # anything else sent.
+    inner = {"get", "set", "exists", "hincrby", "hgetall", "smembers", "evalsha", "hset", "rpush", "ltrim", "pexpire"}
+    sent = (delta.get("get", 0) + delta.get("smembers", 0) + delta.get("ltrim", 0)
+            + sum(v for k, v in delta.items() if k not in inner))
     top = sorted(delta.items(), key=lambda kv: -kv[1])[:5]
     return sent / ok, sum(delta.values()) / ok, " ".join(f"{k} {v / ok:.2f}" for k, v in top)
 

@@ -101,8 +101,8 @@ def test_a_report_is_one_script_call_and_every_fourth_folds(redis_url):
         return seen, book.folds, book.loads, value
 
     seen, folds, loads, value = asyncio.run(scenario())
-    # per report: scripts called, GETs (the scripts' own), legs pending after it
-    assert seen == [(1, 0, 2), (1, 0, 3), (2, 2, 0)] and folds == 1 and loads == 0
+    # per report: scripts called, GETs (each script's own one), legs pending after it
+    assert seen == [(1, 1, 2), (1, 1, 3), (2, 2, 0)] and folds == 1 and loads == 0
     model = from_state(value, ReturnLegModel)
     assert model.samples == 5 and model.last_return_ms == 64.0
     sync.close()
@@ -133,7 +133,7 @@ def test_a_replica_that_holds_what_is_stored_writes_the_new_state_in_its_place(r
         return (after[0] - before[0], after[1] - before[1]), replaced, a.folds, value
 
     calls, replaced, folds, value = asyncio.run(scenario())
-    assert calls == (3, 0) and replaced == 0  # one script call per leg, nothing read, nothing pending
+    assert calls == (3, 3) and replaced == 0  # one script call per leg (its GET inside), nothing pending
     assert folds == 1 and pending_legs(value) == 0
     model = from_state(value, ReturnLegModel)
     assert model.samples == 8  # 1 + 3 + 3 of a and the one of b
@@ -172,24 +172,27 @@ def _state(model: ReturnLegModel, generation: int) -> bytes:
 
 
 def test_a_value_whose_folds_never_came_stays_under_a_kilobyte(redis_url):
-    """Legs pending up to the cap (every fold lost, say): the next report folds before it appends."""
+    """Legs pending up to the cap (every fold lost, say): the value still takes <= 1 KB of Redis
+    memory, and the next report folds before it appends."""
     async def scenario():
         store = leg_store(redis_url, fold_legs=MAX_PENDING_LEGS)
         book = PartitionedLegBook(store)
-        await book.learn(_Report("3g/c-7", 80.0, 120.0, None))
+        for i in range(40):  # a full sketch: the longest state
+            await book.learn(_Report("3g/c-7", 80.0 + i, 120.0 + i, None))
         for i in range(MAX_PENDING_LEGS):
             assert (await store.write_leg("3g/c-7", encode_leg(80.0, 121.0, None))).pending == i + 1
         full = await store.load("3g/c-7")
+        memory = await store._client.memory_usage(store.key("3g/c-7"))
         await book.learn(_Report("3g/c-7", 80.0, 130.0, None))
         value = await store.load("3g/c-7")
         await store.close()
-        return full, value, book.folds
+        return full, memory, value, book.folds
 
-    full, value, folds = asyncio.run(scenario())
-    assert len(full) <= 1024 and pending_legs(full) == MAX_PENDING_LEGS
+    full, memory, value, folds = asyncio.run(scenario())
+    assert memory <= 1024 and pending_legs(full) == MAX_PENDING_LEGS
     assert folds == 1 and pending_legs(value) == 0
     model = from_state(value, ReturnLegModel)
-    assert model.samples == MAX_PENDING_LEGS + 2 and model.last_return_ms == 130.0
+    assert model.samples == 40 + MAX_PENDING_LEGS + 1 and model.last_return_ms == 130.0
 
 
 def test_a_replica_without_the_state_reads_it_with_the_decision(redis_url):

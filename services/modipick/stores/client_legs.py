@@ -2,7 +2,7 @@
 decides for the client and written by the replicas that learn its reports.
 
 Key: `<ns>:{client:<id>}:leg`, a string holding the client's state (modipick.core.returnleg_state)
-followed by the legs reported since it was written, <= 1 KB in all. The braces are a Redis Cluster
+followed by the legs reported since it was written, <= 1 KB of Redis memory in all. The braces are a Redis Cluster
 hash tag: every key of one client sits in one slot, so each script, which touches one key, runs on
 one node. Idle clients expire (`ttl_s`, renewed by every write).
 
@@ -26,8 +26,7 @@ from typing import NamedTuple, Protocol
 import redis.asyncio as aioredis
 
 from modipick.core.returnleg_state import (GENERATION_BYTES, GENERATION_OFFSET, PENDING_LEG_BYTES, POINTS_OFFSET,
-                                           MAX_STATE_BYTES, SKETCH_POINTS, VERSION, generation_of, pending_legs,
-                                           state_bytes)
+                                           SKETCH_POINTS, VERSION, generation_of, pending_legs, state_bytes)
 from modipick.stores.errors import StoreFailureCounts, StoreUnavailable
 from modipick.stores.redis_clients import async_client, rediscover_primary
 from modipick.stores.redis_codec import mapped_errors
@@ -35,9 +34,11 @@ from modipick.stores.redis_options import RedisOptions, Timeouts, parse_target, 
 
 DEFAULT_TTL_S = 6 * 3600.0
 DEFAULT_FOLD_LEGS = 4  # legs pending after a state before the replica whose write got there folds them
-# legs a stored value may carry after its state: past it a report folds before it appends, so a
-# client's value stays <= MAX_STATE_BYTES whatever happens to the folds
-MAX_PENDING_LEGS = (MAX_STATE_BYTES - state_bytes(SKETCH_POINTS)) // PENDING_LEG_BYTES
+# A stored value at most this long takes <= 1 KB of Redis memory with its key and expiry (jemalloc's
+# 896-byte class; measured with MEMORY USAGE). Legs a value may carry after its state: past them a
+# report folds before it appends, whatever happens to the folds.
+MAX_VALUE_BYTES = 864
+MAX_PENDING_LEGS = (MAX_VALUE_BYTES - state_bytes(SKETCH_POINTS)) // PENDING_LEG_BYTES
 DEFAULT_TIMEOUTS = Timeouts(1.0, 1.0)  # a decision waits for its read: shorter than the profile store's
 
 # KEYS: the client's state. ARGV: the generation bytes expected ('' : no state yet), the new state,
@@ -66,20 +67,21 @@ local function generation(s)
   local a, b, c, d = string.byte(s, {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + GENERATION_BYTES})
   return a + 256 * b + 65536 * c + 16777216 * d
 end
-local head = redis.call('GETRANGE', KEYS[1], 0, {POINTS_OFFSET + 1})
-if #head < {POINTS_OFFSET + 2} or string.byte(head, 1) ~= {VERSION} then return {WRITTEN_NOTHING} end
-local points = string.byte(head, {POINTS_OFFSET + 1}) + 256 * string.byte(head, {POINTS_OFFSET + 2})
-local pending = math.floor((redis.call('STRLEN', KEYS[1]) - {state_bytes(0)} - {state_bytes(1) - state_bytes(0)} * points) / {PENDING_LEG_BYTES})
-if ARGV[4] and generation(head) == tonumber(ARGV[2]) and pending == tonumber(ARGV[3]) then
+local value = redis.call('GET', KEYS[1])
+if not value or #value < {state_bytes(0)} or string.byte(value, 1) ~= {VERSION} then return {WRITTEN_NOTHING} end
+local points = string.byte(value, {POINTS_OFFSET + 1}) + 256 * string.byte(value, {POINTS_OFFSET + 2})
+local pending = math.floor((#value - {state_bytes(0)} - {state_bytes(1) - state_bytes(0)} * points) / {PENDING_LEG_BYTES})
+if ARGV[4] and generation(value) == tonumber(ARGV[2]) and pending == tonumber(ARGV[3]) then
   redis.call('SET', KEYS[1], ARGV[4], 'PX', {ttl_ms})
   return {WRITTEN_REPLACED} + 256 * generation(ARGV[4])
 end
-if pending >= {max_pending} then return '\\0' .. redis.call('GET', KEYS[1]) end
-redis.call('APPEND', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], {ttl_ms})
+if pending >= {max_pending} then return '\\0' .. value end
+-- SET of the whole value, not APPEND: Redis gives an appended string twice the room it needs
+value = value .. ARGV[1]
+redis.call('SET', KEYS[1], value, 'PX', {ttl_ms})
 pending = pending + 1
-if pending >= {fold_at} then return '\\1' .. redis.call('GET', KEYS[1]) end
-return {WRITTEN_APPENDED} + 4 * pending + 256 * generation(head)
+if pending >= {fold_at} then return '\\1' .. value end
+return {WRITTEN_APPENDED} + 4 * pending + 256 * generation(value)
 """
 
 # KEYS: the client's key. ARGV: the generation bytes of the value read, its length, the new state,

@@ -2,7 +2,8 @@
 their outcomes, and one replica left idle.
 
     python -m benchmarks.scale_out [--clients 10000] [--seconds 8] [--concurrency 24]
-                                   [--sharing partitioned|store|local[,...]] [--replicas 1,2,4,8]
+                                   [--rate-per-replica 0] [--sharing partitioned|store|local[,...]]
+                                   [--replicas 1,2,4,8]
 
 Processes (spawn): a redis-server of its own (its INFO is this benchmark's alone), the Executor on
 a backend whose models answer at once, one Profiler (outcome reports), 8 Selector replicas
@@ -113,9 +114,11 @@ class Population:
 
 
 async def drive(targets: list[str], population: Population, *, spread: bool, concurrency: int, rng: random.Random,
-                seconds: float | None = None, requests: int | None = None, sla_ms: float = SLA_MS) -> dict:
+                seconds: float | None = None, requests: int | None = None, sla_ms: float = SLA_MS,
+                rate: float = 0.0) -> dict:
     """Infers (each served one followed by its report) with `concurrency` in flight over `targets`,
-    for `seconds` or until `requests` were sent, whichever comes first."""
+    for `seconds` or until `requests` were sent, whichever comes first; `rate` > 0 paces their
+    starts at that many per second in all (at most `concurrency` in flight still)."""
     import grpc
 
     from modipick.runtime.channels import aio_channel
@@ -129,9 +132,14 @@ async def drive(targets: list[str], population: Population, *, spread: bool, con
     ids = iter(range(1 << 62 if requests is None else requests))
     stop_at = math.inf if seconds is None else time.monotonic() + seconds
     timeout_s, report_timeout_s = sla_ms / 1000.0, max(2.0, sla_ms / 1000.0)
+    next_start = [time.monotonic()]
 
     async def worker() -> None:
         for i in ids:
+            if rate > 0:
+                start, next_start[0] = next_start[0], next_start[0] + 1.0 / rate
+                if start > time.monotonic():
+                    await asyncio.sleep(start - time.monotonic())
             if time.monotonic() >= stop_at:
                 break
             c = population.draw(rng)
@@ -243,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=10_000, help="population size")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window per configuration")
     parser.add_argument("--concurrency", type=int, default=24, help="requests in flight")
+    parser.add_argument("--rate-per-replica", type=float, default=0.0,
+                        help="requests per second per serving replica (0: as fast as --concurrency allows); "
+                             "the same rate at 1 and at N replicas compares processes that idle alike")
     parser.add_argument("--replicas", default="1,2,4,8")
     parser.add_argument("--sharing", default="partitioned",
                         help="partitioned, store (the replicated stream, the comparison) or local (nothing shared, "
@@ -275,8 +286,9 @@ def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> di
     fleet = max(8, counts[-1])
     import redis
 
+    pace = f", {args.rate_per_replica:g} req/s per serving replica" if args.rate_per_replica > 0 else ""
     print(f"load average {os.getloadavg()[0]:.1f}; {args.clients:,} clients, sharing {sharing}, "
-          f"{args.concurrency} in flight, {args.seconds:g} s per configuration", flush=True)
+          f"{args.concurrency} in flight{pace}, {args.seconds:g} s per configuration", flush=True)
     workdir = tempfile.TemporaryDirectory(prefix="modipick-scale-")
     redis_proc, url = start_redis_with_profiles(workdir.name)
     ctx = multiprocessing.get_context("spawn")
@@ -294,14 +306,15 @@ def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> di
         # warm-up: connections, code paths (not measured)
         asyncio.run(drive(targets, population, spread=True, seconds=2.0, concurrency=args.concurrency, rng=rng))
 
-        def measure(active: list[int], spread: bool, seconds: float) -> dict:
+        def measure(active: list[int], spread: bool, seconds: float, paced: bool = True) -> dict:
             cpu0 = {i: cpu_seconds(pids[i]) for i in range(fleet)}
             redis_cpu0 = cpu_seconds(redis_proc.pid)
             commands0 = _redis_counts(r)
             t0 = time.monotonic()
             if active:
                 stats = asyncio.run(drive([targets[i] for i in active], population, spread=spread,
-                                          seconds=seconds, concurrency=args.concurrency, rng=rng))
+                                          seconds=seconds, concurrency=args.concurrency, rng=rng,
+                                          rate=args.rate_per_replica * len(active) if paced else 0.0))
             else:
                 time.sleep(seconds)
                 stats = {"ok": 0, "errors": 0, "own": 0, "eligible": 0, "clients": 0}
@@ -339,7 +352,7 @@ def run_sharing(sharing: str, args: argparse.Namespace, counts: list[int]) -> di
                       f"(target <= 1.15: {'PASS' if ratio <= 1.15 else 'MISS'})")
 
         idle = fleet - 1
-        busy = measure(list(range(fleet - 1)), True, args.seconds)
+        busy = measure(list(range(fleet - 1)), True, args.seconds, paced=False)  # as many req/s as it takes
         quiet_ms = silent["cpu"][idle] / silent["wall"] * 1e3
         busy_ms = busy["cpu"][idle] / busy["wall"] * 1e3
         print(f"\nidle replica ({fleet - 1} others serving {busy['ok'] / busy['wall']:.0f} req/s from "

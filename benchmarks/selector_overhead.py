@@ -15,9 +15,9 @@ client-side cost is printed apart, as is the Selector's time around the Executor
 difference with each request's queue + execution time (as the Executor measured it, from the reply)
 taken off its latency first: the model run is the same work on both paths, and its spread (a few ms
 on a busy 2-vCPU machine) otherwise moves the difference of two p50s by tenths of a ms from run to
-run. First it times a bare grpc.aio
+run. Before the suite starts and after it stops it times a bare grpc.aio
 round trip paced every 5 ms in this process: the machine's cost of one hop, to tell a slower machine
-from slower code when comparing runs.
+from slower code when comparing runs; the overhead's p50 is compared with the mean of the two.
 
 --auth adds a fourth path: a second Selector process on the same store and Executor with client
 authentication (an HS256 JWT, the same token on every call as a client reuses it), signed outcome
@@ -42,6 +42,7 @@ from modipick.runtime.event_loop import LOOPS
 
 TARGET_P50_MS, TARGET_P99_MS = 1.0, 3.0
 TARGET_AUTH_P50_MS = 0.2
+TARGET_RATIO = 1.5  # overhead p50 against the bare round trip
 AUTH_SECRET = "benchmark-jwt-secret-0123456789abcdef"
 TICKET_KEY = "benchmark-ticket-key-0123456789"
 
@@ -220,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(level="warning")
     from benchmarks.selector_hot_path import aio_round_trip
 
-    # the machine's own cost of one paced gRPC hop (both ends in this process): the overhead below
-    # is about one such hop, so this line tells a slower machine from slower code
-    calibration_p50, _ = asyncio.run(aio_round_trip(1000, 0.005))
+    # the machine's own cost of one paced gRPC hop (both ends in this process), timed before and
+    # after the suite runs: the overhead below is about one such hop, so this tells a slower
+    # machine from slower code, and the mean of the two windows follows the machine through the run
+    calibration_before, _ = asyncio.run(aio_round_trip(1000, 0.005))
     with tempfile.TemporaryDirectory() as workdir, open(os.path.join(workdir, "services.log"), "w") as log:
         redis, url = start_redis(workdir)
         try:
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             redis.kill()
             redis.wait()
+    calibration_after, _ = asyncio.run(aio_round_trip(1000, 0.005))
+    calibration_p50 = (calibration_before + calibration_after) / 2
     sel, dire, inside, sdk = result["via_selector"], result["direct"], result["inside"], result["via_sdk"]
     print(f"measured {len(sel)} via the Selector + {len(dire)} direct + {len(sdk)} via the SDK, "
           f"{result['achieved']:.0f} req/s offered (target {args.rate}/s); errors {result['errors']}")
@@ -276,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
               f"target <= {TARGET_AUTH_P50_MS:g} ms: {'PASS' if growth_beside <= TARGET_AUTH_P50_MS else 'MISS'}")
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
     print(f"target p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms: {'PASS' if ok else 'MISS'}")
-    print(f"machine calibration: a bare grpc.aio round trip paced every 5 ms takes p50 {calibration_p50:.2f} ms")
+    print(f"machine calibration: a bare grpc.aio round trip paced every 5 ms takes p50 {calibration_p50:.2f} ms "
+          f"({calibration_before:.2f} before the suite ran, {calibration_after:.2f} after)")
+    ratio = p50 / calibration_p50
+    print(f"overhead p50 / bare round trip p50: {ratio:.2f} "
+          f"(target <= {TARGET_RATIO:g}: {'PASS' if ratio <= TARGET_RATIO else 'MISS'})")
     print(f"Selector -> Executor: {args.executor_transport}; Executor TensorFlow intra-op threads: "
           f"{args.tf_intra_op_threads or 'auto'}; services' event loop: {args.event_loop}")
     print(f"machine: nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; means: via Selector "

@@ -8,13 +8,10 @@ there from its next request on.
 one awaitable more: `prefetch(client_id)`, called before the (synchronous) decision, which loads the
 client's state unless this replica holds it from less than `cache_ttl_s` ago (a bounded LRU of
 `cache_clients`; a model not ready yet is read on every decision). Reports are learned in the
-background (`run`): the model this replica holds (if any) learns the leg. If what it holds is what
-is stored (it read or wrote the client's value within `cache_ttl_s`, and nobody wrote since), its
-new state replaces the value; else the leg is appended to the value, and once a few legs are
-pending (the store's `fold_legs`) the replica whose write got there folds them into a new state
-(modipick.stores.client_legs). Either way a report costs one script call wherever it lands, and
-a fold (a decode, the pending legs learned, an encode, one more call) comes once per few reports
-that land where the client's value is not held.
+background (`run`) with one script call wherever they land: a replica that holds what is stored
+(read or written within `cache_ttl_s`, nobody wrote since) replaces it with its new state; any
+other appends the leg, and the one whose write makes `fold_legs` pending folds them into a new
+state (modipick.stores.client_legs). The model a replica holds learns the leg at once.
 
 Network classes are learned by each replica from the reports it sees (a class is shared by many
 clients, so every replica serving a class sees a sample of it; replaying them all would cost every

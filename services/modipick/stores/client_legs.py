@@ -2,17 +2,18 @@
 decides for the client and written by the replicas that learn its reports.
 
 Key: `<ns>:{client:<id>}:leg`, a string holding the client's state (modipick.core.returnleg_state)
-followed by the legs reported since it was written, <= 1 KB of Redis memory in all. The braces are a Redis Cluster
-hash tag: every key of one client sits in one slot, so each script, which touches one key, runs on
-one node. Idle clients expire (`ttl_s`, renewed by every write).
+followed by the legs reported since it was written, <= 1 KB of Redis memory in all. The braces are
+a Redis Cluster hash tag: every key of one client sits in one slot, so each script, which touches
+one key, runs on one node. Idle clients expire (`ttl_s`, renewed by every write).
 
 A report appends its leg (one script call, no read of the state: a replica needs to hold nothing
 of the client to learn its report); a replica that holds what is stored sends the new state with
 it, which replaces the value in the same call. Once `fold_legs` legs are pending, the script
-answers with the stored value, and that replica folds them into a new state: a compare-and-swap on the state's
-generation (bytes [2, 6), GENERATION_OFFSET) that keeps the legs appended since it read. Two
-replicas folding at once: one wins, the other's legs are in the winner's or still pending, so
-none is lost. A client's first report finds no state and creates it (`swap` from none).
+answers with the stored value, and that replica folds them into a new state: a compare-and-swap
+on the state's generation (bytes [2, 6), GENERATION_OFFSET) that keeps the legs appended since it
+read. Two replicas folding at once: one wins, the other's legs are in the winner's or still
+pending, so none is lost. A client's first report finds no state and creates it (`swap` from
+none).
 
 A network class's reported legs (modipick.core.class_legs) are shared in one list per class,
 `<ns>:{class:<name>}:legs`, the newest `keep` of them, with the same TTL: replicas append a batch
@@ -55,12 +56,15 @@ return 1
 
 # KEYS: the client's key. ARGV: the leg; optionally the generation and pending legs of the value
 # the writer holds, and the state it made of that value and the leg. Formatted with the TTL in ms,
-# the pending legs that ask for a fold and the pending legs at most (`write_leg_script`). The answer is one integer (redis-py parses it fastest):
-# WRITTEN_REPLACED + 256 x the new generation when that state replaced the value (the writer held
-# what is stored); else WRITTEN_APPENDED + 4 x the legs pending now + 256 x the state's generation,
-# or, when those are `fold_at` or more, the stored value after a byte saying whether the leg was
-# appended (not with `max_pending` legs); 0 when no state of this version is stored.
+# the pending legs that ask for a fold and the pending legs at most. The answer is one integer
+# where it can be (cheaper for redis-py to parse than an array): WRITTEN_REPLACED + 256 x the new
+# generation when that state replaced the value (the writer held what is stored); else
+# WRITTEN_APPENDED + 4 x the legs pending now + 256 x the state's generation, or, when those are
+# `fold_at` or more, the stored value after a byte saying whether the leg was appended (not with
+# `max_pending` legs); WRITTEN_NOTHING when no state of this version is stored.
 WRITTEN_NOTHING, WRITTEN_APPENDED, WRITTEN_REPLACED = 0, 1, 2
+
+
 def write_leg_script(ttl_ms: int, fold_at: int, max_pending: int) -> str:
     return f"""
 local function generation(s)

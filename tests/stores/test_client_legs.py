@@ -14,7 +14,7 @@ from modipick.core.returnleg_state import encode_leg, from_state, generation_of,
 from modipick.core.returnleg import ReturnLegModel
 from modipick.selector.client_legs import PartitionedLegBook, _Report
 from modipick.selector.returnlegs import ReturnLegSettings
-from modipick.stores.client_legs import DEFAULT_FOLD_LEGS, MAX_PENDING_LEGS, RedisClientLegStore
+from modipick.stores.client_legs import DEFAULT_FOLD_LEGS, FOLD_LEGS, MAX_PENDING_LEGS, RedisClientLegStore
 from modipick.stores.redis_options import RedisOptions
 
 
@@ -78,11 +78,13 @@ def _sent(sync: redis.Redis) -> tuple[int, int]:
     return tuple(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "get"))
 
 
-def test_a_report_is_one_script_call_and_every_fourth_folds(redis_url):
+def test_a_report_is_one_script_call_and_every_fourth_folds(own_redis):
     """A replica that holds nothing of the client learns its report with one call and no read;
     the legs wait after the state until fold_legs are pending, and the replica whose append got
     there writes them into a new state."""
+    redis_url = own_redis.url  # a server of its own: its command counts are this test's alone
     sync = redis.Redis.from_url(redis_url)
+    sync.script_load(FOLD_LEGS)  # as other replicas would have: no NOSCRIPT round in the counts
 
     async def scenario():
         creator = PartitionedLegBook(leg_store(redis_url))
@@ -108,11 +110,12 @@ def test_a_report_is_one_script_call_and_every_fourth_folds(redis_url):
     sync.close()
 
 
-def test_a_replica_that_holds_what_is_stored_writes_the_new_state_in_its_place(redis_url):
+def test_a_replica_that_holds_what_is_stored_writes_the_new_state_in_its_place(own_redis):
     """The replica that read the client's value with its decision sends the new state with the leg:
     it replaces the value in the same call (nothing pending, no fold). Once another replica
     appended a leg, what it holds is not what is stored: its next leg is appended, and the fold
     that follows decodes the stored value, so the other replica's leg is in the state."""
+    redis_url = own_redis.url  # a server of its own: its command counts are this test's alone
     sync = redis.Redis.from_url(redis_url)
 
     async def scenario():

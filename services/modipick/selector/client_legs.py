@@ -349,12 +349,6 @@ class PartitionedLegBook:
         return len(self._held)
 
 
-async def prefetch_leg(book: object, client_id: str) -> None:
-    """Before a decision: load the client's partitioned return-leg state (other books: nothing)."""
-    if client_id and type(book) is PartitionedLegBook:
-        await book.prefetch(client_id)
-
-
 def forwards_legs(book: object) -> bool:
     """Whether reports carry their leg on to the Profiler's stream (replicated books read it;
     partitioned ones learn in the store themselves)."""

@@ -25,7 +25,7 @@ from modipick.runtime.tracing import annotate, tracing_enabled
 from modipick.selector.budget import (Budgeter, BudgetRules, RequestBudget, RequestInvalid, ServingOverhead,
                                       deadline_slack_ms, uses_return_leg)
 from modipick.selector.cache import ProfileCache
-from modipick.selector.client_legs import PartitionedLegBook, forwards_legs, prefetch_leg
+from modipick.selector.client_legs import PartitionedLegBook, forwards_legs
 from modipick.selector.execution import Execution, ExecutionFailed, Failure
 from modipick.selector.executors import Replica
 from modipick.selector.outcomes import ImplausibleReport, OutcomeForwarder, OutcomeLearner, leg_message
@@ -96,9 +96,10 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         self._rng_for = rng_for
         self.budgeter = budgeter or Budgeter(rules, overhead)
         self.overhead = self.budgeter.overhead
-        # only a partitioned book loads a client's state before the decision (prefetch_leg): the
-        # others are not handed a coroutine per request to do nothing
-        self._prefetches_legs = type(self.budgeter.returns) is PartitionedLegBook
+        # only a partitioned book loads a client's state before the decision: the others are not
+        # handed a coroutine per request to do nothing
+        returns = self.budgeter.returns
+        self._prefetch_leg = returns.prefetch if type(returns) is PartitionedLegBook else None
         # not `learner or ...`: an OutcomeLearner that remembers nothing yet is falsy (it has a __len__)
         self.learner = learner if learner is not None else OutcomeLearner(self.budgeter.returns, self.budgeter.clocks)
         self._wall_ns = wall_ns
@@ -153,8 +154,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
         try:
             _check_input(request)
-            if self._prefetches_legs:
-                await prefetch_leg(self.budgeter.returns, request.client_id)
+            if self._prefetch_leg is not None:
+                await self._prefetch_leg(request.client_id)
             plan = self._decide(request, context, rid, receive_ns)
         except RequestInvalid as exc:
             self.metrics.request(self.metrics.policy_label(request.policy, self._policies.default_name), "error")
@@ -242,8 +243,8 @@ class SelectorService(selector_pb2_grpc.SelectorServiceServicer):
         receive_ns = self._wall_ns()
         rid = call_request_id(request, context)  # bound for the logs by the RPC interceptor
         try:
-            if self._prefetches_legs:
-                await prefetch_leg(self.budgeter.returns, request.client_id)
+            if self._prefetch_leg is not None:
+                await self._prefetch_leg(request.client_id)
             plan = self._decide(request, context, rid, receive_ns)
         except RequestInvalid as exc:
             await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc),

@@ -22,6 +22,7 @@ from concurrent import futures
 
 import grpc
 
+from benchmarks.echo_server import Echo
 from benchmarks._suite_procs import FIXED_PROFILES
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, selector_pb2
 
@@ -113,11 +114,6 @@ class _Echo(executor_pb2_grpc.ExecutorServiceServicer):
         return executor_pb2.ExecuteResponse(request_id=request.request_id)
 
 
-class _AsyncEcho(executor_pb2_grpc.ExecutorServiceServicer):
-    async def Execute(self, request, context):
-        return executor_pb2.ExecuteResponse(request_id=request.request_id)
-
-
 def _quantiles(latencies: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(latencies, n=100)
     return q[49], q[98]
@@ -125,7 +121,7 @@ def _quantiles(latencies: list[float]) -> tuple[float, float]:
 
 async def aio_round_trip(calls: int, gap_s: float) -> tuple[float, float]:
     server = grpc.aio.server()
-    executor_pb2_grpc.add_ExecutorServiceServicer_to_server(_AsyncEcho(), server)
+    executor_pb2_grpc.add_ExecutorServiceServicer_to_server(Echo(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

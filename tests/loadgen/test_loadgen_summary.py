@@ -52,6 +52,18 @@ def test_comparison_table_puts_policies_side_by_side():
     assert attainment.split()[-2:] == ["25.0", "0.0"]
 
 
+def test_runs_that_upload_differently_are_compared_as_series():
+    adaptive = [_record(i, run="a", upload="adaptive", disposition="served", model="m1", sla_met=True)
+                for i in range(2)]
+    fixed = [_record(i, run="f", upload="fixed:224", disposition="served", model="m2", sla_met=False)
+             for i in range(2)]
+    summaries = summarize(adaptive + fixed)
+    assert [s.series for s in summaries] == ["modipick upload=adaptive", "modipick upload=fixed:224"]
+    assert summarize_run(RECORDS).series == "modipick"  # no upload chosen: the policy alone
+    header = comparison_tables(summaries).splitlines()[0]
+    assert "modipick upload=adaptive" in header and "modipick upload=fixed:224" in header
+
+
 def test_records_csv_round_trip(tmp_path):
     path = tmp_path / "records.csv"
     assert write_records(path, RECORDS) == 4
@@ -60,3 +72,5 @@ def test_records_csv_round_trip(tmp_path):
     assert [r.correct for r in back] == [True, True, None, None]
     assert back[2].label is None and back[0].label == 3 and back[1].sla_met is False
     assert back[0].e2e_ms == pytest.approx(50.0)
+    assert write_records(path, [_record(0, upload="fixed:96")]) == 1
+    assert read_records(path)[0].upload == "fixed:96"

@@ -3,6 +3,7 @@ upload leg of the same trace."""
 
 from __future__ import annotations
 
+import collections
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from modipick.core import Candidate
 from modipick.loadgen.cli import main as loadgen_main
 from modipick.loadgen.errors import LoadgenInputError
+from modipick.loadgen.records import read_records
 from modipick.loadgen.traces import open_network
 from modipick.loadgen.uploads import (AdaptiveUpload, FixedUpload, SizedImages, UploadPlan, build_menu,
                                       parse_uploads, read_input_sizes)
@@ -91,6 +93,8 @@ def test_run_compares_adaptive_and_fixed_uploads_on_one_trace(trivial, tmp_path,
     chosen = eval(sent[0].split("sizes sent ", 1)[1])  # {px: requests}
     assert sum(chosen.values()) == 12 and set(chosen) <= set(SIZES)
     assert trivial.selector.served >= 20
+    uploads = collections.Counter(r.upload for r in read_records(records))
+    assert uploads == {"adaptive": 12, "fixed:224": 12}  # each record says what its client sent
 
 
 def test_uploads_need_realtime_and_the_models_sizes(trivial):

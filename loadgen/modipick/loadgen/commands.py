@@ -163,7 +163,7 @@ def _uploads(args: argparse.Namespace):
 
     async def plan(spec: str) -> UploadPlan:
         menu = build_menu(await fetch_profiles(args.profiler), input_sizes, images, args.upload_default)
-        return UploadPlan(make_chooser(spec, menu, args.upload_reply_ms, ""), images)
+        return UploadPlan(make_chooser(spec, menu, args.upload_reply_ms, ""), images, name=spec)
 
     return specs, plan
 

@@ -46,6 +46,7 @@ class RequestRecord:
     network_cv: float | None = None         # CV of the network's upload legs (for plots vs CV)
     client_id: str = ""                     # the emulated client that sent it ("CLASS/ID")
     return_leg_source: str = ""             # whose return-leg model decided: client | class | prior
+    upload: str = ""                        # what the client uploaded ("adaptive", "fixed:224"; "": the input)
 
     @property
     def served(self) -> bool:
@@ -54,7 +55,7 @@ class RequestRecord:
 
 FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
 # columns added after the first records files were written: older files read with their defaults
-OPTIONAL = frozenset({"client_id", "return_leg_source"})
+OPTIONAL = frozenset({"client_id", "return_leg_source", "upload"})
 _TYPES = {f.name: f.type for f in dataclasses.fields(RequestRecord)}
 
 

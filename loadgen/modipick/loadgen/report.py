@@ -73,7 +73,7 @@ def write_report(folder: str | os.PathLike[str], records: list[RequestRecord], *
                   "off than 95 % of the clients with enough requests; own model % is the share of served decisions "
                   "that used the client's own return-leg model, as the Selector reported it (n/a: not reported).",
                   "", clients]
-    if len({s.policy for s in summaries}) >= 2:
+    if len({s.series for s in summaries}) >= 2:
         lines += ["", "## Policies side by side", "", comparison_tables(summaries, markdown=True)]
     for caption, name in plots:
         lines += ["", f"### {caption}", "", f"![{caption}]({name})"]

@@ -161,7 +161,8 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
             budget_ms=reply.budget_ms, selection_ms=reply.selection_ms, queue_ms=reply.queue_ms,
             execution_ms=reply.execution_ms, server_ms=reply.server_ms, rpc_ms=(rpc_end - rpc_start) * 1000.0,
             e2e_ms=e2e_ms, sla_met=met, label=sample.label, predicted=reply.predicted, correct=correct,
-            network_cv=spec.network_cv, client_id=client_id, return_leg_source=reply.return_leg_source)
+            network_cv=spec.network_cv, client_id=client_id, return_leg_source=reply.return_leg_source,
+            upload=spec.upload.name if spec.upload is not None else "")
         tally.done += 1
         tally.met += met
         if spec.report_outcomes and served:
@@ -211,7 +212,8 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
                 run=spec.label, policy=spec.policy or "(server)", network=net.name if net else "none",
                 sla_ms=spec.sla_ms, index=i, request_id=f"{run_id}-{i:06d}", intended_s=offset, lag_ms=0.0,
                 upload_ms=0.0, return_ms=0.0, status="NO_REPLY", error=f"no reply within {spec.drain_s:g} s",
-                e2e_ms=max(0.0, (end - t0 - offset) * 1000.0), network_cv=spec.network_cv, client_id=client_id)
+                e2e_ms=max(0.0, (end - t0 - offset) * 1000.0), network_cv=spec.network_cv, client_id=client_id,
+                upload=spec.upload.name if spec.upload is not None else "")
     return [r for r in records if r is not None]
 
 

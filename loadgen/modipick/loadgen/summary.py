@@ -50,6 +50,12 @@ class RunSummary:
     lag_max_ms: float
     model_mix: dict[str, float] = field(default_factory=dict)  # model -> fraction of requests
     clients: ClientDistribution | None = None                 # a population's per-client view
+    upload: str = ""                                          # what the client uploaded (records' upload)
+
+    @property
+    def series(self) -> str:
+        """What a plot's line or a comparison's column is: the policy, with the upload when one was chosen."""
+        return f"{self.policy} upload={self.upload}" if self.upload else self.policy
 
     def row(self) -> dict[str, object]:
         data = {k: v for k, v in self.__dict__.items() if k not in ("model_mix", "clients")}
@@ -84,7 +90,7 @@ def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | 
         mix[r.model if r.served else ON_DEVICE if r.status == "OK" else FAILED] += 1
     networks = sorted({r.network for r in records})
     return RunSummary(
-        run=first.run, policy=first.policy, network=networks[0] if len(networks) == 1 else "+".join(networks),
+        run=first.run, policy=first.policy, upload=first.upload, network=networks[0] if len(networks) == 1 else "+".join(networks),
         network_cv=first.network_cv,
         sla_ms=first.sla_ms, requests=n, served=len(served), on_device=on_device, failed=failed,
         attainment_pct=100.0 * len(met) / n,
@@ -154,7 +160,7 @@ def comparison_tables(summaries: list[RunSummary], markdown: bool = False) -> st
         groups.setdefault((s.network, s.sla_ms), []).append(s)
     blocks = []
     for (network, sla), group in groups.items():
-        header = [f"network {network}, SLA {sla:g} ms"] + [s.policy for s in group]
+        header = [f"network {network}, SLA {sla:g} ms"] + [s.series for s in group]
         rows = [[label] + [_fmt(getattr(s, attr)) for s in group] for label, attr in METRICS]
         models = sorted({m for s in group for m in s.model_mix}, key=lambda m: (m.startswith("("), m))
         rows += [[f"mix: {m}"] + [f"{100 * s.model_mix.get(m, 0.0):.1f}%" for s in group] for m in models]

@@ -107,6 +107,7 @@ class UploadPlan:
 
     chooser: UploadChooser
     images: SizedImages
+    name: str = ""  # its --uploads entry ("adaptive", "fixed:224"), for records and reports
     _networks: dict[tuple[int, int], LegModel] = field(default_factory=dict)
 
     def network(self, network: LegModel, payload_bytes: int) -> LegModel:

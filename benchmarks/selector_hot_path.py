@@ -22,8 +22,8 @@ from concurrent import futures
 
 import grpc
 
-from benchmarks.echo_server import Echo
 from benchmarks._suite_procs import FIXED_PROFILES
+from benchmarks.echo_server import Echo
 from modipick.v1 import common_pb2, executor_pb2, executor_pb2_grpc, selector_pb2
 
 

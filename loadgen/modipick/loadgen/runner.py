@@ -92,6 +92,7 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
     gate = asyncio.Semaphore(spec.concurrency)
     background: set[asyncio.Task] = set()
     run_id = uuid.uuid4().hex[:12]
+    uploaded = spec.upload.name if spec.upload is not None else ""  # each record says what its client sent
 
     # A full collection walks every object of the process (grpc, numpy, scikit-learn...) and stalls
     # the loop for 30-110 ms, so requests go out late. Collect now and freeze what exists: during the
@@ -162,7 +163,7 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
             execution_ms=reply.execution_ms, server_ms=reply.server_ms, rpc_ms=(rpc_end - rpc_start) * 1000.0,
             e2e_ms=e2e_ms, sla_met=met, label=sample.label, predicted=reply.predicted, correct=correct,
             network_cv=spec.network_cv, client_id=client_id, return_leg_source=reply.return_leg_source,
-            upload=spec.upload.name if spec.upload is not None else "")
+            upload=uploaded)
         tally.done += 1
         tally.met += met
         if spec.report_outcomes and served:
@@ -213,7 +214,7 @@ async def run_open_loop(target: Target, spec: RunSpec, dataset: DatasetSource, *
                 sla_ms=spec.sla_ms, index=i, request_id=f"{run_id}-{i:06d}", intended_s=offset, lag_ms=0.0,
                 upload_ms=0.0, return_ms=0.0, status="NO_REPLY", error=f"no reply within {spec.drain_s:g} s",
                 e2e_ms=max(0.0, (end - t0 - offset) * 1000.0), network_cv=spec.network_cv, client_id=client_id,
-                upload=spec.upload.name if spec.upload is not None else "")
+                upload=uploaded)
     return [r for r in records if r is not None]
 
 

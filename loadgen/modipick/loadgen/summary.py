@@ -90,7 +90,8 @@ def summarize_run(records: list[RequestRecord], declared: Mapping[str, float] | 
         mix[r.model if r.served else ON_DEVICE if r.status == "OK" else FAILED] += 1
     networks = sorted({r.network for r in records})
     return RunSummary(
-        run=first.run, policy=first.policy, upload=first.upload, network=networks[0] if len(networks) == 1 else "+".join(networks),
+        run=first.run, policy=first.policy, upload=first.upload,
+        network=networks[0] if len(networks) == 1 else "+".join(networks),
         network_cv=first.network_cv,
         sla_ms=first.sla_ms, requests=n, served=len(served), on_device=on_device, failed=failed,
         attainment_pct=100.0 * len(met) / n,
